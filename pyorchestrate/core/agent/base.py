@@ -1,0 +1,336 @@
+"""The base agent: a final ``run()`` that reports every step of an agent's life.
+
+``run()`` follows one order, whatever the agent does:
+
+1. record ``start_time``; send START; set ``start_event``
+2. validate the config (its ``check()`` rules), initialize plugins
+3. ``setup()`` (waits for ``setup_event``); send READY; set ``ready_event``
+4. ``execute()`` (waits for ``execute_event``)
+5. on a config error: status ERROR and an ERROR message naming the field;
+   on any other exception: status CRITICAL and an ERROR message with its text
+6. finally: ``on_close()``, finalize plugins, send CLOSE with the status, set
+   ``close_event``
+
+A concrete agent mixes in a flavour (thread or process) from ``flavours``; use the
+ready-made ``…ThreadAgent`` / ``…ProcessAgent`` classes.
+"""
+
+from __future__ import annotations
+
+import abc
+import logging
+import os
+import time
+import traceback
+from collections.abc import Mapping
+from typing import Any, ClassVar, final
+
+from pydantic import ConfigDict, Field
+
+from ..config import ConfigModel, ValidationPolicy
+from ..errors import ConfigValidationError, TerminateAgent
+from ..utilities.event import AgentEvent
+from ..utilities.messaging import AgentLink, MessageChannel, MessageType, ServiceMessage
+from .plugins import AgentPlugin, PluginManager
+from .signals import AnyEvent, ControlEvents, Flavour, StateEvents
+from .status import AgentTerminationStatus
+
+__all__ = ["AgentConfig", "BaseAgent", "build_agent_config"]
+
+_TRACEBACK_LIMIT = 8_000
+
+
+class AgentConfig(ConfigModel):
+    """Settings every agent has. Subclass it as ``class Config(Parent.Config)``.
+
+    Unknown keyword arguments are kept and readable as attributes, so a quick
+    ``Publisher.Config(output_file="x.txt")`` works before you declare the field.
+    """
+
+    model_config = ConfigDict(extra="allow")
+
+    validation_policy: ValidationPolicy = Field(default_factory=ValidationPolicy)
+    log_level: str | None = Field(
+        default=None,
+        pattern=r"^(?i:DEBUG|INFO|WARNING|ERROR|CRITICAL)$",
+        description="level of this agent's logger; None leaves logging alone",
+    )
+    heartbeat_interval: float | None = Field(
+        default=None,
+        gt=0,
+        description="looping agents send AGENT_HEARTBEAT at most this often (seconds)",
+    )
+
+
+def build_agent_config(agent_class: type[BaseAgent], config: object) -> AgentConfig:
+    """Return ``agent_class``'s config built from ``config``.
+
+    ``None`` gives the defaults; a mapping or a config of a parent class is validated
+    into ``agent_class.Config`` (defaults kept for what is missing).
+
+    Raises:
+        ConfigError: a value is invalid (the message names the field).
+        TypeError: ``config`` is neither a mapping nor a config.
+    """
+    config_class = agent_class.Config
+    if config is None:
+        return config_class()
+    if isinstance(config, config_class):
+        return config
+    if isinstance(config, AgentConfig):
+        return config_class(**config.model_dump(exclude_unset=True))
+    if isinstance(config, Mapping):
+        return config_class(**dict(config))
+    raise TypeError(
+        f"config for {agent_class.__name__} must be a {config_class.__qualname__} or a "
+        f"mapping, not {type(config).__name__}"
+    )
+
+
+class BaseAgent(abc.ABC):
+    """An agent: user code run in a thread or a process, reporting its lifecycle.
+
+    Args:
+        name: the agent's name (default: the class name).
+        config: a ``Config`` instance, a mapping, or ``None`` for the defaults.
+        plugin: a ``Plugin`` container (default: ``type(self).Plugin()``).
+        control_events: setup/execute/stop events; missing ones are created.
+        state_events: start/ready/close events; missing ones are created.
+        msg_channel: a :class:`MessageChannel` that gets a copy of every message.
+        generation_id: which start this is (set by the orchestrator).
+        **kwargs: extra values, readable as attributes of the agent.
+    """
+
+    Config: ClassVar[type[AgentConfig]] = AgentConfig
+    Plugin: ClassVar[type[AgentPlugin]] = AgentPlugin
+    flavour: ClassVar[Flavour | None] = None
+
+    def __init__(
+        self,
+        name: str | None = None,
+        config: AgentConfig | Mapping[str, Any] | None = None,
+        plugin: AgentPlugin | None = None,
+        control_events: ControlEvents | None = None,
+        state_events: StateEvents | None = None,
+        msg_channel: MessageChannel | None = None,
+        generation_id: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        flavour = self.flavour
+        if flavour not in ("thread", "process"):
+            raise TypeError(
+                f"{type(self).__name__} has no flavour: subclass a …ThreadAgent or a "
+                "…ProcessAgent (e.g. LoopingThreadAgent)"
+            )
+        self.name: str = name or type(self).__name__
+        self.config: AgentConfig = build_agent_config(type(self), config)
+        self.plugin: AgentPlugin = plugin if plugin is not None else self.Plugin()
+        for events in (control_events, state_events):
+            if events is not None:
+                events.check_flavour(flavour)
+        self.control_events: ControlEvents = (control_events or ControlEvents()).filled(
+            flavour
+        )
+        self.state_events: StateEvents = (state_events or StateEvents()).filled(flavour)
+        self.msg_channel = msg_channel
+        self.generation_id = generation_id
+        self.termination_status = AgentTerminationStatus.SUCCESS
+        self.start_time: float | None = None
+        self.plugin_manager: PluginManager | None = None
+        self._link: AgentLink | None = None
+        self._last_beat = 0.0
+        for key, value in kwargs.items():
+            if hasattr(type(self), key) or key in vars(self):
+                raise TypeError(
+                    f"{type(self).__name__}: keyword argument {key!r} would shadow an "
+                    "attribute of the agent; choose another name"
+                )
+            setattr(self, key, value)
+        self.logger = logging.getLogger(f"pyorchestrate.agent.{self.name}")
+
+    # ------------------------------------------------------------------ events
+    @property
+    def stop_event(self) -> AnyEvent:
+        """The event that asks this agent to stop."""
+        event = self.control_events.stop_event
+        assert event is not None
+        return event
+
+    @property
+    def stop_requested(self) -> bool:
+        """Whether :meth:`stop` has been called."""
+        return self.stop_event.is_set()
+
+    def wait(self, seconds: float) -> bool:
+        """Sleep up to ``seconds``, waking early on stop; return ``True`` if stopped."""
+        return bool(self.stop_event.wait(seconds))
+
+    # --------------------------------------------------------------- messaging
+    def attach_link(self, link: AgentLink | None) -> None:
+        """Connect the agent to its orchestrator (called by the orchestrator)."""
+        self._link = link
+
+    def send_message(self, message: ServiceMessage | Mapping[str, Any]) -> None:
+        """Send a message to the orchestrator and to ``msg_channel``, if any.
+
+        A mapping is sent as a DATA message. A STATUS payload without a
+        ``generation_id`` gets this agent's.
+        """
+        if not isinstance(message, ServiceMessage):
+            message = ServiceMessage(self.name, MessageType.DATA, dict(message))
+        if (
+            message.type is MessageType.STATUS
+            and "generation_id" not in message.payload
+            and self.generation_id is not None
+        ):
+            message = ServiceMessage(
+                message.sender,
+                message.type,
+                {**message.payload, "generation_id": self.generation_id},
+                message.timestamp,
+            )
+        if self._link is not None:
+            self._link.send(message)
+        if self.msg_channel is not None:
+            try:
+                self.msg_channel.put(message)
+            except (OSError, ValueError):
+                self.logger.warning("agent %r: msg_channel is closed", self.name)
+
+    def _send_status(self, event: AgentEvent, **extra: Any) -> None:
+        payload: dict[str, Any] = {
+            "status": "error" if event is AgentEvent.ERROR else "success",
+            "error": "",
+            "event": event.value,
+            "pid": os.getpid(),
+        }
+        payload.update(extra)
+        if self.generation_id is not None:
+            payload["generation_id"] = self.generation_id
+        self.send_message(ServiceMessage(self.name, MessageType.STATUS, payload))
+
+    def heartbeat(self) -> None:
+        """Tell the orchestrator this agent is alive (AGENT_HEARTBEAT)."""
+        self._last_beat = time.monotonic()
+        self._send_status(AgentEvent.HEARTBEAT)
+
+    def _beat_if_due(self) -> None:
+        interval = self.config.heartbeat_interval
+        if interval is not None and time.monotonic() - self._last_beat >= interval:
+            self.heartbeat()
+
+    # --------------------------------------------------------------- lifecycle
+    @final
+    def run(self) -> None:
+        """Run the agent's whole life in order; never override (override hooks)."""
+        self.start_time = time.time()
+        self.termination_status = AgentTerminationStatus.SUCCESS
+        self._send_status(AgentEvent.START)
+        self._set(self.state_events.start_event)
+        if self.config.log_level:
+            self.logger.setLevel(self.config.log_level.upper())
+        self.plugin_manager = PluginManager(self.plugin, self)
+        try:
+            self.logger.debug("agent %r running (%s)", self.name, self.flavour)
+            self._validate_config()
+            self.plugin_manager.initialize()
+            self.setup()
+            self._send_status(AgentEvent.READY)
+            self._set(self.state_events.ready_event)
+            self.execute()
+        except ConfigValidationError as exc:
+            self.termination_status = AgentTerminationStatus.ERROR
+            self.logger.error("agent %r: %s", self.name, exc)
+            self._send_status(
+                AgentEvent.ERROR,
+                error=str(exc),
+                reason="config",
+                error_type="ConfigError",
+            )
+        except TerminateAgent:
+            self.termination_status = AgentTerminationStatus.WARNING
+            raise
+        except Exception as exc:
+            self.termination_status = AgentTerminationStatus.CRITICAL
+            self.logger.exception("agent %r failed", self.name)
+            self._send_status(
+                AgentEvent.ERROR,
+                error=_describe(exc),
+                reason="exception",
+                error_type=type(exc).__name__,
+                traceback=traceback.format_exc()[-_TRACEBACK_LIMIT:],
+            )
+        finally:
+            try:
+                self.on_close()
+            except Exception:
+                self.logger.exception("agent %r: on_close failed", self.name)
+            self.plugin_manager.finalize()
+            self._send_status(
+                AgentEvent.CLOSE, termination_status=self.termination_status.value
+            )
+            self._set(self.state_events.close_event)
+            elapsed = time.time() - self.start_time
+            self.logger.debug("agent %r closed after %.3f s", self.name, elapsed)
+
+    @staticmethod
+    def _set(event: AnyEvent | None) -> None:
+        if event is not None:
+            event.set()
+
+    def _validate_config(self) -> None:
+        for result in self.config.enforce():
+            self.logger.warning("agent %r config: %s", self.name, result)
+
+    def _wait_control(self, event: AnyEvent | None) -> bool:
+        """Wait until ``event`` is set; return ``False`` if a stop came first."""
+        if event is None:
+            return not self.stop_requested
+        while not event.wait(0.05):
+            if self.stop_requested:
+                return False
+        return True
+
+    def setup(self) -> None:
+        """Prepare the agent; the base waits for ``setup_event``. Extend with super()."""
+        self._wait_control(self.control_events.setup_event)
+
+    @abc.abstractmethod
+    def execute(self) -> None:
+        """Do the agent's work. The base waits for ``execute_event``."""
+        self._wait_control(self.control_events.execute_event)
+
+    def on_close(self) -> None:
+        """Hook run in ``finally`` after the work, success or not."""
+
+    def on_stop(self) -> None:
+        """Hook run by :meth:`stop` in the caller's thread/process, before the event."""
+
+    @final
+    def stop(self) -> None:
+        """Ask the agent to stop: runs :meth:`on_stop`, then sets ``stop_event``."""
+        try:
+            self.on_stop()
+        finally:
+            self.stop_event.set()
+
+    def on_message(self, message: ServiceMessage) -> None:
+        """Hook for messages addressed to the agent; does nothing by default."""
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.flavour}>"
+
+    # Flavours provide these; declared here for type checkers.
+    def start(self) -> None:  # pragma: no cover - replaced by the flavour
+        raise NotImplementedError
+
+    def join(self, timeout: float | None = None) -> None:  # pragma: no cover
+        raise NotImplementedError
+
+    def is_alive(self) -> bool:  # pragma: no cover
+        raise NotImplementedError
+
+
+def _describe(exc: BaseException) -> str:
+    text = str(exc)
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__

@@ -1,0 +1,63 @@
+"""Which control commands an orchestrator accepts: presets and explicit sets."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+__all__ = ["COMMANDS", "PRESETS", "resolve_allowed_commands"]
+
+COMMANDS: frozenset[str] = frozenset(
+    {
+        "commands",
+        "dependencies",
+        "history",
+        "history-stats",
+        "ps",
+        "restart",
+        "shutdown",
+        "start",
+        "stats",
+        "status",
+        "stop",
+        "subscribe",
+    }
+)
+"""Every command the control channel knows."""
+
+_READ_ONLY = frozenset(
+    {"commands", "dependencies", "history", "history-stats", "ps", "stats", "status"}
+)
+
+PRESETS: dict[str, frozenset[str]] = {
+    "production": _READ_ONLY | {"subscribe"},
+    "read_only": _READ_ONLY | {"subscribe"},
+    "monitoring": (_READ_ONLY - {"dependencies"}) | {"subscribe"},
+    "development": COMMANDS,
+}
+"""Named permission sets (names are case-insensitive)."""
+
+
+def resolve_allowed_commands(value: str | Iterable[str] | None) -> frozenset[str]:
+    """Return the allowed command set for a preset name, an explicit set, or ``None``.
+
+    ``None`` allows everything. An explicit set is kept as given, minus unknown names.
+
+    Raises:
+        ValueError: an unknown preset name, or a value of another type.
+    """
+    if value is None:
+        return COMMANDS
+    if isinstance(value, str):
+        key = value.strip().lower()
+        if key not in PRESETS:
+            known = ", ".join(sorted(PRESETS))
+            raise ValueError(f"unknown preset {value!r}; known presets: {known}")
+        return PRESETS[key]
+    if isinstance(value, Iterable):
+        names = set()
+        for item in value:
+            if not isinstance(item, str):
+                raise ValueError(f"command names must be strings, got {item!r}")
+            names.add(item.strip().lower())
+        return frozenset(names & COMMANDS)
+    raise ValueError(f"must be a preset name, a set of commands or None, not {value!r}")

@@ -1,0 +1,38 @@
+"""The orchestrator: a facade over small managers, each with one job."""
+
+from __future__ import annotations
+
+from .callbacks import CallbackExecutor, EventBus
+from .config import OrchestratorConfig, RunMode, default_socket_path
+from .dependencies import DependencyGraph
+from .history import EventHistory
+from .lifecycle import LifecycleManager
+from .orchestrator import Orchestrator
+from .registry import AgentEntry, AgentRegistry, AgentSpec
+from .router import MessageRouter
+from .states import AgentState
+from .workers import StartStatus, WorkerPool, WorkerStartResult
+
+AgentLifecycleState = AgentState
+"""The original library's name for :class:`AgentState`."""
+
+__all__ = [
+    "AgentEntry",
+    "AgentLifecycleState",
+    "AgentRegistry",
+    "AgentSpec",
+    "AgentState",
+    "CallbackExecutor",
+    "DependencyGraph",
+    "EventBus",
+    "EventHistory",
+    "LifecycleManager",
+    "MessageRouter",
+    "Orchestrator",
+    "OrchestratorConfig",
+    "RunMode",
+    "StartStatus",
+    "WorkerPool",
+    "WorkerStartResult",
+    "default_socket_path",
+]

@@ -1,0 +1,273 @@
+"""The event bus: record every event, then run its callbacks off the router thread.
+
+Callbacks run on a few worker threads. Events of one agent always go to the same
+worker, so **one agent's callbacks run in event order** (STARTED before TERMINATED)
+while a slow callback for one agent does not hold up the others. The router only
+enqueues; a full queue drops the call, counts it and logs it at ERROR.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import inspect
+import logging
+import queue
+import threading
+import time
+import zlib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from ..utilities.event import (
+    CALLBACK_KEYWORDS,
+    AgentEvent,
+    EventCallback,
+    EventRecord,
+    OrchestratorEvent,
+    Severity,
+)
+from .history import EventHistory
+
+__all__ = ["CallbackExecutor", "EventBus"]
+
+logger = logging.getLogger(__name__)
+
+_Job = tuple[Callable[..., object], dict[str, Any]] | None
+
+
+class CallbackExecutor:
+    """A fixed set of named worker threads, each with its own bounded queue.
+
+    Threads start on the first :meth:`submit` (no callbacks: no threads).
+    """
+
+    def __init__(
+        self, workers: int = 4, queue_size: int = 10_000, *, name: str = "pyorchestrate"
+    ) -> None:
+        self._size = workers
+        self._queue_size = queue_size
+        self._name = name
+        self._queues: list[queue.Queue[_Job]] = []
+        self._threads: list[threading.Thread] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.dropped = 0
+        self.completed = 0
+        self.failed = 0
+
+    def _ensure_started(self) -> None:
+        with self._lock:
+            if self._threads or self._closed:
+                return
+            for index in range(self._size):
+                q: queue.Queue[_Job] = queue.Queue(self._queue_size)
+                thread = threading.Thread(
+                    target=self._work,
+                    args=(q,),
+                    name=f"{self._name}-callbacks-{index}",
+                    daemon=True,
+                )
+                self._queues.append(q)
+                self._threads.append(thread)
+                thread.start()
+
+    def submit(
+        self, key: str | None, fn: Callable[..., object], kwargs: dict[str, Any]
+    ) -> bool:
+        """Queue ``fn(**kwargs)`` on the worker for ``key``; never blocks.
+
+        Returns ``False`` (and logs at ERROR) if the executor is closed or full.
+        """
+        if not self._threads:
+            self._ensure_started()
+        if self._closed:
+            return False
+        shard = zlib.crc32((key or "").encode()) % self._size
+        try:
+            self._queues[shard].put_nowait((fn, kwargs))
+        except queue.Full:
+            self.dropped += 1
+            logger.error(
+                "callback queue %d is full (%d pending): dropped a call to %r",
+                shard,
+                self._queue_size,
+                getattr(fn, "__qualname__", fn),
+            )
+            return False
+        return True
+
+    def _work(self, q: queue.Queue[_Job]) -> None:
+        while True:
+            job = q.get()
+            if job is None:
+                return
+            fn, kwargs = job
+            try:
+                fn(**kwargs)
+            except Exception:
+                self.failed += 1
+                logger.exception("callback %r raised", getattr(fn, "__qualname__", fn))
+            else:
+                self.completed += 1
+
+    def pending(self) -> int:
+        """How many calls are queued and not yet started."""
+        return sum(q.qsize() for q in self._queues)
+
+    def shutdown(self, timeout: float = 5.0) -> list[str]:
+        """Run what is queued, then stop the workers; return threads still running.
+
+        Idempotent. Calls still queued at the deadline are abandoned and logged.
+        """
+        with self._lock:
+            self._closed = True
+            threads = list(self._threads)
+        for q in self._queues:
+            with contextlib.suppress(queue.Full):
+                q.put(None, timeout=max(timeout, 0.01))
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            thread.join(max(deadline - time.monotonic(), 0))
+        alive = [t.name for t in threads if t.is_alive()]
+        if alive:
+            logger.error("callback threads still busy after %.1f s: %s", timeout, alive)
+        return alive
+
+
+@dataclass(frozen=True, slots=True)
+class _Listener:
+    callback: EventCallback
+    takes_all: bool
+    names: frozenset[str]
+
+    @classmethod
+    def build(cls, callback: EventCallback) -> _Listener:
+        if not callable(callback):
+            raise TypeError(f"callback must be callable, not {type(callback).__name__}")
+        try:
+            params = inspect.signature(callback).parameters.values()
+        except (TypeError, ValueError):
+            return cls(callback, True, frozenset())
+        takes_all = any(p.kind is p.VAR_KEYWORD for p in params)
+        names = set()
+        for p in params:
+            if p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+                continue
+            if p.name in CALLBACK_KEYWORDS and p.kind is not p.POSITIONAL_ONLY:
+                names.add(p.name)
+            elif p.default is p.empty:
+                known = ", ".join(CALLBACK_KEYWORDS)
+                raise TypeError(
+                    f"callback {getattr(callback, '__qualname__', callback)!r} requires "
+                    f"{p.name!r}, which events do not provide (they provide: {known})"
+                )
+        return cls(callback, takes_all, frozenset(names))
+
+    def __call__(self, **kwargs: Any) -> object:
+        if self.takes_all:
+            return self.callback(**kwargs)
+        return self.callback(**{k: kwargs[k] for k in self.names})
+
+
+class EventBus:
+    """Records events in the history and hands them to callbacks, keyed by enum member.
+
+    Listeners are keyed by the enum member itself, so a listener on
+    ``AgentEvent.ERROR`` never fires for ``OrchestratorEvent.AGENT_ERROR``.
+    """
+
+    def __init__(
+        self,
+        history: EventHistory,
+        executor: CallbackExecutor,
+        *,
+        orchestrator: str = "orchestrator",
+    ) -> None:
+        self.history = history
+        self._executor = executor
+        self._orchestrator = orchestrator
+        self._listeners: dict[object, tuple[_Listener, ...]] = {}
+        self._lock = threading.Lock()
+        self._closed = False
+
+    def register(self, event: object, callback: EventCallback) -> None:
+        """Call ``callback`` each time ``event`` is emitted.
+
+        Raises:
+            TypeError: ``event`` is not an event enum member, or ``callback`` needs an
+                argument events do not provide.
+        """
+        if not isinstance(event, OrchestratorEvent | AgentEvent):
+            raise TypeError(f"event must be an OrchestratorEvent member, not {event!r}")
+        listener = _Listener.build(callback)
+        with self._lock:
+            self._listeners[event] = (*self._listeners.get(event, ()), listener)
+
+    def unregister(self, event: object, callback: EventCallback) -> bool:
+        """Remove ``callback`` from ``event``; return whether it was registered."""
+        with self._lock:
+            current = self._listeners.get(event, ())
+            kept = tuple(lst for lst in current if lst.callback is not callback)
+            self._listeners[event] = kept
+            return len(kept) != len(current)
+
+    def has_listeners(self, event: object) -> bool:
+        """Whether any callback is registered for ``event``."""
+        return bool(self._listeners.get(event))
+
+    def emit(
+        self,
+        event: OrchestratorEvent,
+        *,
+        agent_name: str | None = None,
+        severity: Severity | None = None,
+        context: Mapping[str, object] | None = None,
+    ) -> EventRecord | None:
+        """Record ``event`` and queue its callbacks; return the record.
+
+        After :meth:`close`, the event is dropped with a warning and ``None`` returned.
+        """
+        if self._closed:
+            logger.warning(
+                "event %s for %r after shutdown: dropped", event.value, agent_name
+            )
+            return None
+        ctx = dict(context or {})
+        if severity is None:
+            severity = (
+                Severity.ERROR
+                if event is OrchestratorEvent.AGENT_ERROR
+                else Severity.INFO
+            )
+        record = self.history.record(
+            event.value, agent=agent_name, severity=severity, data=ctx
+        )
+        listeners = self._listeners.get(event)
+        if listeners:
+            when = _dt.datetime.fromtimestamp(record.t_wall)
+            kwargs: dict[str, Any] = dict.fromkeys(CALLBACK_KEYWORDS)
+            kwargs.update(ctx)
+            kwargs.update(
+                event=event,
+                agent_name=agent_name,
+                event_date=when.date().isoformat(),
+                event_time=when.time().isoformat(),
+                orchestrator=self._orchestrator,
+                seq=record.seq,
+                record=record,
+            )
+            for listener in listeners:
+                self._executor.submit(agent_name, listener, kwargs)
+        return record
+
+    def close(self, timeout: float = 5.0) -> list[str]:
+        """Stop accepting events, finish queued callbacks; return busy threads."""
+        self._closed = True
+        return self._executor.shutdown(timeout)
+
+    @property
+    def closed(self) -> bool:
+        """Whether :meth:`close` has been called."""
+        return self._closed

@@ -1,0 +1,165 @@
+"""The event history: bounded ring buffers with one global sequence.
+
+Most records go to one ring buffer of ``max_events``; heartbeats go to small per-agent
+buckets (the last two per agent) so a chatty agent cannot push errors out. Every record
+gets the next ``seq``; queries merge the stores and return the oldest first.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import Counter, deque
+from collections.abc import Callable, Iterable, Mapping
+
+from ..utilities.event import EventRecord, Severity
+
+__all__ = ["EventHistory"]
+
+_HEARTBEAT = "agent_heartbeat"
+_NO_AGENT = "_none"
+
+
+def _truncate(text: str, limit: int) -> str:
+    raw = text.encode("utf-8")
+    if len(raw) <= limit:
+        return text
+    keep = max(limit - 3, 0)
+    return raw[:keep].decode("utf-8", errors="ignore") + "..."
+
+
+class EventHistory:
+    """Thread-safe history of :class:`EventRecord` items.
+
+    Args:
+        max_events: capacity of the main ring buffer.
+        payload_bytes: each data value is cut to this many UTF-8 bytes, ending "...".
+        heartbeats_per_agent: heartbeats kept per agent.
+        clock: wall clock (``time.time``), injectable.
+        mono_ns: monotonic clock in nanoseconds, injectable.
+    """
+
+    def __init__(
+        self,
+        max_events: int = 5000,
+        payload_bytes: int = 256,
+        *,
+        heartbeats_per_agent: int = 2,
+        clock: Callable[[], float] = time.time,
+        mono_ns: Callable[[], int] = time.monotonic_ns,
+    ) -> None:
+        self.max_events = max_events
+        self.payload_bytes = payload_bytes
+        self.heartbeats_per_agent = heartbeats_per_agent
+        self._clock = clock
+        self._mono_ns = mono_ns
+        self._lock = threading.Lock()
+        self._seq = 0
+        self._ring: deque[EventRecord] = deque(maxlen=max_events)
+        self._beats: dict[str, deque[EventRecord]] = {}
+        self._by_type: Counter[str] = Counter()
+        self._by_agent_type: dict[str, Counter[str]] = {}
+        self._evicted = 0
+
+    def record(
+        self,
+        event_name: str,
+        *,
+        agent: str | None = None,
+        category: str = "orchestrator",
+        severity: Severity = Severity.INFO,
+        data: Mapping[str, object] | None = None,
+    ) -> EventRecord:
+        """Store one record and return it (with its ``seq``)."""
+        clean = {
+            key: _truncate(str(value), self.payload_bytes)
+            for key, value in (data or {}).items()
+            if value is not None
+        }
+        with self._lock:
+            self._seq += 1
+            rec = EventRecord(
+                seq=self._seq,
+                t_wall=self._clock(),
+                t_mono_ns=self._mono_ns(),
+                category=category,
+                event_name=event_name,
+                agent=agent,
+                severity=severity,
+                data=clean,
+            )
+            if event_name == _HEARTBEAT:
+                bucket = self._beats.get(agent or _NO_AGENT)
+                if bucket is None:
+                    bucket = deque(maxlen=self.heartbeats_per_agent)
+                    self._beats[agent or _NO_AGENT] = bucket
+                bucket.append(rec)
+            else:
+                if len(self._ring) == self._ring.maxlen:
+                    self._evicted += 1
+                self._ring.append(rec)
+            self._by_type[event_name] += 1
+            if agent is not None:
+                self._by_agent_type.setdefault(agent, Counter())[event_name] += 1
+        return rec
+
+    def _all(self) -> Iterable[EventRecord]:
+        yield from self._ring
+        for bucket in self._beats.values():
+            yield from bucket
+
+    def last(
+        self,
+        n: int = 100,
+        *,
+        agent: str | None = None,
+        event_name: str | None = None,
+        after_seq: int | None = None,
+    ) -> list[EventRecord]:
+        """Return up to ``n`` newest matching records, oldest first (``n <= 0``: none)."""
+        if n <= 0:
+            return []
+        with self._lock:
+            found = [
+                r
+                for r in self._all()
+                if (agent is None or r.agent == agent)
+                and (event_name is None or r.event_name == event_name)
+                and (after_seq is None or r.seq > after_seq)
+            ]
+        found.sort(key=lambda r: r.seq)
+        return found[-n:]
+
+    def latest(self, agent: str | None = None) -> EventRecord | None:
+        """The newest record (of ``agent``, if given), or ``None``."""
+        items = self.last(1, agent=agent)
+        return items[0] if items else None
+
+    @property
+    def last_seq(self) -> int:
+        """The ``seq`` of the newest record (0 when empty)."""
+        with self._lock:
+            return self._seq
+
+    def stats(self, agent: str | None = None) -> dict[str, object]:
+        """Counts of every record ever made, by event name (evicted ones included)."""
+        with self._lock:
+            counts = (
+                self._by_type if agent is None else self._by_agent_type.get(agent, {})
+            )
+            by_type = dict(sorted(counts.items()))
+        return {"by_type": by_type, "total": sum(by_type.values())}
+
+    def capacity_info(self) -> dict[str, object]:
+        """Sizes and capacities of the stores."""
+        with self._lock:
+            return {
+                "max_events": self.max_events,
+                "stored_events": len(self._ring),
+                "evicted_events": self._evicted,
+                "heartbeats_per_agent": self.heartbeats_per_agent,
+                "heartbeat_buckets": len(self._beats),
+                "stored_heartbeats": sum(len(b) for b in self._beats.values()),
+                "payload_bytes": self.payload_bytes,
+                "last_seq": self._seq,
+            }

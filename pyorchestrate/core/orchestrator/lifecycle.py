@@ -1,0 +1,577 @@
+"""The lifecycle manager: the one writer of agent state, and the supervisor logic.
+
+Everything that changes an agent's state goes through :meth:`LifecycleManager.change_state`,
+which checks the edge against :mod:`.states`, logs it, emits the matching event and
+wakes whoever waits on the condition. The router thread feeds it messages and exits;
+API calls (start, stop, shutdown) come from user threads. All of it runs under one
+re-entrant lock, held only for bookkeeping: nothing here waits on an agent with the
+lock held except :meth:`shutdown_agents`, which waits on the condition (releasing it).
+"""
+
+from __future__ import annotations
+
+import logging
+import signal as _signal
+import threading
+import time
+from collections.abc import Callable
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..agent.flavours import StartMethod
+from ..agent.status import AgentTerminationStatus
+from ..errors import LifecycleError
+from ..utilities.event import AgentEvent, OrchestratorEvent, Severity
+from ..utilities.messaging import AgentLink, MessageType, ServiceMessage
+from .callbacks import EventBus
+from .dependencies import DependencyGraph
+from .registry import AgentEntry, AgentRegistry
+from .states import ACTIVE_STATES, FINAL_STATES, LIVE_STATES, AgentState, can_transition
+from .workers import StartStatus, WorkerPool, WorkerStartResult
+
+__all__ = ["LifecycleManager"]
+
+logger = logging.getLogger("pyorchestrate.lifecycle")
+
+S = AgentState
+
+_STATE_EVENTS: dict[AgentState, OrchestratorEvent] = {
+    S.RUNNING: OrchestratorEvent.AGENT_STARTED,
+    S.READY: OrchestratorEvent.AGENT_READY,
+}
+
+
+def _signal_name(code: int | None) -> str | None:
+    if code is None or code >= 0:
+        return None
+    try:
+        return _signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+class LifecycleManager:
+    """Starts, watches and stops agents; owns their state.
+
+    Args:
+        registry: the agents.
+        graph: their dependencies.
+        pool: worker slots and queue.
+        bus: where events go.
+        start_timeout: seconds a started agent has to report START.
+        termination_grace: seconds between SIGTERM and SIGKILL.
+        start_method: how process agents start.
+        wake: called when the router must re-read what it watches.
+        clock: monotonic clock.
+    """
+
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        graph: DependencyGraph,
+        pool: WorkerPool,
+        bus: EventBus,
+        *,
+        start_timeout: float,
+        termination_grace: float,
+        start_method: StartMethod,
+        wake: Callable[[], None] = lambda: None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.registry = registry
+        self.graph = graph
+        self.pool = pool
+        self.bus = bus
+        self.start_timeout = start_timeout
+        self.termination_grace = termination_grace
+        self.start_method = start_method
+        self.wake = wake
+        self.clock = clock
+        self.lock = threading.RLock()
+        self.changed = threading.Condition(self.lock)
+        self.watch_version = 0
+
+    # ------------------------------------------------------------- the writer
+    def change_state(
+        self, entry: AgentEntry, target: AgentState, **context: Any
+    ) -> None:
+        """Move ``entry`` to ``target``, emit the mapped event, wake waiters.
+
+        Raises:
+            LifecycleError: the edge is not in the transition table.
+        """
+        with self.lock:
+            current = entry.state
+            if not can_transition(current, target):
+                raise LifecycleError(
+                    f"agent {entry.name!r}: illegal transition {current} -> {target}"
+                )
+            entry.state = target
+            if target in ACTIVE_STATES:
+                self.pool.occupy(entry.name)
+            else:
+                self.pool.release(entry.name)
+            logger.info(
+                "agent %r %s%s",
+                entry.name,
+                target.value,
+                f" pid {entry.pid}" if entry.pid and target is S.RUNNING else "",
+                extra={"agent": entry.name},
+            )
+            event = _STATE_EVENTS.get(target)
+            if target in FINAL_STATES and entry.launched:
+                event = OrchestratorEvent.AGENT_TERMINATED
+            if event is not None:
+                self.emit(event, entry, **context)
+            self.changed.notify_all()
+
+    def emit(self, event: OrchestratorEvent, entry: AgentEntry, **context: Any) -> None:
+        """Emit ``event`` for ``entry`` with its generation and pid added."""
+        ctx: dict[str, Any] = {"generation_id": entry.generation_id, "pid": entry.pid}
+        ctx.update(context)
+        self.bus.emit(event, agent_name=entry.name, context=ctx)
+
+    def record_error(
+        self, entry: AgentEntry, message: str, *, reason: str, **context: Any
+    ) -> None:
+        """Remember ``message`` as the agent's last error and emit AGENT_ERROR."""
+        entry.last_error = message
+        logger.error("agent %r: %s", entry.name, message, extra={"agent": entry.name})
+        self.emit(
+            OrchestratorEvent.AGENT_ERROR,
+            entry,
+            error_message=message,
+            reason=reason,
+            **context,
+        )
+
+    # ------------------------------------------------------------- starting
+    def request_start(self, name: str) -> WorkerStartResult:
+        """Queue ``name`` for a start and launch what can start now.
+
+        Raises:
+            RegistrationError: ``name`` is not registered.
+            LifecycleError: the orchestrator is shutting down, or the agent is active.
+        """
+        with self.lock:
+            if not self.pool.accepting:
+                raise LifecycleError(
+                    f"cannot accept new starts: shutting down (agent {name!r})"
+                )
+            entry = self.registry.require(name)
+            if entry.state in ACTIVE_STATES:
+                raise LifecycleError(f"agent {name!r} is already {entry.state.value}")
+            if entry.state is S.QUEUED:
+                return WorkerStartResult(
+                    StartStatus.QUEUED, self._waiting_reason(entry)
+                )
+            self.change_state(entry, S.QUEUED)
+            self.pool.enqueue(name)
+            self.pump()
+            if entry.state in ACTIVE_STATES:
+                return WorkerStartResult(StartStatus.STARTED, f"pid {entry.pid}")
+            if entry.state is S.QUEUED:
+                return WorkerStartResult(
+                    StartStatus.QUEUED, self._waiting_reason(entry)
+                )
+            return WorkerStartResult(StartStatus.FAILED_CLEAN, entry.last_error or "")
+
+    def _waiting_reason(self, entry: AgentEntry) -> str:
+        pending = [
+            d for d in self.graph.get_dependencies(entry.name) if not self._dep_ok(d)
+        ]
+        if pending:
+            return "waiting for dependencies: " + ", ".join(pending)
+        return "waiting for a free worker slot"
+
+    def _dep_ok(self, name: str) -> bool:
+        dep = self.registry.get(name)
+        return dep is not None and dep.reached_running and dep.state is not S.FAILED
+
+    def _dep_failed(self, name: str) -> bool:
+        dep = self.registry.get(name)
+        if dep is None:
+            return True
+        if dep.state is S.FAILED:
+            return True
+        return dep.state is S.TERMINATED and not dep.reached_running
+
+    def pump(self) -> None:
+        """Launch queued agents that have a slot and whose dependencies have started."""
+        with self.lock:
+            if not self.pool.accepting:
+                return
+            for entry in self.registry:
+                if entry.state is S.QUEUED:
+                    failed = [
+                        d
+                        for d in self.graph.get_dependencies(entry.name)
+                        if self._dep_failed(d)
+                    ]
+                    if failed:
+                        self.pool.dequeue(entry.name)
+                        self.record_error(
+                            entry,
+                            "dependency did not start: " + ", ".join(failed),
+                            reason="dependency_failed",
+                        )
+                        self.change_state(entry, S.FAILED)
+
+            def eligible(name: str) -> bool:
+                return all(self._dep_ok(d) for d in self.graph.get_dependencies(name))
+
+            for name in self.pool.take_launchable(eligible):
+                self._launch(self.registry.require(name))
+
+    def _launch(self, entry: AgentEntry) -> None:
+        spec = entry.spec
+        entry.generation_id += 1
+        entry.starts += 1
+        entry.instance = None
+        entry.pid = None
+        entry.launched = False
+        entry.reached_running = False
+        entry.close_seen = False
+        entry.reader_eof = False
+        entry.kill_at = None
+        entry.stop_requested = False
+        entry.exit_code = None
+        entry.termination_status = None
+        entry.started_mono = self.clock()
+        entry.ended_mono = None
+        for events in (spec.control_events, spec.state_events):
+            if events is not None:
+                for name in ("start_event", "ready_event", "close_event", "stop_event"):
+                    event = getattr(events, name, None)
+                    if event is not None:
+                        event.clear()
+        self.change_state(entry, S.STARTING)
+        reader: Connection | None = None
+        link: AgentLink | None = None
+        try:
+            instance = spec.agent_class(
+                name=spec.name,
+                config=spec.config,
+                plugin=spec.plugin,
+                control_events=spec.control_events,
+                state_events=spec.state_events,
+                msg_channel=spec.msg_channel,
+                generation_id=entry.generation_id,
+                **dict(spec.kwargs),
+            )
+            if instance.flavour == "process":
+                instance.start_method = self.start_method  # type: ignore[attr-defined]
+            reader, link = AgentLink.open_pair()
+            instance.attach_link(link)
+            entry.instance = instance
+            entry.reader = reader
+            entry.link = link
+            instance.start()
+        except Exception as exc:
+            for closable in (reader, link):
+                if closable is not None:
+                    closable.close()
+            entry.reader = entry.link = None
+            self.record_error(entry, _launch_error(entry, exc), reason="start_failed")
+            self.change_state(entry, S.FAILED)
+            return
+        if instance.flavour == "process":
+            link.close()  # the child has its own copy; ours would hide its EOF
+        entry.launched = True
+        entry.pid = getattr(instance, "pid", None)
+        entry.start_deadline = self.clock() + self.start_timeout
+        self.watch_version += 1
+        self.wake()
+
+    # ------------------------------------------------------------- messages
+    def on_message(self, entry: AgentEntry, message: object) -> None:
+        """Handle one message read from ``entry``'s link."""
+        if not isinstance(message, ServiceMessage):
+            logger.warning(
+                "agent %r sent a %s, not a message", entry.name, type(message).__name__
+            )
+            return
+        if message.type is not MessageType.STATUS:
+            logger.debug("agent %r: %s message", entry.name, message.type.value)
+            return
+        payload = message.payload
+        generation = payload.get("generation_id")
+        if generation is not None and generation != entry.generation_id:
+            logger.debug(
+                "agent %r: dropped a message of generation %s (current %s)",
+                entry.name,
+                generation,
+                entry.generation_id,
+            )
+            return
+        event = payload.get("event")
+        if isinstance(payload.get("pid"), int) and entry.flavour == "process":
+            entry.pid = payload["pid"]
+        if event == AgentEvent.START.value:
+            entry.reached_running = True
+            entry.start_deadline = None
+            if entry.state is S.STARTING:
+                self.change_state(entry, S.RUNNING)
+            else:
+                self.emit(OrchestratorEvent.AGENT_STARTED, entry)
+            self.pump()
+        elif event == AgentEvent.READY.value:
+            if entry.state is S.RUNNING:
+                self.change_state(entry, S.READY)
+            else:
+                self.emit(OrchestratorEvent.AGENT_READY, entry)
+        elif event in (AgentEvent.ERROR.value, "ERROR"):
+            text = payload.get("message") or payload.get("error") or "Unknown error"
+            self.record_error(
+                entry,
+                str(text),
+                reason=str(payload.get("reason", "exception")),
+                error_type=payload.get("error_type"),
+            )
+        elif event == AgentEvent.HEARTBEAT.value:
+            if not entry.close_seen:
+                self.emit(OrchestratorEvent.AGENT_HEARTBEAT, entry)
+        elif event == AgentEvent.CLOSE.value:
+            entry.close_seen = True
+            status = payload.get("termination_status")
+            try:
+                entry.termination_status = AgentTerminationStatus(status)
+            except ValueError:
+                entry.termination_status = None
+        else:
+            logger.warning("agent %r sent an unknown event %r", entry.name, event)
+
+    # ------------------------------------------------------------- exits
+    def on_exit(self, entry: AgentEntry) -> None:
+        """``entry``'s thread or process has ended: report it and free its slot."""
+        with self.lock:
+            instance = entry.instance
+            if instance is None or entry.state not in ACTIVE_STATES:
+                return
+            instance.join(1.0)
+            code = getattr(instance, "exitcode", None)
+            entry.exit_code = code
+            entry.ended_mono = self.clock()
+            signame = _signal_name(code)
+            if not entry.close_seen:
+                if signame:
+                    text = f"killed by {signame}"
+                else:
+                    text = f"exited with code {code} without closing"
+                self.record_error(
+                    entry,
+                    text,
+                    reason="killed" if signame else "exited",
+                    exit_code=code,
+                    signal=signame,
+                )
+            elif signame:
+                self.record_error(
+                    entry,
+                    f"terminated by {signame}",
+                    reason="killed",
+                    exit_code=code,
+                    signal=signame,
+                )
+            target = S.TERMINATED if entry.reached_running else S.FAILED
+            status = entry.termination_status
+            self.change_state(
+                entry,
+                target,
+                exit_code=code,
+                signal=signame,
+                termination_status=status.value if status else None,
+            )
+            self._close_reader(entry)
+            self.pump()
+
+    def _close_reader(self, entry: AgentEntry) -> None:
+        if entry.reader is not None:
+            entry.reader.close()
+            entry.reader = None
+        entry.link = None
+        entry.start_deadline = None
+        entry.kill_at = None
+        self.watch_version += 1
+
+    def watched(self) -> dict[object, tuple[AgentEntry, str]]:
+        """What the router waits on: ``{handle: (entry, "reader"|"sentinel")}``."""
+        with self.lock:
+            found: dict[object, tuple[AgentEntry, str]] = {}
+            for entry in self.registry:
+                if entry.state not in ACTIVE_STATES or entry.instance is None:
+                    continue
+                if entry.reader is not None and not entry.reader_eof:
+                    found[entry.reader] = (entry, "reader")
+                sentinel = getattr(entry.instance, "sentinel", None)
+                if sentinel is not None:
+                    found[sentinel] = (entry, "sentinel")
+            return found
+
+    # ------------------------------------------------------------- deadlines
+    def check_deadlines(self) -> float | None:
+        """Act on start timeouts and kill deadlines; return the next deadline."""
+        with self.lock:
+            now = self.clock()
+            upcoming: list[float] = []
+            for entry in self.registry:
+                if entry.state not in ACTIVE_STATES or entry.instance is None:
+                    continue
+                if entry.start_deadline is not None:
+                    if now >= entry.start_deadline:
+                        entry.start_deadline = None
+                        self._start_timed_out(entry)
+                    else:
+                        upcoming.append(entry.start_deadline)
+                if entry.kill_at is not None:
+                    if now >= entry.kill_at:
+                        entry.kill_at = None
+                        logger.warning(
+                            "agent %r ignored SIGTERM: sending SIGKILL", entry.name
+                        )
+                        entry.instance.kill()  # type: ignore[attr-defined]
+                    else:
+                        upcoming.append(entry.kill_at)
+            return min(upcoming) if upcoming else None
+
+    def _start_timed_out(self, entry: AgentEntry) -> None:
+        self.record_error(
+            entry,
+            f"did not report START within {self.start_timeout:g} s",
+            reason="start_timeout",
+        )
+        instance = entry.require_instance()
+        instance.stop()
+        if instance.flavour == "process":
+            self.terminate(entry)
+        if entry.state is not S.QUARANTINED:
+            self.change_state(entry, S.QUARANTINED)
+
+    def terminate(self, entry: AgentEntry) -> None:
+        """SIGTERM a process agent now, SIGKILL it after the grace period."""
+        instance = entry.instance
+        if instance is None or instance.flavour != "process":
+            return
+        instance.terminate()  # type: ignore[attr-defined]
+        entry.kill_at = self.clock() + self.termination_grace
+        self.wake()
+
+    # ------------------------------------------------------------- stopping
+    def request_stop(self, name: str) -> str:
+        """Ask ``name`` to stop (or take it out of the queue); return what happened.
+
+        Raises:
+            RegistrationError: ``name`` is not registered.
+        """
+        with self.lock:
+            entry = self.registry.require(name)
+            if entry.state is S.QUEUED:
+                self.pool.dequeue(name)
+                self.change_state(entry, S.TERMINATED)
+                return f"agent {name!r} removed from the queue"
+            if entry.state in ACTIVE_STATES and entry.instance is not None:
+                entry.stop_requested = True
+                try:
+                    entry.instance.stop()
+                except Exception:
+                    logger.exception("agent %r: on_stop raised", name)
+                if entry.state in (S.STARTING, S.RUNNING, S.READY):
+                    self.change_state(entry, S.STOPPING)
+                return f"agent {name!r} asked to stop"
+            return f"agent {name!r} is not running ({entry.state.value})"
+
+    def stop_all(self) -> None:
+        """Refuse new starts, empty the queue and ask every active agent to stop."""
+        with self.lock:
+            self.pool.accepting = False
+            for name in self.pool.clear_queue():
+                entry = self.registry.require(name)
+                if entry.state is S.QUEUED:
+                    self.change_state(entry, S.TERMINATED)
+            for entry in self.registry:
+                if entry.state in ACTIVE_STATES:
+                    self.request_stop(entry.name)
+
+    def active_entries(self) -> list[AgentEntry]:
+        """Entries that hold a slot."""
+        with self.lock:
+            return [e for e in self.registry if e.state in ACTIVE_STATES]
+
+    def _wait_until(self, predicate: Callable[[], bool], deadline: float) -> bool:
+        with self.lock:
+            while not predicate():
+                remaining = deadline - self.clock()
+                if remaining <= 0:
+                    return False
+                self.changed.wait(min(remaining, 0.1))
+            return True
+
+    def shutdown_agents(
+        self, timeout: float, *, escalate_now: Callable[[], bool]
+    ) -> list[str]:
+        """Stop every agent within ``timeout``; escalate; return the survivors' names.
+
+        Process agents still running at the deadline get SIGTERM, then SIGKILL after
+        the grace period. Thread agents that will not end are QUARANTINED, logged at
+        CRITICAL and returned.
+        """
+        self.stop_all()
+        deadline = self.clock() + timeout
+
+        def settled() -> bool:
+            return not self.active_entries() or escalate_now()
+
+        self._wait_until(settled, deadline)
+        with self.lock:
+            stubborn = [e for e in self.active_entries() if e.flavour == "process"]
+            for entry in stubborn:
+                if entry.instance is not None and entry.instance.is_alive():
+                    logger.warning(
+                        "agent %r did not stop within %.1f s: sending SIGTERM",
+                        entry.name,
+                        timeout,
+                    )
+                    self.terminate(entry)
+        if stubborn:
+
+            def processes_gone() -> bool:
+                return not any(e.flavour == "process" for e in self.active_entries())
+
+            self._wait_until(
+                processes_gone, self.clock() + 2 * self.termination_grace + 1
+            )
+        survivors: list[str] = []
+        with self.lock:
+            for entry in self.active_entries():
+                survivors.append(entry.name)
+                if entry.state is not S.QUARANTINED:
+                    self.change_state(entry, S.QUARANTINED)
+                logger.critical(
+                    "agent %r (%s) did not stop and is abandoned",
+                    entry.name,
+                    entry.flavour,
+                    extra={"agent": entry.name},
+                )
+        return survivors
+
+    # ------------------------------------------------------------- queries
+    def is_idle(self) -> bool:
+        """Whether no agent is queued, starting, running or stopping."""
+        with self.lock:
+            return not any(e.state in LIVE_STATES for e in self.registry)
+
+    def severity_of(self, entry: AgentEntry) -> Severity:
+        """ERROR if the agent's last run failed, else INFO (for reports)."""
+        return Severity.ERROR if entry.last_error else Severity.INFO
+
+
+def _launch_error(entry: AgentEntry, exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}"
+    if entry.flavour == "process" and (
+        "pickle" in text.lower() or "attribute lookup" in text
+    ):
+        text += (
+            " (a process agent's class, config and arguments must be picklable: define "
+            "the class at module level, in an importable module)"
+        )
+    return f"could not start: {text}"

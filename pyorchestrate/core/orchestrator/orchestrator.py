@@ -1,0 +1,490 @@
+"""The ``Orchestrator`` facade: register agents and callbacks, start, join, shut down.
+
+It holds no logic of its own beyond wiring and run-mode waiting: the registry, the
+dependency graph, the worker pool, the lifecycle manager (sole state writer), the
+router thread, the event bus with its callback threads and the history each do one job.
+"""
+
+from __future__ import annotations
+
+import atexit
+import contextlib
+import inspect
+import logging
+import os
+import signal
+import threading
+import time
+import weakref
+from collections.abc import Callable, Iterable, Mapping
+from types import FrameType
+from typing import Any
+
+from ..agent.base import AgentConfig, BaseAgent, build_agent_config
+from ..agent.plugins import AgentPlugin
+from ..agent.signals import ControlEvents, StateEvents
+from ..errors import LifecycleError
+from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
+from ..utilities.messaging import MessageChannel
+from .callbacks import CallbackExecutor, EventBus
+from .config import OrchestratorConfig, RunMode, default_socket_path
+from .dependencies import DependencyGraph
+from .history import EventHistory
+from .lifecycle import LifecycleManager
+from .registry import AgentEntry, AgentRegistry, AgentSpec
+from .router import MessageRouter
+from .states import LIVE_STATES
+from .workers import WorkerPool, WorkerStartResult
+
+__all__ = ["Orchestrator"]
+
+_live: weakref.WeakSet[Orchestrator] = weakref.WeakSet()
+
+
+@atexit.register
+def _shutdown_forgotten() -> None:
+    """At interpreter exit, shut down orchestrators nobody shut down (no orphans)."""
+    for orchestrator in list(_live):
+        orchestrator.shutdown(timeout=min(orchestrator.config.agent_stop_timeout, 5.0))
+
+
+class Orchestrator:
+    """Runs a fleet of agents and turns what happens to them into events.
+
+    Args:
+        name: the orchestrator's name (logs, events, default socket path).
+        config: an :class:`OrchestratorConfig` (``Orchestrator.Config(...)``), a mapping,
+            or ``None`` for the defaults.
+
+    Example::
+
+        orchestrator = Orchestrator("Orchestrator")
+        orchestrator.register_agent(Publisher, "Publisher")
+        orchestrator.start()
+        orchestrator.join()
+    """
+
+    Config = OrchestratorConfig
+
+    def __init__(
+        self,
+        name: str | OrchestratorConfig = "Orchestrator",
+        config: OrchestratorConfig | Mapping[str, Any] | None = None,
+        *,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if isinstance(name, OrchestratorConfig) and config is None:
+            name, config = "Orchestrator", name
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"name must be a non-empty string, not {name!r}")
+        if config is None:
+            config = OrchestratorConfig()
+        elif isinstance(config, Mapping):
+            config = OrchestratorConfig(**dict(config))
+        elif not isinstance(config, OrchestratorConfig):
+            raise TypeError(
+                f"config must be an Orchestrator.Config, not {type(config).__name__}"
+            )
+        self.name = name
+        self.config = config
+        self.logger = logging.getLogger(f"pyorchestrate.orchestrator.{name}")
+        self._clock = clock
+        self.start_time = time.time()
+        self.history = EventHistory(
+            config.history_max_events, config.history_payload_bytes
+        )
+        self.event_bus = EventBus(
+            self.history,
+            CallbackExecutor(
+                config.callback_workers,
+                config.callback_queue_size,
+                name=f"pyorchestrate-{name}",
+            ),
+            orchestrator=name,
+        )
+        self.registry = AgentRegistry()
+        self.dependency_graph = DependencyGraph()
+        self.worker_pool = WorkerPool(config.max_workers)
+        self.lifecycle = LifecycleManager(
+            self.registry,
+            self.dependency_graph,
+            self.worker_pool,
+            self.event_bus,
+            start_timeout=config.agent_start_timeout,
+            termination_grace=config.termination_grace,
+            start_method=config.start_method,
+            clock=clock,
+        )
+        self.router = MessageRouter(
+            self.lifecycle,
+            check_interval=config.check_interval,
+            name=name,
+            on_tick=self._on_router_tick,
+        )
+        self.lifecycle.wake = self.router.wake
+        self._started = False
+        self._shutdown_requested = False
+        self._shutdown_done = False
+        self._shutdown_lock = threading.Lock()
+        self._signal_pending: int | None = None
+        self._escalate = False
+        self._survivors: list[str] = []
+        self.history.record(
+            "INIT",
+            category="system",
+            data={"orchestrator": name, "run_mode": config.run_mode.value},
+        )
+
+    # ---------------------------------------------------------------- setup
+    @property
+    def command_socket_path(self) -> str:
+        """Where the command interface listens (the configured or the default path)."""
+        return self.config.command_socket_path or default_socket_path(self.name)
+
+    def register_agent(
+        self,
+        agent_class: type[BaseAgent],
+        name: str | None = None,
+        custom_config: AgentConfig | Mapping[str, Any] | None = None,
+        custom_plugin: AgentPlugin | None = None,
+        control_events: ControlEvents | None = None,
+        state_events: StateEvents | None = None,
+        msg_channel: MessageChannel | None = None,
+        **kwargs: Any,
+    ) -> AgentEntry:
+        """Register an agent to run; it starts with :meth:`start` (or :meth:`start_agent`).
+
+        Raises:
+            TypeError: ``agent_class`` is not a thread or process agent class, is
+                abstract, or a keyword would shadow an attribute of the agent.
+            ConfigError: ``custom_config`` is invalid (names the field).
+            RegistrationError: the name is taken (a ``ValueError``; the first stays).
+        """
+        _check_agent_class(agent_class)
+        name = name or agent_class.__name__
+        config = build_agent_config(agent_class, custom_config)
+        flavour = agent_class.flavour
+        assert flavour is not None
+        for events in (control_events, state_events):
+            if events is not None:
+                events.check_flavour(flavour)
+        for key in kwargs:
+            if hasattr(agent_class, key):
+                raise TypeError(
+                    f"{agent_class.__name__}: keyword argument {key!r} would shadow an "
+                    "attribute of the agent; choose another name"
+                )
+        spec = AgentSpec(
+            agent_class=agent_class,
+            name=name,
+            config=config,
+            plugin=custom_plugin,
+            control_events=control_events,
+            state_events=state_events,
+            msg_channel=msg_channel,
+            kwargs=dict(kwargs),
+        )
+        with self.lifecycle.lock:
+            entry = self.registry.add(spec)
+            self.lifecycle.emit(OrchestratorEvent.AGENT_REGISTERED, entry)
+        return entry
+
+    def register_spec(self, spec: AgentSpec) -> AgentEntry:
+        """Register an agent from an :class:`AgentSpec`."""
+        return self.register_agent(
+            spec.agent_class,
+            spec.name,
+            custom_config=spec.config,
+            custom_plugin=spec.plugin,
+            control_events=spec.control_events,
+            state_events=spec.state_events,
+            msg_channel=spec.msg_channel,
+            **dict(spec.kwargs),
+        )
+
+    def register_event(self, event: OrchestratorEvent, callback: EventCallback) -> None:
+        """Call ``callback`` whenever ``event`` happens, off the router thread.
+
+        The callback gets only the keywords its signature names (``event_date``,
+        ``event_time``, ``agent_name``, ``error_message``, …) or all with ``**kwargs``.
+
+        Raises:
+            TypeError: ``event`` is not an event, or ``callback`` requires an argument
+                that events do not provide.
+        """
+        self.event_bus.register(event, callback)
+
+    def unregister_event(
+        self, event: OrchestratorEvent, callback: EventCallback
+    ) -> bool:
+        """Remove a callback; return whether it was registered."""
+        return self.event_bus.unregister(event, callback)
+
+    def add_dependency(self, name: str, dependencies: str | Iterable[str]) -> None:
+        """``name`` starts only after each of ``dependencies`` has started.
+
+        Unknown names and cycles are reported by :meth:`start` (or
+        :meth:`validate_dependencies`), before any agent starts.
+        """
+        with self.lifecycle.lock:
+            self.dependency_graph.add_dependency(name, dependencies)
+
+    def validate_dependencies(self) -> None:
+        """Raise ``DependencyError`` naming unknown agents or a cycle."""
+        self.dependency_graph.validate(self.registry.names())
+
+    # ---------------------------------------------------------------- running
+    def start(self) -> list[WorkerStartResult]:
+        """Start every registered agent, dependencies first, up to ``max_workers``.
+
+        Returns one result per agent (``started`` or ``queued``, or ``failed_clean``).
+
+        Raises:
+            LifecycleError: called twice, or after shutdown.
+            DependencyError: an unknown dependency or a cycle (nothing is started).
+        """
+        with self.lifecycle.lock:
+            if self._shutdown_requested:
+                raise LifecycleError(f"orchestrator {self.name!r} is shut down")
+            if self._started:
+                raise LifecycleError(f"orchestrator {self.name!r} is already started")
+            self.validate_dependencies()
+            order = self.dependency_graph.topological_sort(self.registry.names())
+            self._started = True
+            _live.add(self)
+            self.router.start()
+            return [self.lifecycle.request_start(name) for name in order]
+
+    def start_agent(self, name: str) -> WorkerStartResult:
+        """Start (or queue) one agent, e.g. again after it terminated.
+
+        Raises:
+            RegistrationError: unknown agent. LifecycleError: already active, or
+            shutting down. DependencyError: its dependencies are invalid.
+        """
+        with self.lifecycle.lock:
+            if self._shutdown_requested:
+                raise LifecycleError(
+                    f"cannot accept new starts: orchestrator {self.name!r} is shutting down"
+                )
+            self.validate_dependencies()
+            self._started = True
+            _live.add(self)
+            self.router.start()
+            return self.lifecycle.request_start(name)
+
+    def stop_agent(self, name: str) -> str:
+        """Ask one agent to stop (or take it off the queue); return what happened."""
+        return self.lifecycle.request_stop(name)
+
+    def stop(self) -> None:
+        """Ask everything to stop and return at once; :meth:`join` then finishes."""
+        with self.lifecycle.lock:
+            self._shutdown_requested = True
+            self.lifecycle.stop_all()
+            self.lifecycle.changed.notify_all()
+
+    def request_shutdown(self) -> None:
+        """Make :meth:`join` return and shut down (what the CLI ``shutdown`` does)."""
+        self.stop()
+
+    def is_finished(self) -> bool:
+        """Whether :meth:`join` would return now (per the run mode)."""
+        with self.lifecycle.lock:
+            if self._shutdown_requested:
+                return True
+            if self.config.run_mode is RunMode.DAEMON:
+                return False
+            return self.lifecycle.is_idle()
+
+    def join(self) -> list[str]:
+        """Wait until the run mode says done, then :meth:`shutdown`; return survivors.
+
+        STOP_ON_EMPTY: until every agent is done. DAEMON: until :meth:`stop`,
+        :meth:`shutdown`, the CLI ``shutdown``, SIGTERM or SIGINT. In the main thread,
+        SIGINT and SIGTERM start a graceful shutdown; a second one skips the wait.
+        """
+        restore = self._install_signal_handlers()
+        try:
+            self.router.start()
+            with self.lifecycle.lock:
+                while not self.is_finished():
+                    self.lifecycle.changed.wait(self.config.check_interval)
+            return self.shutdown()
+        finally:
+            restore()
+
+    def _install_signal_handlers(self) -> Callable[[], None]:
+        if threading.current_thread() is not threading.main_thread():
+            return lambda: None
+        wake_fd = self.router.wake_fd
+
+        def handler(signum: int, frame: FrameType | None) -> None:
+            if self._signal_pending is not None:
+                self._escalate = True
+            self._signal_pending = signum
+            with contextlib.suppress(OSError):
+                os.write(wake_fd, b"s")
+
+        previous = {}
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            previous[sig] = signal.signal(sig, handler)
+
+        def restore() -> None:
+            for sig, old in previous.items():
+                signal.signal(sig, old)
+
+        return restore
+
+    def _on_router_tick(self) -> None:
+        signum = self._signal_pending
+        if signum is not None and not self._shutdown_requested:
+            self.logger.warning(
+                "received %s: shutting down", signal.Signals(signum).name
+            )
+            self.stop()
+        if self.config.run_mode is RunMode.STOP_ON_EMPTY:
+            with self.lifecycle.lock:
+                self.lifecycle.changed.notify_all()
+
+    def shutdown(self, timeout: float | None = None) -> list[str]:
+        """Stop every agent and every thread of the orchestrator; return survivors.
+
+        Agents get ``timeout`` seconds (default ``agent_stop_timeout``) between them to
+        stop cooperatively; process agents still running get SIGTERM, then SIGKILL.
+        Thread agents that will not end are returned by name. Runs once; later calls
+        return ``[]``.
+        """
+        with self._shutdown_lock:
+            if self._shutdown_done:
+                return []
+            self._shutdown_done = True
+        _live.discard(self)
+        with self.lifecycle.lock:
+            self._shutdown_requested = True
+            self.lifecycle.changed.notify_all()
+        budget = self.config.agent_stop_timeout if timeout is None else timeout
+        if self.router.running:
+            survivors = self.lifecycle.shutdown_agents(
+                budget, escalate_now=lambda: self._escalate
+            )
+        else:
+            self.lifecycle.stop_all()
+            survivors = [e.name for e in self.lifecycle.active_entries()]
+        self._survivors = survivors
+        self.history.record(
+            "SHUTDOWN",
+            category="system",
+            severity=Severity.WARNING if survivors else Severity.INFO,
+            data={
+                "total_agents": len(self.registry),
+                "surviving_agents": len(survivors),
+                "survivors": ",".join(survivors),
+            },
+        )
+        if not self.router.stop(2.0):
+            self.logger.error("router thread did not stop within 2 s")
+        self.event_bus.close(max(budget, 2.0))
+        for entry in self.registry:
+            if entry.reader is not None and entry.name not in survivors:
+                entry.reader.close()
+                entry.reader = None
+        return survivors
+
+    def __enter__(self) -> Orchestrator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+    # ---------------------------------------------------------------- queries
+    @property
+    def agents(self) -> dict[str, AgentEntry]:
+        """Registered agents by name."""
+        return {entry.name: entry for entry in self.registry}
+
+    def get_agent(self, name: str) -> AgentEntry:
+        """The entry of ``name``; raise ``RegistrationError`` if unknown."""
+        return self.registry.require(name)
+
+    def events(
+        self,
+        n: int = 100,
+        *,
+        agent: str | None = None,
+        event_name: str | None = None,
+        after_seq: int | None = None,
+    ) -> list[EventRecord]:
+        """The history's newest matching records, oldest first."""
+        return self.history.last(
+            n, agent=agent, event_name=event_name, after_seq=after_seq
+        )
+
+    def agent_status(self, name: str) -> dict[str, Any]:
+        """One agent's state as JSON-safe data."""
+        with self.lifecycle.lock:
+            entry = self.registry.require(name)
+            now = self._clock()
+            uptime = None
+            if entry.started_mono is not None and entry.state in LIVE_STATES:
+                uptime = round(now - entry.started_mono, 3)
+            config = entry.config
+            return {
+                "name": entry.name,
+                "class_name": entry.agent_class.__name__,
+                "flavour": entry.flavour,
+                "lifecycle_state": entry.state.value,
+                "alive": entry.is_alive(),
+                "started": entry.reached_running,
+                "in_queue": self.worker_pool.is_queued(name),
+                "pid": entry.pid,
+                "generation_id": entry.generation_id,
+                "starts": entry.starts,
+                "restarts": max(entry.starts - 1, 0),
+                "uptime": uptime,
+                "exit_code": entry.exit_code,
+                "termination_status": (
+                    entry.termination_status.value if entry.termination_status else None
+                ),
+                "last_error": entry.last_error,
+                "dependencies": self.dependency_graph.get_dependencies(name),
+                "config": config.to_dict() if config is not None else None,
+            }
+
+    def report(self) -> dict[str, Any]:
+        """A JSON-safe summary of the orchestrator and every agent."""
+        with self.lifecycle.lock:
+            return {
+                "name": self.name,
+                "run_mode": self.config.run_mode.value,
+                "started": self._started,
+                "shutdown_requested": self._shutdown_requested,
+                "uptime": round(time.time() - self.start_time, 3),
+                "workers": self.worker_pool.stats(),
+                "agents": [self.agent_status(name) for name in self.registry.names()],
+                "dependencies": self.dependency_graph.as_dict(),
+                "history": self.history.capacity_info(),
+                "callbacks": {
+                    "dropped": self.event_bus._executor.dropped,
+                    "failed": self.event_bus._executor.failed,
+                },
+            }
+
+    def __repr__(self) -> str:
+        return f"<Orchestrator {self.name!r} {len(self.registry)} agents>"
+
+
+def _check_agent_class(agent_class: object) -> None:
+    if not (inspect.isclass(agent_class) and issubclass(agent_class, BaseAgent)):
+        raise TypeError(
+            f"agent_class must be an agent class (a …ThreadAgent or …ProcessAgent), "
+            f"not {agent_class!r}"
+        )
+    if agent_class.flavour not in ("thread", "process"):
+        raise TypeError(
+            f"{agent_class.__name__} is neither a thread nor a process agent: subclass "
+            "e.g. LoopingThreadAgent or LoopingProcessAgent"
+        )
+    if inspect.isabstract(agent_class):
+        missing = ", ".join(sorted(getattr(agent_class, "__abstractmethods__", ())))
+        raise TypeError(f"{agent_class.__name__} is abstract: implement {missing}")

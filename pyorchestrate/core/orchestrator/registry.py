@@ -1,0 +1,151 @@
+"""What the orchestrator knows about each agent: its spec and its runtime entry."""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
+from typing import Any
+
+from ..agent.base import AgentConfig, BaseAgent
+from ..agent.plugins import AgentPlugin
+from ..agent.signals import ControlEvents, StateEvents
+from ..agent.status import AgentTerminationStatus
+from ..errors import RegistrationError
+from ..utilities.messaging import AgentLink, MessageChannel
+from .states import ACTIVE_STATES, AgentState
+
+__all__ = ["AgentEntry", "AgentRegistry", "AgentSpec"]
+
+
+@dataclass(frozen=True, slots=True)
+class AgentSpec:
+    """How to build an agent: what ``register_agent`` takes, as one value.
+
+    Build these yourself to hand a list of agents to a ``Pool…Agent``.
+    """
+
+    agent_class: type[BaseAgent]
+    name: str
+    config: AgentConfig | None = None
+    plugin: AgentPlugin | None = None
+    control_events: ControlEvents | None = None
+    state_events: StateEvents | None = None
+    msg_channel: MessageChannel | None = None
+    kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(slots=True, eq=False)
+class AgentEntry:
+    """One registered agent and everything known about its current generation.
+
+    Only the lifecycle manager writes ``state``; read it freely.
+    """
+
+    spec: AgentSpec
+    index: int
+    state: AgentState = AgentState.REGISTERED
+    generation_id: int = 0
+    instance: BaseAgent | None = None
+    reader: Connection | None = None
+    link: AgentLink | None = None
+    pid: int | None = None
+    launched: bool = False
+    reached_running: bool = False
+    close_seen: bool = False
+    reader_eof: bool = False
+    kill_at: float | None = None
+    started_mono: float | None = None
+    ended_mono: float | None = None
+    start_deadline: float | None = None
+    stop_requested: bool = False
+    exit_code: int | None = None
+    last_error: str | None = None
+    termination_status: AgentTerminationStatus | None = None
+    starts: int = 0
+
+    @property
+    def name(self) -> str:
+        """The agent's registered name."""
+        return self.spec.name
+
+    @property
+    def agent_class(self) -> type[BaseAgent]:
+        """The registered agent class."""
+        return self.spec.agent_class
+
+    @property
+    def flavour(self) -> str:
+        """``thread`` or ``process``."""
+        return str(self.spec.agent_class.flavour)
+
+    @property
+    def is_initialized(self) -> bool:
+        """Whether an instance exists (the agent has been started at least once)."""
+        return self.instance is not None
+
+    def require_instance(self) -> BaseAgent:
+        """Return the instance; raise ``RuntimeError`` before the first start."""
+        if self.instance is None:
+            raise RuntimeError(f"agent {self.name!r} has not been started")
+        return self.instance
+
+    def is_alive(self) -> bool:
+        """Whether the agent's thread or process is running."""
+        return self.instance is not None and self.instance.is_alive()
+
+    @property
+    def active(self) -> bool:
+        """Whether the agent holds a worker slot."""
+        return self.state in ACTIVE_STATES
+
+    @property
+    def config(self) -> AgentConfig | None:
+        """The live config once started, else the registered one (maybe ``None``)."""
+        if self.instance is not None:
+            return self.instance.config
+        return self.spec.config
+
+
+class AgentRegistry:
+    """Agents by name, in registration order."""
+
+    def __init__(self) -> None:
+        self._entries: dict[str, AgentEntry] = {}
+        self._lock = threading.Lock()
+
+    def add(self, spec: AgentSpec) -> AgentEntry:
+        """Add an entry for ``spec``; a duplicate name raises and keeps the first."""
+        with self._lock:
+            if spec.name in self._entries:
+                raise RegistrationError(
+                    f"an agent named {spec.name!r} is already registered"
+                )
+            entry = AgentEntry(spec=spec, index=len(self._entries))
+            self._entries[spec.name] = entry
+            return entry
+
+    def get(self, name: str) -> AgentEntry | None:
+        """The entry called ``name``, or ``None``."""
+        return self._entries.get(name)
+
+    def require(self, name: str) -> AgentEntry:
+        """The entry called ``name``; raise ``RegistrationError`` if unknown."""
+        entry = self._entries.get(name)
+        if entry is None:
+            raise RegistrationError(f"no agent named {name!r} is registered")
+        return entry
+
+    def names(self) -> list[str]:
+        """Names in registration order."""
+        return list(self._entries)
+
+    def __iter__(self) -> Iterator[AgentEntry]:
+        return iter(list(self._entries.values()))
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._entries

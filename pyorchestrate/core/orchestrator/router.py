@@ -1,0 +1,175 @@
+"""The router: one thread that watches every agent and turns what it sees into events.
+
+It waits, with no polling interval, on every agent's link (messages, and end of file
+when a thread agent ends), every process agent's sentinel (the process ended), and a
+wake-up pipe (something changed, or a signal arrived). What it reads goes to the
+lifecycle manager, which records events and queues callbacks; the router itself never
+runs user code.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Callable
+from multiprocessing.connection import Connection, wait
+
+from .lifecycle import LifecycleManager
+from .registry import AgentEntry
+
+__all__ = ["MessageRouter"]
+
+logger = logging.getLogger("pyorchestrate.router")
+
+_MAX_READS_PER_WAKE = 256
+
+
+class MessageRouter:
+    """Owns the ``pyorchestrate-router`` thread.
+
+    Args:
+        lifecycle: receives messages and exits.
+        check_interval: longest wait between deadline checks (seconds).
+        name: the orchestrator's name, for the thread's name.
+        on_tick: called after each wake-up (signals, run-mode checks), on this thread.
+    """
+
+    def __init__(
+        self,
+        lifecycle: LifecycleManager,
+        *,
+        check_interval: float,
+        name: str,
+        on_tick: Callable[[], None] = lambda: None,
+    ) -> None:
+        self._lifecycle = lifecycle
+        self._check_interval = check_interval
+        self._on_tick = on_tick
+        self._wake_r, self._wake_w = os.pipe()
+        os.set_blocking(self._wake_r, False)
+        os.set_blocking(self._wake_w, False)
+        self._stopping = False
+        self._thread = threading.Thread(
+            target=self._run, name=f"pyorchestrate-router-{name}", daemon=True
+        )
+        self._started = False
+        self._closed = False
+        self.messages = 0
+
+    @property
+    def wake_fd(self) -> int:
+        """Write a byte here to wake the router (safe from a signal handler)."""
+        return self._wake_w
+
+    def wake(self) -> None:
+        """Make the router re-read what it watches."""
+        if self._closed:
+            return
+        try:
+            os.write(self._wake_w, b"w")
+        except (BlockingIOError, OSError):
+            pass  # a full pipe already guarantees a wake-up
+
+    def start(self) -> None:
+        """Start the thread (once)."""
+        if not self._started:
+            self._started = True
+            self._thread.start()
+
+    @property
+    def running(self) -> bool:
+        """Whether the thread is alive."""
+        return self._thread.is_alive()
+
+    def stop(self, timeout: float = 2.0) -> bool:
+        """Stop and join the thread; return ``True`` if it ended. Idempotent."""
+        self._stopping = True
+        self.wake()
+        if self._started:
+            self._thread.join(timeout)
+        ended = not self._thread.is_alive()
+        if ended and not self._closed:
+            self._closed = True
+            os.close(self._wake_r)
+            os.close(self._wake_w)
+        return ended
+
+    def _run(self) -> None:
+        lifecycle = self._lifecycle
+        version = -1
+        watched: dict[object, tuple[AgentEntry, str]] = {}
+        next_deadline: float | None = None
+        while not self._stopping:
+            if version != lifecycle.watch_version:
+                version = lifecycle.watch_version
+                watched = lifecycle.watched()
+            timeout = self._check_interval
+            if next_deadline is not None:
+                timeout = max(0.0, min(timeout, next_deadline - lifecycle.clock()))
+            try:
+                ready = wait([self._wake_r, *watched], timeout)
+            except OSError:
+                # A handle closed under us: rebuild the set on the next turn.
+                version = -1
+                continue
+            try:
+                self._handle(ready, watched)
+                next_deadline = lifecycle.check_deadlines()
+                self._on_tick()
+            except Exception:
+                logger.exception("router: unexpected error (continuing)")
+                version = -1
+
+    def _handle(
+        self, ready: list[object], watched: dict[object, tuple[AgentEntry, str]]
+    ) -> None:
+        if self._wake_r in ready:
+            try:
+                while os.read(self._wake_r, 4096):
+                    pass
+            except (BlockingIOError, OSError):
+                pass
+        readers = [obj for obj in ready if watched.get(obj, (None, ""))[1] == "reader"]
+        sentinels = [
+            obj for obj in ready if watched.get(obj, (None, ""))[1] == "sentinel"
+        ]
+        if not readers and not sentinels:
+            return
+        with self._lifecycle.lock:
+            for obj in readers:
+                entry, _ = watched[obj]
+                self._read(entry, obj)  # type: ignore[arg-type]
+            for obj in sentinels:
+                entry, _ = watched[obj]
+                if entry.reader is not None:
+                    self._read(entry, entry.reader, drain=True)
+                self._lifecycle.on_exit(entry)
+
+    def _read(
+        self, entry: AgentEntry, reader: Connection, *, drain: bool = False
+    ) -> None:
+        lifecycle = self._lifecycle
+        reads = 0
+        while reader is entry.reader and (drain or reads < _MAX_READS_PER_WAKE):
+            try:
+                if not reader.poll(0):
+                    return
+                message = reader.recv()
+            except (EOFError, OSError):
+                entry.reader_eof = True
+                lifecycle.watch_version += 1
+                if entry.flavour == "thread":
+                    lifecycle.on_exit(entry)
+                return
+            except Exception:
+                logger.exception(
+                    "agent %r sent a message that cannot be read", entry.name
+                )
+                continue
+            reads += 1
+            self.messages += 1
+            try:
+                lifecycle.on_message(entry, message)
+            except Exception:
+                logger.exception("agent %r: message handling failed", entry.name)

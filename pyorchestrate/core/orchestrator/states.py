@@ -1,0 +1,79 @@
+"""Agent lifecycle states and the transitions allowed between them.
+
+This module must not import anything but the standard library: it is the one place a
+reader checks to know what an agent can go through.
+
+::
+
+    REGISTERED ──start──► QUEUED ──slot & deps──► STARTING ──START msg──► RUNNING
+        │                   │                        │                      │
+        │                   │ stop / dep failed      │ timeout              │ READY msg
+        ▼                   ▼                        ▼                      ▼
+    TERMINATED ◄────────────┘        FAILED ◄── (clean) ── QUARANTINED    READY
+        ▲                                                  (still alive)    │
+        └──────────── exit (process sentinel / thread link closed) ◄── STOPPING ◄── stop
+
+A TERMINATED or FAILED agent can be started again (its generation goes up by one).
+"""
+
+from __future__ import annotations
+
+import enum
+
+__all__ = [
+    "ACTIVE_STATES",
+    "FINAL_STATES",
+    "LIVE_STATES",
+    "TRANSITIONS",
+    "AgentState",
+    "can_transition",
+]
+
+
+class AgentState(enum.StrEnum):
+    """Where an agent is in its life, as the orchestrator sees it."""
+
+    REGISTERED = "REGISTERED"
+    QUEUED = "QUEUED"
+    STARTING = "STARTING"
+    RUNNING = "RUNNING"
+    READY = "READY"
+    STOPPING = "STOPPING"
+    QUARANTINED = "QUARANTINED"
+    TERMINATED = "TERMINATED"
+    FAILED = "FAILED"
+
+
+S = AgentState
+
+ACTIVE_STATES: frozenset[AgentState] = frozenset(
+    {S.STARTING, S.RUNNING, S.READY, S.STOPPING, S.QUARANTINED}
+)
+"""States that hold a worker slot (something is, or may be, executing)."""
+
+LIVE_STATES: frozenset[AgentState] = ACTIVE_STATES | {S.QUEUED}
+"""States in which the orchestrator still has work to do for the agent."""
+
+FINAL_STATES: frozenset[AgentState] = frozenset({S.TERMINATED, S.FAILED})
+"""States an agent ends in; it can be started again from them."""
+
+TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
+    S.REGISTERED: frozenset({S.QUEUED, S.STARTING, S.TERMINATED}),
+    S.QUEUED: frozenset({S.STARTING, S.TERMINATED, S.FAILED}),
+    # STARTING -> FAILED: died or timed out before its START message.
+    S.STARTING: frozenset(
+        {S.RUNNING, S.STOPPING, S.QUARANTINED, S.TERMINATED, S.FAILED}
+    ),
+    S.RUNNING: frozenset({S.READY, S.STOPPING, S.QUARANTINED, S.TERMINATED}),
+    S.READY: frozenset({S.STOPPING, S.QUARANTINED, S.TERMINATED}),
+    S.STOPPING: frozenset({S.QUARANTINED, S.TERMINATED}),
+    S.QUARANTINED: frozenset({S.STOPPING, S.TERMINATED, S.FAILED}),
+    S.TERMINATED: frozenset({S.QUEUED, S.STARTING}),
+    S.FAILED: frozenset({S.QUEUED, S.STARTING}),
+}
+"""Allowed ``from -> {to}`` edges; anything else is a bug and raises."""
+
+
+def can_transition(current: AgentState, target: AgentState) -> bool:
+    """Whether ``current -> target`` is an allowed edge."""
+    return target in TRANSITIONS[current]

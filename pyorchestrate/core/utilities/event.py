@@ -1,0 +1,139 @@
+"""Events: what agents report, what the orchestrator emits, and what history keeps.
+
+The callback contract is frozen here. A callback registered with
+``Orchestrator.register_event(event, callback)`` is called with keyword arguments, and
+receives only those its signature names (or all of them if it takes ``**kwargs``):
+
+==================  ===========================================================
+``event_date``      ISO date of the event (``2026-11-25``), local time
+``event_time``      ISO time of the event (``09:58:21.123456``), local time
+``agent_name``      the agent's registered name
+``event``           the :class:`OrchestratorEvent` member
+``generation_id``   which start of the agent this is (1 for the first start)
+``pid``             the agent's process id (the orchestrator's pid for threads)
+``error_message``   AGENT_ERROR only: what went wrong, e.g. ``ValueError: boom``
+``reason``          AGENT_ERROR: ``exception``, ``config``, ``killed``, ``exited``,
+                    ``start_timeout``, ``start_failed``, ``dependency_failed``
+``exit_code``       AGENT_TERMINATED/AGENT_ERROR of process agents: the exit code,
+                    negative for a signal (``-9``); ``None`` for threads
+``signal``          the signal's name when a process was killed (``SIGKILL``)
+``termination_status``  AGENT_TERMINATED: ``success``, ``warning``, ``error``, ``critical``
+``orchestrator``    the orchestrator's name
+``seq``             the event's sequence number in the history
+``record``          the :class:`EventRecord` stored in the history
+==================  ===========================================================
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import enum
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+__all__ = [
+    "CALLBACK_KEYWORDS",
+    "AgentEvent",
+    "EventCallback",
+    "EventRecord",
+    "OrchestratorEvent",
+    "Severity",
+]
+
+
+class OrchestratorEvent(enum.Enum):
+    """Events the orchestrator emits to callbacks and records in its history."""
+
+    AGENT_REGISTERED = "agent_registered"
+    AGENT_STARTED = "agent_started"
+    AGENT_READY = "agent_ready"
+    AGENT_TERMINATED = "agent_terminated"
+    AGENT_ERROR = "agent_error"
+    AGENT_HEARTBEAT = "agent_heartbeat"
+
+
+class AgentEvent(enum.Enum):
+    """Status events an agent sends to its orchestrator (the ``event`` of a STATUS)."""
+
+    START = "agent_started"
+    READY = "agent_ready"
+    ERROR = "agent_error"
+    CLOSE = "agent_close"
+    HEARTBEAT = "agent_heartbeat"
+
+
+class Severity(enum.StrEnum):
+    """Severity of a history record."""
+
+    DEBUG = "DEBUG"
+    INFO = "INFO"
+    WARNING = "WARNING"
+    ERROR = "ERROR"
+    CRITICAL = "CRITICAL"
+
+
+CALLBACK_KEYWORDS: tuple[str, ...] = (
+    "agent_name",
+    "error_message",
+    "event",
+    "event_date",
+    "event_time",
+    "exit_code",
+    "generation_id",
+    "orchestrator",
+    "pid",
+    "reason",
+    "record",
+    "seq",
+    "signal",
+    "termination_status",
+)
+"""Every keyword a callback may receive (see the module docstring)."""
+
+EventCallback = Callable[..., object]
+"""A callable registered for an :class:`OrchestratorEvent`; see the module docstring."""
+
+
+@dataclass(frozen=True, slots=True)
+class EventRecord:
+    """One entry of the event history.
+
+    Attributes:
+        seq: strictly increasing across the whole history.
+        t_wall: wall-clock time (seconds since the epoch).
+        t_mono_ns: monotonic clock in nanoseconds, for ordering and durations.
+        category: ``orchestrator`` for agent events, ``system`` for INIT/SHUTDOWN.
+        event_name: the event's value, e.g. ``agent_error``.
+        agent: the agent's name, or ``None``.
+        severity: :class:`Severity`.
+        data: context as strings, each cut to the history's payload limit.
+    """
+
+    seq: int
+    t_wall: float
+    t_mono_ns: int
+    category: str
+    event_name: str
+    agent: str | None
+    severity: Severity
+    data: Mapping[str, str] = field(default_factory=dict)
+
+    @property
+    def timestamp(self) -> str:
+        """The wall-clock time as an ISO 8601 string with the local offset."""
+        return _dt.datetime.fromtimestamp(self.t_wall).astimezone().isoformat()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the record as JSON-safe data, with an ISO ``timestamp``."""
+        return {
+            "seq": self.seq,
+            "t_wall": self.t_wall,
+            "t_mono_ns": self.t_mono_ns,
+            "timestamp": self.timestamp,
+            "category": self.category,
+            "event_name": self.event_name,
+            "agent": self.agent,
+            "severity": self.severity.value,
+            "data": dict(self.data),
+        }
