@@ -9,6 +9,7 @@ runs user code.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -66,10 +67,9 @@ class MessageRouter:
         """Make the router re-read what it watches."""
         if self._closed:
             return
-        try:
+        # A full pipe already guarantees a wake-up.
+        with contextlib.suppress(BlockingIOError, OSError):
             os.write(self._wake_w, b"w")
-        except (BlockingIOError, OSError):
-            pass  # a full pipe already guarantees a wake-up
 
     def start(self) -> None:
         """Start the thread (once)."""

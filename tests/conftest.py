@@ -1,0 +1,106 @@
+"""Shared fixtures: the agent flavour, recorders, and a leak check on every test."""
+
+from __future__ import annotations
+
+import multiprocessing.forkserver
+import multiprocessing.resource_tracker
+import os
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+
+from pyorchestrate.testing import EventRecorder
+
+
+@pytest.fixture(params=["thread", "process"])
+def flavour(request: pytest.FixtureRequest) -> str:
+    """Run a test once with thread agents and once with process agents."""
+    if request.param == "process":
+        request.applymarker(pytest.mark.process)
+    return str(request.param)
+
+
+@pytest.fixture
+def recorder() -> EventRecorder:
+    """An EventRecorder to attach to an orchestrator."""
+    return EventRecorder()
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A short temporary directory (Unix socket paths must stay under 108 bytes)."""
+    path = Path(tempfile.mkdtemp(prefix="po-", dir="/tmp"))
+    yield path
+    for child in sorted(path.rglob("*"), reverse=True):
+        child.unlink() if not child.is_dir() else child.rmdir()
+    path.rmdir()
+
+
+def _helper_pids() -> set[int]:
+    """Processes multiprocessing keeps for the whole session (not leaks)."""
+    pids = set()
+    fs_pid = getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None)
+    rt_pid = getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None)
+    for pid in (fs_pid, rt_pid):
+        if pid:
+            pids.add(pid)
+    return pids
+
+
+def _socket_files() -> set[str]:
+    found = set()
+    for base in {tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR", "")}:
+        if not base or not Path(base).is_dir():
+            continue
+        for pattern in ("pyorchestrate*/*.sock", "po-*/*.sock", "*.sock"):
+            found.update(str(p) for p in Path(base).glob(pattern))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def no_leaks() -> Iterator[None]:
+    """Fail a test that leaves a child process, one of our threads, or a socket behind."""
+    threads_before = set(threading.enumerate())
+    sockets_before = _socket_files()
+    yield
+    me = psutil.Process()
+    deadline = time.monotonic() + 5.0
+    while True:
+        helpers = _helper_pids()
+        children = []
+        for child in me.children(recursive=True):
+            try:
+                if child.pid in helpers or child.status() == psutil.STATUS_ZOMBIE:
+                    continue
+            except psutil.NoSuchProcess:
+                continue
+            children.append(child)
+        threads = [
+            t
+            for t in threading.enumerate()
+            if t not in threads_before
+            and t.is_alive()
+            and (not t.daemon or t.name.startswith("pyorchestrate"))
+        ]
+        if not children and not threads:
+            break
+        if time.monotonic() > deadline:
+            described = []
+            for child in children:
+                try:
+                    described.append((child.pid, child.cmdline()[-1:]))
+                    child.kill()
+                except psutil.Error:
+                    pass
+            pytest.fail(
+                f"test leaked: processes {described}, threads {[t.name for t in threads]}"
+            )
+        time.sleep(0.05)
+    leaked_sockets = _socket_files() - sockets_before
+    if leaked_sockets:
+        pytest.fail(f"test leaked socket files: {sorted(leaked_sockets)}")
