@@ -1,0 +1,33 @@
+"""DAEMON mode: the orchestrator stays up until Ctrl+C (SIGINT) or SIGTERM.
+
+Run: python examples/daemon_mode.py   (then press Ctrl+C)
+"""
+
+from pyorchestrate.core.agent import PeriodicThreadAgent
+from pyorchestrate.core.orchestrator import Orchestrator, RunMode
+from pyorchestrate.core.utilities.event import OrchestratorEvent
+
+
+class Clock(PeriodicThreadAgent):
+    class Config(PeriodicThreadAgent.Config):
+        execution_interval: float = 0.5
+
+    def runner(self) -> None:
+        print(f"tick {self.cycles_done}", flush=True)
+
+
+if __name__ == "__main__":
+    config = Orchestrator.Config(
+        run_mode=RunMode.DAEMON,
+        check_interval=0.25,
+        enable_command_interface=False,
+    )
+    orchestrator = Orchestrator("Daemon", config=config)
+    orchestrator.register_agent(Clock)
+    orchestrator.register_event(
+        OrchestratorEvent.AGENT_READY,
+        lambda agent_name: print(f"{agent_name} ready; press Ctrl+C to stop", flush=True),
+    )
+    orchestrator.start()
+    survivors = orchestrator.join()
+    print(f"shut down cleanly, survivors: {survivors}", flush=True)

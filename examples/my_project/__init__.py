@@ -1,0 +1,1 @@
+"""The seed's ``my_project``: a package holding the example agents."""

@@ -1,0 +1,93 @@
+"""Every example runs as a user would run it: a script in a fresh interpreter."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
+
+
+def run_example(name: str, cwd: Path, timeout: float = 60) -> str:
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / name)],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    return result.stdout
+
+
+@pytest.mark.process
+def test_seed_example_runs_as_written(tmp_path: Path) -> None:
+    out = run_example("seed_orchestrator.py", tmp_path)
+    for n in range(1, 6):
+        assert f"Subscriber got: Publisher: message {n}" in out
+    assert (tmp_path / "out.txt").read_text().count("Publisher: message") == 5
+
+
+def test_seed_example_matches_the_seed_page() -> None:
+    """The script is the seed's code with only the package name lower-cased."""
+    seed = (Path(__file__).resolve().parents[3] / "shared/spec/seed-orchestrator.md")
+    if not seed.exists():
+        pytest.skip("shared/spec is not beside this checkout")
+    block = seed.read_text().split("```python", 1)[1].split("```", 1)[0]
+    expected = block.replace("PyOrchestrate", "pyorchestrate").strip().splitlines()
+    script = (EXAMPLES / "seed_orchestrator.py").read_text()
+    body = [line for line in expected if not line.startswith(("from ", "import "))]
+    imports = [line for line in expected if line.startswith(("from ", "import "))]
+    for line in imports:
+        assert line in script
+    assert "\n".join(body).strip() in script
+
+
+@pytest.mark.process
+def test_custom_config_example(tmp_path: Path) -> None:
+    out = run_example("custom_config.py", tmp_path)
+    assert "Pub3: TERMINATED, wrote custom_file.txt" in out
+    assert (tmp_path / "custom_file.txt").read_text().count("message") == 3
+    assert (tmp_path / "pub1.txt").read_text().count("message") == 5
+
+
+def test_events_example(tmp_path: Path) -> None:
+    out = run_example("events.py", tmp_path)
+    assert "Agent Report started at" in out
+    assert "ALERT Flaky failed: ConnectionError: database unreachable (generation 1)" in out
+    assert "Agent Flaky terminated: critical" in out
+    assert "Agent Report terminated: success" in out
+
+
+def test_dependencies_example(tmp_path: Path) -> None:
+    out = run_example("dependencies.py", tmp_path)
+    assert "start order: Extract -> Transform -> Load" in out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "daemon_mode.py")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "press Ctrl+C to stop" in line:
+                break
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "shut down cleanly, survivors: []" in out
