@@ -23,7 +23,9 @@ __all__ = ["EventRecorder", "SupportsRegisterEvent", "wait_until"]
 class SupportsRegisterEvent(Protocol):
     """Anything events can be registered on (an ``Orchestrator``)."""
 
-    def register_event(self, event: OrchestratorEvent, callback: Callable[..., object]) -> None: ...
+    def register_event(
+        self, event: OrchestratorEvent, callback: Callable[..., object]
+    ) -> None: ...
 
 
 def wait_until(

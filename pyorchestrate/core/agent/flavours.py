@@ -62,7 +62,7 @@ class ThreadFlavour:
     orchestrator joins every agent thread it starts and reports those that will not end.
     """
 
-    flavour: ClassVar[Flavour] = "thread"
+    flavour: ClassVar[Flavour | None] = "thread"
     _thread: threading.Thread | None = None
 
     def start(self) -> None:
@@ -150,7 +150,7 @@ class ProcessFlavour:
     the seed's ``my_project.models``).
     """
 
-    flavour: ClassVar[Flavour] = "process"
+    flavour: ClassVar[Flavour | None] = "process"
     start_method: StartMethod = DEFAULT_START_METHOD
     _process: multiprocessing.process.BaseProcess | None = None
 

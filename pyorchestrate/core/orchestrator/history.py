@@ -145,7 +145,9 @@ class EventHistory:
         """Counts of every record ever made, by event name (evicted ones included)."""
         with self._lock:
             counts = (
-                self._by_type if agent is None else self._by_agent_type.get(agent, {})
+                self._by_type
+                if agent is None
+                else self._by_agent_type.get(agent, Counter())
             )
             by_type = dict(sorted(counts.items()))
         return {"by_type": by_type, "total": sum(by_type.values())}

@@ -168,9 +168,10 @@ class LifecycleManager:
             self.change_state(entry, S.QUEUED)
             self.pool.enqueue(name)
             self.pump()
-            if entry.state in ACTIVE_STATES:
+            state: AgentState = entry.state
+            if state in ACTIVE_STATES:
                 return WorkerStartResult(StartStatus.STARTED, f"pid {entry.pid}")
-            if entry.state is S.QUEUED:
+            if state is S.QUEUED:
                 return WorkerStartResult(
                     StartStatus.QUEUED, self._waiting_reason(entry)
                 )
@@ -335,7 +336,7 @@ class LifecycleManager:
             entry.close_seen = True
             status = payload.get("termination_status")
             try:
-                entry.termination_status = AgentTerminationStatus(status)
+                entry.termination_status = AgentTerminationStatus(str(status))
             except ValueError:
                 entry.termination_status = None
         else:
@@ -394,10 +395,10 @@ class LifecycleManager:
         entry.kill_at = None
         self.watch_version += 1
 
-    def watched(self) -> dict[object, tuple[AgentEntry, str]]:
+    def watched(self) -> dict[Connection | int, tuple[AgentEntry, str]]:
         """What the router waits on: ``{handle: (entry, "reader"|"sentinel")}``."""
         with self.lock:
-            found: dict[object, tuple[AgentEntry, str]] = {}
+            found: dict[Connection | int, tuple[AgentEntry, str]] = {}
             for entry in self.registry:
                 if entry.state not in ACTIVE_STATES or entry.instance is None:
                     continue

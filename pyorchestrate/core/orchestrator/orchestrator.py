@@ -74,7 +74,9 @@ class Orchestrator:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if isinstance(name, OrchestratorConfig) and config is None:
-            name, config = "Orchestrator", name
+            # The original's stale examples pass the config first: accept it.
+            config = name
+            name = "Orchestrator"
         if not isinstance(name, str) or not name:
             raise TypeError(f"name must be a non-empty string, not {name!r}")
         if config is None:

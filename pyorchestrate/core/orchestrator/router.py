@@ -13,7 +13,7 @@ import contextlib
 import logging
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from multiprocessing.connection import Connection, wait
 
 from .lifecycle import LifecycleManager
@@ -24,6 +24,8 @@ __all__ = ["MessageRouter"]
 logger = logging.getLogger("pyorchestrate.router")
 
 _MAX_READS_PER_WAKE = 256
+
+_Watched = dict[Connection | int, tuple[AgentEntry, str]]
 
 
 class MessageRouter:
@@ -98,7 +100,7 @@ class MessageRouter:
     def _run(self) -> None:
         lifecycle = self._lifecycle
         version = -1
-        watched: dict[object, tuple[AgentEntry, str]] = {}
+        watched: _Watched = {}
         next_deadline: float | None = None
         while not self._stopping:
             if version != lifecycle.watch_version:
@@ -121,27 +123,31 @@ class MessageRouter:
                 logger.exception("router: unexpected error (continuing)")
                 version = -1
 
-    def _handle(
-        self, ready: list[object], watched: dict[object, tuple[AgentEntry, str]]
-    ) -> None:
+    def _handle(self, ready: Sequence[object], watched: _Watched) -> None:
         if self._wake_r in ready:
-            try:
+            with contextlib.suppress(BlockingIOError, OSError):
                 while os.read(self._wake_r, 4096):
                     pass
-            except (BlockingIOError, OSError):
-                pass
-        readers = [obj for obj in ready if watched.get(obj, (None, ""))[1] == "reader"]
-        sentinels = [
-            obj for obj in ready if watched.get(obj, (None, ""))[1] == "sentinel"
-        ]
-        if not readers and not sentinels:
+        readers: list[tuple[AgentEntry, Connection]] = []
+        exited: list[AgentEntry] = []
+        for obj in ready:
+            if not isinstance(obj, Connection | int):
+                continue
+            found = watched.get(obj)
+            if found is None:
+                continue
+            entry, kind = found
+            if kind == "reader" and isinstance(obj, Connection):
+                readers.append((entry, obj))
+            elif kind == "sentinel":
+                exited.append(entry)
+        if not readers and not exited:
             return
         with self._lifecycle.lock:
-            for obj in readers:
-                entry, _ = watched[obj]
-                self._read(entry, obj)  # type: ignore[arg-type]
-            for obj in sentinels:
-                entry, _ = watched[obj]
+            # Messages first: a process's last words are in its pipe before it exits.
+            for entry, reader in readers:
+                self._read(entry, reader)
+            for entry in exited:
                 if entry.reader is not None:
                     self._read(entry, entry.reader, drain=True)
                 self._lifecycle.on_exit(entry)
