@@ -17,8 +17,12 @@ if __name__ == "__main__":
 
     custom_config = Publisher.Config(output_file="custom_file.txt", limit=3)
 
-    orchestrator.register_agent(Publisher, "Pub1", custom_config={"output_file": "pub1.txt"})
-    orchestrator.register_agent(Publisher, "Pub2", custom_config={"output_file": "pub2.txt"})
+    orchestrator.register_agent(
+        Publisher, "Pub1", custom_config={"output_file": "pub1.txt"}
+    )
+    orchestrator.register_agent(
+        Publisher, "Pub2", custom_config={"output_file": "pub2.txt"}
+    )
     orchestrator.register_agent(Publisher, "Pub3", custom_config=custom_config)
 
     orchestrator.start()

@@ -26,7 +26,9 @@ if __name__ == "__main__":
     orchestrator.register_agent(Clock)
     orchestrator.register_event(
         OrchestratorEvent.AGENT_READY,
-        lambda agent_name: print(f"{agent_name} ready; press Ctrl+C to stop", flush=True),
+        lambda agent_name: print(
+            f"{agent_name} ready; press Ctrl+C to stop", flush=True
+        ),
     )
     orchestrator.start()
     survivors = orchestrator.join()

@@ -24,7 +24,9 @@ def send_telegram_message(event_date, event_time, agent_name):
 
 
 def on_error(agent_name, error_message, **context):
-    print(f"ALERT {agent_name} failed: {error_message} (generation {context['generation_id']})")
+    print(
+        f"ALERT {agent_name} failed: {error_message} (generation {context['generation_id']})"
+    )
 
 
 def on_terminated(agent_name, termination_status):

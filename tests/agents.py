@@ -194,7 +194,9 @@ class WarnConfigThread(_WarnConfig, LoopingThreadAgent):
         def check(self) -> list[ValidationResult]:
             return [
                 ValidationResult(
-                    field="limit", message="just a warning", severity=ValidationSeverity.WARNING
+                    field="limit",
+                    message="just a warning",
+                    severity=ValidationSeverity.WARNING,
                 )
             ]
 

@@ -7,7 +7,9 @@ from pyorchestrate.testing import EventRecorder
 from tests.agents import agent
 
 
-def test_seed_flow_emits_lifecycle_in_order(flavour: str, recorder: EventRecorder) -> None:
+def test_seed_flow_emits_lifecycle_in_order(
+    flavour: str, recorder: EventRecorder
+) -> None:
     orchestrator = Orchestrator("Orchestrator")
     recorder.attach(orchestrator)
     orchestrator.register_agent(agent("quick", flavour), "Publisher")

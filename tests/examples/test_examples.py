@@ -35,7 +35,7 @@ def test_seed_example_runs_as_written(tmp_path: Path) -> None:
 
 def test_seed_example_matches_the_seed_page() -> None:
     """The script is the seed's code with only the package name lower-cased."""
-    seed = (Path(__file__).resolve().parents[3] / "shared/spec/seed-orchestrator.md")
+    seed = Path(__file__).resolve().parents[3] / "shared/spec/seed-orchestrator.md"
     if not seed.exists():
         pytest.skip("shared/spec is not beside this checkout")
     block = seed.read_text().split("```python", 1)[1].split("```", 1)[0]
@@ -59,7 +59,10 @@ def test_custom_config_example(tmp_path: Path) -> None:
 def test_events_example(tmp_path: Path) -> None:
     out = run_example("events.py", tmp_path)
     assert "Agent Report started at" in out
-    assert "ALERT Flaky failed: ConnectionError: database unreachable (generation 1)" in out
+    assert (
+        "ALERT Flaky failed: ConnectionError: database unreachable (generation 1)"
+        in out
+    )
     assert "Agent Flaky terminated: critical" in out
     assert "Agent Report terminated: success" in out
 

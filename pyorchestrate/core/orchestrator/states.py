@@ -44,32 +44,32 @@ class AgentState(enum.StrEnum):
     FAILED = "FAILED"
 
 
-S = AgentState
+_S = AgentState
 
 ACTIVE_STATES: frozenset[AgentState] = frozenset(
-    {S.STARTING, S.RUNNING, S.READY, S.STOPPING, S.QUARANTINED}
+    {_S.STARTING, _S.RUNNING, _S.READY, _S.STOPPING, _S.QUARANTINED}
 )
 """States that hold a worker slot (something is, or may be, executing)."""
 
-LIVE_STATES: frozenset[AgentState] = ACTIVE_STATES | {S.QUEUED}
+LIVE_STATES: frozenset[AgentState] = ACTIVE_STATES | {_S.QUEUED}
 """States in which the orchestrator still has work to do for the agent."""
 
-FINAL_STATES: frozenset[AgentState] = frozenset({S.TERMINATED, S.FAILED})
+FINAL_STATES: frozenset[AgentState] = frozenset({_S.TERMINATED, _S.FAILED})
 """States an agent ends in; it can be started again from them."""
 
 TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
-    S.REGISTERED: frozenset({S.QUEUED, S.STARTING, S.TERMINATED}),
-    S.QUEUED: frozenset({S.STARTING, S.TERMINATED, S.FAILED}),
+    _S.REGISTERED: frozenset({_S.QUEUED, _S.STARTING, _S.TERMINATED}),
+    _S.QUEUED: frozenset({_S.STARTING, _S.TERMINATED, _S.FAILED}),
     # STARTING -> FAILED: died or timed out before its START message.
-    S.STARTING: frozenset(
-        {S.RUNNING, S.STOPPING, S.QUARANTINED, S.TERMINATED, S.FAILED}
+    _S.STARTING: frozenset(
+        {_S.RUNNING, _S.STOPPING, _S.QUARANTINED, _S.TERMINATED, _S.FAILED}
     ),
-    S.RUNNING: frozenset({S.READY, S.STOPPING, S.QUARANTINED, S.TERMINATED}),
-    S.READY: frozenset({S.STOPPING, S.QUARANTINED, S.TERMINATED}),
-    S.STOPPING: frozenset({S.QUARANTINED, S.TERMINATED}),
-    S.QUARANTINED: frozenset({S.STOPPING, S.TERMINATED, S.FAILED}),
-    S.TERMINATED: frozenset({S.QUEUED, S.STARTING}),
-    S.FAILED: frozenset({S.QUEUED, S.STARTING}),
+    _S.RUNNING: frozenset({_S.READY, _S.STOPPING, _S.QUARANTINED, _S.TERMINATED}),
+    _S.READY: frozenset({_S.STOPPING, _S.QUARANTINED, _S.TERMINATED}),
+    _S.STOPPING: frozenset({_S.QUARANTINED, _S.TERMINATED}),
+    _S.QUARANTINED: frozenset({_S.STOPPING, _S.TERMINATED, _S.FAILED}),
+    _S.TERMINATED: frozenset({_S.QUEUED, _S.STARTING}),
+    _S.FAILED: frozenset({_S.QUEUED, _S.STARTING}),
 }
 """Allowed ``from -> {to}`` edges; anything else is a bug and raises."""
 
