@@ -5,9 +5,11 @@ A flavour supplies ``start``, ``join``, ``is_alive``, ``pid``, ``exitcode`` and
 events.
 
 Process agents start with the ``forkserver`` method by default (``spawn`` where it is
-unavailable): measured on this project's 2-core machine, a forkserver start takes
-about 5 ms against about 45 ms for spawn, and neither forks a process that has
-threads. Choose per orchestrator with ``Orchestrator.Config(start_method=...)``.
+unavailable): on this project's 2-core machine (``bench/bench_start.py``) a process
+agent reports START about 17 ms after ``start`` with forkserver, against about 210 ms
+with spawn, whose fresh interpreter must import pyorchestrate and pydantic each time
+(the forkserver has them preloaded). Neither forks a process that has threads.
+Choose per orchestrator with ``Orchestrator.Config(start_method=...)``.
 """
 
 from __future__ import annotations

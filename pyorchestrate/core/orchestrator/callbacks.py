@@ -8,7 +8,6 @@ enqueues; a full queue drops the call, counts it and logs it at ERROR.
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import inspect
 import logging
@@ -34,7 +33,7 @@ __all__ = ["CallbackExecutor", "EventBus"]
 
 logger = logging.getLogger(__name__)
 
-_Job = tuple[Callable[..., object], dict[str, Any]] | None
+_Job = tuple[Callable[[Any], object], Any] | None
 
 
 class CallbackExecutor:
@@ -49,7 +48,7 @@ class CallbackExecutor:
         self._size = workers
         self._queue_size = queue_size
         self._name = name
-        self._queues: list[queue.Queue[_Job]] = []
+        self._queues: list[queue.SimpleQueue[_Job]] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
         self._closed = False
@@ -62,7 +61,7 @@ class CallbackExecutor:
             if self._threads or self._closed:
                 return
             for index in range(self._size):
-                q: queue.Queue[_Job] = queue.Queue(self._queue_size)
+                q: queue.SimpleQueue[_Job] = queue.SimpleQueue()
                 thread = threading.Thread(
                     target=self._work,
                     args=(q,),
@@ -73,10 +72,8 @@ class CallbackExecutor:
                 self._threads.append(thread)
                 thread.start()
 
-    def submit(
-        self, key: str | None, fn: Callable[..., object], kwargs: dict[str, Any]
-    ) -> bool:
-        """Queue ``fn(**kwargs)`` on the worker for ``key``; never blocks.
+    def submit(self, key: str | None, fn: Callable[[Any], object], arg: Any) -> bool:
+        """Queue ``fn(arg)`` on the worker for ``key``; never blocks.
 
         Returns ``False`` (and logs at ERROR) if the executor is closed or full.
         """
@@ -85,9 +82,8 @@ class CallbackExecutor:
         if self._closed:
             return False
         shard = zlib.crc32((key or "").encode()) % self._size
-        try:
-            self._queues[shard].put_nowait((fn, kwargs))
-        except queue.Full:
+        q = self._queues[shard]
+        if q.qsize() >= self._queue_size:
             self.dropped += 1
             logger.error(
                 "callback queue %d is full (%d pending): dropped a call to %r",
@@ -96,16 +92,17 @@ class CallbackExecutor:
                 getattr(fn, "__qualname__", fn),
             )
             return False
+        q.put((fn, arg))
         return True
 
-    def _work(self, q: queue.Queue[_Job]) -> None:
+    def _work(self, q: queue.SimpleQueue[_Job]) -> None:
         while True:
             job = q.get()
             if job is None:
                 return
-            fn, kwargs = job
+            fn, arg = job
             try:
-                fn(**kwargs)
+                fn(arg)
             except Exception:
                 self.failed += 1
                 logger.exception("callback %r raised", getattr(fn, "__qualname__", fn))
@@ -125,8 +122,7 @@ class CallbackExecutor:
             self._closed = True
             threads = list(self._threads)
         for q in self._queues:
-            with contextlib.suppress(queue.Full):
-                q.put(None, timeout=max(timeout, 0.01))
+            q.put(None)
         deadline = time.monotonic() + timeout
         for thread in threads:
             thread.join(max(deadline - time.monotonic(), 0))
@@ -165,10 +161,65 @@ class _Listener:
                 )
         return cls(callback, takes_all, frozenset(names))
 
-    def __call__(self, **kwargs: Any) -> object:
+    def __call__(self, occurrence: _Occurrence) -> object:
+        kwargs = occurrence.kwargs()
         if self.takes_all:
             return self.callback(**kwargs)
         return self.callback(**{k: kwargs[k] for k in self.names})
+
+
+class _Occurrence:
+    """One emitted event, shared by its listeners; keywords are built on first use."""
+
+    __slots__ = ("_kwargs", "agent_name", "context", "event", "orchestrator", "record")
+
+    def __init__(
+        self,
+        event: object,
+        agent_name: str | None,
+        context: Mapping[str, object],
+        record: EventRecord,
+        orchestrator: str,
+    ) -> None:
+        self.event = event
+        self.agent_name = agent_name
+        self.context = context
+        self.record = record
+        self.orchestrator = orchestrator
+        self._kwargs: dict[str, Any] | None = None
+
+    def kwargs(self) -> dict[str, Any]:
+        """The callback keywords (see ``core.utilities.event``); a fresh copy."""
+        if self._kwargs is None:
+            kwargs = _EMPTY_KWARGS.copy()
+            kwargs.update(self.context)
+            date, clock = _stamp(self.record.t_wall)
+            kwargs["event"] = self.event
+            kwargs["agent_name"] = self.agent_name
+            kwargs["event_date"] = date
+            kwargs["event_time"] = clock
+            kwargs["orchestrator"] = self.orchestrator
+            kwargs["seq"] = self.record.seq
+            kwargs["record"] = self.record
+            self._kwargs = kwargs
+        return self._kwargs.copy()
+
+
+_EMPTY_KWARGS: dict[str, Any] = dict.fromkeys(CALLBACK_KEYWORDS)
+_stamp_cache: tuple[int, str, str] = (-1, "", "")
+
+
+def _stamp(t_wall: float) -> tuple[str, str]:
+    """``(ISO date, ISO time)`` in local time, reusing the work for the same second."""
+    global _stamp_cache
+    second = int(t_wall)
+    cached = _stamp_cache
+    if cached[0] != second:
+        when = _dt.datetime.fromtimestamp(second)
+        cached = (second, when.date().isoformat(), when.time().isoformat())
+        _stamp_cache = cached
+    micros = min(round((t_wall - second) * 1_000_000), 999_999)
+    return cached[1], f"{cached[2]}.{micros:06d}"
 
 
 class EventBus:
@@ -246,20 +297,9 @@ class EventBus:
         )
         listeners = self._listeners.get(event)
         if listeners:
-            when = _dt.datetime.fromtimestamp(record.t_wall)
-            kwargs: dict[str, Any] = dict.fromkeys(CALLBACK_KEYWORDS)
-            kwargs.update(ctx)
-            kwargs.update(
-                event=event,
-                agent_name=agent_name,
-                event_date=when.date().isoformat(),
-                event_time=when.time().isoformat(),
-                orchestrator=self._orchestrator,
-                seq=record.seq,
-                record=record,
-            )
+            occurrence = _Occurrence(event, agent_name, ctx, record, self._orchestrator)
             for listener in listeners:
-                self._executor.submit(agent_name, listener, kwargs)
+                self._executor.submit(agent_name, listener, occurrence)
         return record
 
     def close(self, timeout: float = 5.0) -> list[str]:

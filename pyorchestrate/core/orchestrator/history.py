@@ -21,6 +21,8 @@ _NO_AGENT = "_none"
 
 
 def _truncate(text: str, limit: int) -> str:
+    if len(text) * 4 <= limit:  # no UTF-8 text this short can exceed the limit
+        return text
     raw = text.encode("utf-8")
     if len(raw) <= limit:
         return text
@@ -71,11 +73,13 @@ class EventHistory:
         data: Mapping[str, object] | None = None,
     ) -> EventRecord:
         """Store one record and return it (with its ``seq``)."""
-        clean = {
-            key: _truncate(str(value), self.payload_bytes)
-            for key, value in (data or {}).items()
-            if value is not None
-        }
+        limit = self.payload_bytes
+        clean: dict[str, str] = {}
+        if data:
+            for key, value in data.items():
+                if value is not None:
+                    text = value if type(value) is str else str(value)
+                    clean[key] = _truncate(text, limit)
         with self._lock:
             self._seq += 1
             rec = EventRecord(
@@ -100,7 +104,10 @@ class EventHistory:
                 self._ring.append(rec)
             self._by_type[event_name] += 1
             if agent is not None:
-                self._by_agent_type.setdefault(agent, Counter())[event_name] += 1
+                per_agent = self._by_agent_type.get(agent)
+                if per_agent is None:
+                    per_agent = self._by_agent_type[agent] = Counter()
+                per_agent[event_name] += 1
         return rec
 
     def _all(self) -> Iterable[EventRecord]:
