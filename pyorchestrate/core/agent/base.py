@@ -18,6 +18,7 @@ ready-made ``…ThreadAgent`` / ``…ProcessAgent`` classes.
 from __future__ import annotations
 
 import abc
+import inspect
 import logging
 import os
 import time
@@ -35,7 +36,7 @@ from .plugins import AgentPlugin, PluginManager
 from .signals import AnyEvent, ControlEvents, Flavour, StateEvents
 from .status import AgentTerminationStatus
 
-__all__ = ["AgentConfig", "BaseAgent", "build_agent_config"]
+__all__ = ["AgentConfig", "BaseAgent", "build_agent_config", "check_agent_kwargs"]
 
 _TRACEBACK_LIMIT = 8_000
 
@@ -85,6 +86,48 @@ def build_agent_config(agent_class: type[BaseAgent], config: object) -> AgentCon
         f"config for {agent_class.__name__} must be a {config_class.__qualname__} or a "
         f"mapping, not {type(config).__name__}"
     )
+
+
+_RESERVED = frozenset(
+    {
+        "config",
+        "control_events",
+        "generation_id",
+        "logger",
+        "msg_channel",
+        "name",
+        "plugin",
+        "plugin_manager",
+        "start_time",
+        "state_events",
+        "termination_status",
+    }
+)
+
+
+def check_agent_kwargs(agent_class: type[BaseAgent], kwargs: Mapping[str, Any]) -> None:
+    """Check extra keyword arguments can become attributes of an ``agent_class``.
+
+    A keyword may set a plain class-level default (``duration: float = 0.3``), but never
+    replace a method, a property, or an attribute the framework manages.
+
+    Raises:
+        TypeError: naming the keyword and why.
+    """
+    for key in kwargs:
+        if key.startswith("_") or key in _RESERVED:
+            raise TypeError(
+                f"{agent_class.__name__}: keyword argument {key!r} is reserved by the "
+                "agent framework; choose another name"
+            )
+        current = inspect.getattr_static(agent_class, key, None)
+        if current is not None and (
+            callable(current) or hasattr(current, "__get__") or inspect.isclass(current)
+        ):
+            raise TypeError(
+                f"{agent_class.__name__}: keyword argument {key!r} would replace the "
+                f"{type(current).__name__} {key!r} of the agent; choose another name"
+            )
 
 
 class BaseAgent(abc.ABC):
@@ -139,12 +182,8 @@ class BaseAgent(abc.ABC):
         self.plugin_manager: PluginManager | None = None
         self._link: AgentLink | None = None
         self._last_beat = 0.0
+        check_agent_kwargs(type(self), kwargs)
         for key, value in kwargs.items():
-            if hasattr(type(self), key) or key in vars(self):
-                raise TypeError(
-                    f"{type(self).__name__}: keyword argument {key!r} would shadow an "
-                    "attribute of the agent; choose another name"
-                )
             setattr(self, key, value)
         self.logger = logging.getLogger(f"pyorchestrate.agent.{self.name}")
 

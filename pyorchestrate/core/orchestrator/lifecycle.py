@@ -198,37 +198,50 @@ class LifecycleManager:
         return dep.state is S.TERMINATED and not dep.reached_running
 
     def pump(self) -> None:
-        """Launch queued agents that have a slot and whose dependencies have started."""
+        """Launch queued agents that have a slot and whose dependencies have started.
+
+        Agents whose dependencies failed are failed first, until none is left: a
+        failure travels down a whole chain of dependents.
+        """
         with self.lock:
             if not self.pool.accepting:
                 return
-            for entry in self.registry:
-                if entry.state is S.QUEUED:
-                    failed = [
-                        d
-                        for d in self.graph.get_dependencies(entry.name)
-                        if self._dep_failed(d)
-                    ]
-                    if failed:
-                        self.pool.dequeue(entry.name)
-                        self.record_error(
-                            entry,
-                            "dependency did not start: " + ", ".join(failed),
-                            reason="dependency_failed",
-                        )
-                        self.change_state(entry, S.FAILED)
+            while self._fail_orphans():
+                pass
 
             def eligible(name: str) -> bool:
                 return all(self._dep_ok(d) for d in self.graph.get_dependencies(name))
 
             for name in self.pool.take_launchable(eligible):
                 self._launch(self.registry.require(name))
+            while self._fail_orphans():  # a launch may have failed just now
+                pass
+
+    def _fail_orphans(self) -> bool:
+        """Fail queued agents whose dependencies failed; return whether any was."""
+        changed = False
+        for entry in self.registry:
+            if entry.state is not S.QUEUED:
+                continue
+            deps = self.graph.get_dependencies(entry.name)
+            failed = [d for d in deps if self._dep_failed(d)]
+            if failed:
+                self.pool.dequeue(entry.name)
+                self.record_error(
+                    entry,
+                    "dependency did not start: " + ", ".join(failed),
+                    reason="dependency_failed",
+                )
+                self.change_state(entry, S.FAILED)
+                changed = True
+        return changed
 
     def _launch(self, entry: AgentEntry) -> None:
         spec = entry.spec
         entry.generation_id += 1
         entry.starts += 1
-        entry.instance = None
+        entry.agent = None
+        entry.exit_seen = False
         entry.pid = None
         entry.launched = False
         entry.reached_running = False
@@ -264,7 +277,7 @@ class LifecycleManager:
                 instance.start_method = self.start_method  # type: ignore[attr-defined]
             reader, link = AgentLink.open_pair()
             instance.attach_link(link)
-            entry.instance = instance
+            entry.agent = instance
             entry.reader = reader
             entry.link = link
             instance.start()
@@ -346,9 +359,12 @@ class LifecycleManager:
     def on_exit(self, entry: AgentEntry) -> None:
         """``entry``'s thread or process has ended: report it and free its slot."""
         with self.lock:
-            instance = entry.instance
-            if instance is None or entry.state not in ACTIVE_STATES:
+            instance = entry.agent
+            if instance is None or entry.exit_seen or entry.state not in ACTIVE_STATES:
                 return
+            # Stop watching first: whatever fails below must not make the router spin.
+            entry.exit_seen = True
+            self.watch_version += 1
             instance.join(1.0)
             code = getattr(instance, "exitcode", None)
             entry.exit_code = code
@@ -400,11 +416,15 @@ class LifecycleManager:
         with self.lock:
             found: dict[Connection | int, tuple[AgentEntry, str]] = {}
             for entry in self.registry:
-                if entry.state not in ACTIVE_STATES or entry.instance is None:
+                if (
+                    entry.state not in ACTIVE_STATES
+                    or entry.agent is None
+                    or entry.exit_seen
+                ):
                     continue
                 if entry.reader is not None and not entry.reader_eof:
                     found[entry.reader] = (entry, "reader")
-                sentinel = getattr(entry.instance, "sentinel", None)
+                sentinel = getattr(entry.agent, "sentinel", None)
                 if sentinel is not None:
                     found[sentinel] = (entry, "sentinel")
             return found
@@ -416,7 +436,7 @@ class LifecycleManager:
             now = self.clock()
             upcoming: list[float] = []
             for entry in self.registry:
-                if entry.state not in ACTIVE_STATES or entry.instance is None:
+                if entry.state not in ACTIVE_STATES or entry.agent is None:
                     continue
                 if entry.start_deadline is not None:
                     if now >= entry.start_deadline:
@@ -430,7 +450,7 @@ class LifecycleManager:
                         logger.warning(
                             "agent %r ignored SIGTERM: sending SIGKILL", entry.name
                         )
-                        entry.instance.kill()  # type: ignore[attr-defined]
+                        entry.agent.kill()  # type: ignore[attr-defined]
                     else:
                         upcoming.append(entry.kill_at)
             return min(upcoming) if upcoming else None
@@ -450,7 +470,7 @@ class LifecycleManager:
 
     def terminate(self, entry: AgentEntry) -> None:
         """SIGTERM a process agent now, SIGKILL it after the grace period."""
-        instance = entry.instance
+        instance = entry.agent
         if instance is None or instance.flavour != "process":
             return
         instance.terminate()  # type: ignore[attr-defined]
@@ -470,10 +490,10 @@ class LifecycleManager:
                 self.pool.dequeue(name)
                 self.change_state(entry, S.TERMINATED)
                 return f"agent {name!r} removed from the queue"
-            if entry.state in ACTIVE_STATES and entry.instance is not None:
+            if entry.state in ACTIVE_STATES and entry.agent is not None:
                 entry.stop_requested = True
                 try:
-                    entry.instance.stop()
+                    entry.agent.stop()
                 except Exception:
                     logger.exception("agent %r: on_stop raised", name)
                 if entry.state in (S.STARTING, S.RUNNING, S.READY):
@@ -526,7 +546,7 @@ class LifecycleManager:
         with self.lock:
             stubborn = [e for e in self.active_entries() if e.flavour == "process"]
             for entry in stubborn:
-                if entry.instance is not None and entry.instance.is_alive():
+                if entry.agent is not None and entry.agent.is_alive():
                     logger.warning(
                         "agent %r did not stop within %.1f s: sending SIGTERM",
                         entry.name,

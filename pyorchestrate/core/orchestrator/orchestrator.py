@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable, Mapping
 from types import FrameType
 from typing import Any
 
-from ..agent.base import AgentConfig, BaseAgent, build_agent_config
+from ..agent.base import AgentConfig, BaseAgent, build_agent_config, check_agent_kwargs
 from ..agent.plugins import AgentPlugin
 from ..agent.signals import ControlEvents, StateEvents
 from ..errors import LifecycleError
@@ -170,12 +170,7 @@ class Orchestrator:
         for events in (control_events, state_events):
             if events is not None:
                 events.check_flavour(flavour)
-        for key in kwargs:
-            if hasattr(agent_class, key):
-                raise TypeError(
-                    f"{agent_class.__name__}: keyword argument {key!r} would shadow an "
-                    "attribute of the agent; choose another name"
-                )
+        check_agent_kwargs(agent_class, kwargs)
         spec = AgentSpec(
             agent_class=agent_class,
             name=name,

@@ -47,7 +47,8 @@ class AgentEntry:
     index: int
     state: AgentState = AgentState.REGISTERED
     generation_id: int = 0
-    instance: BaseAgent | None = None
+    agent: BaseAgent | None = None
+    exit_seen: bool = False
     reader: Connection | None = None
     link: AgentLink | None = None
     pid: int | None = None
@@ -83,17 +84,26 @@ class AgentEntry:
     @property
     def is_initialized(self) -> bool:
         """Whether an instance exists (the agent has been started at least once)."""
-        return self.instance is not None
+        return self.agent is not None
+
+    @property
+    def instance(self) -> BaseAgent:
+        """The agent object of the current generation.
+
+        Raises:
+            RuntimeError: before the agent's first start.
+        """
+        if self.agent is None:
+            raise RuntimeError(f"agent {self.name!r} has not been started")
+        return self.agent
 
     def require_instance(self) -> BaseAgent:
-        """Return the instance; raise ``RuntimeError`` before the first start."""
-        if self.instance is None:
-            raise RuntimeError(f"agent {self.name!r} has not been started")
+        """Same as :attr:`instance`."""
         return self.instance
 
     def is_alive(self) -> bool:
         """Whether the agent's thread or process is running."""
-        return self.instance is not None and self.instance.is_alive()
+        return self.agent is not None and self.agent.is_alive()
 
     @property
     def active(self) -> bool:
@@ -103,8 +113,8 @@ class AgentEntry:
     @property
     def config(self) -> AgentConfig | None:
         """The live config once started, else the registered one (maybe ``None``)."""
-        if self.instance is not None:
-            return self.instance.config
+        if self.agent is not None:
+            return self.agent.config
         return self.spec.config
 
 

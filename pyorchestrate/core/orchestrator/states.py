@@ -66,7 +66,8 @@ TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
     ),
     _S.RUNNING: frozenset({_S.READY, _S.STOPPING, _S.QUARANTINED, _S.TERMINATED}),
     _S.READY: frozenset({_S.STOPPING, _S.QUARANTINED, _S.TERMINATED}),
-    _S.STOPPING: frozenset({_S.QUARANTINED, _S.TERMINATED}),
+    # STOPPING -> FAILED: asked to stop while starting, ended before START.
+    _S.STOPPING: frozenset({_S.QUARANTINED, _S.TERMINATED, _S.FAILED}),
     _S.QUARANTINED: frozenset({_S.STOPPING, _S.TERMINATED, _S.FAILED}),
     _S.TERMINATED: frozenset({_S.QUEUED, _S.STARTING}),
     _S.FAILED: frozenset({_S.QUEUED, _S.STARTING}),
