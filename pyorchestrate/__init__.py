@@ -7,59 +7,137 @@ The names users need are re-exported here::
 
 from __future__ import annotations
 
+import importlib
 import logging
-from importlib.metadata import PackageNotFoundError, version
+from typing import TYPE_CHECKING, Any
 
-from .core.agent import (
-    AgentConfig,
-    AgentPlugin,
-    AgentTerminationStatus,
-    BaseAgent,
-    BaseProcessAgent,
-    BaseThreadAgent,
-    ControlEvents,
-    LoopingProcessAgent,
-    LoopingThreadAgent,
-    OneShotProcessAgent,
-    OneShotThreadAgent,
-    PeriodicProcessAgent,
-    PeriodicThreadAgent,
-    PoolProcessAgent,
-    PoolThreadAgent,
-    StateEvents,
-    make_event,
-)
-from .core.config import ValidationPolicy, ValidationResult, ValidationSeverity
-from .core.errors import (
-    ConfigError,
-    ConfigValidationError,
-    DependencyError,
-    LifecycleError,
-    NonRecoverableException,
-    PyOrchestrateError,
-    RecoverableException,
-    RegistrationError,
-    TerminateAgent,
-)
-from .core.orchestrator import (
-    AgentEntry,
-    AgentSpec,
-    AgentState,
-    Orchestrator,
-    OrchestratorConfig,
-    RunMode,
-    StartStatus,
-    WorkerStartResult,
-)
-from .core.utilities.event import AgentEvent, EventRecord, OrchestratorEvent, Severity
-from .core.utilities.messaging import MessageChannel, ServiceMessage
-
-try:
-    __version__ = version("pyorchestrate")
-except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
-    __version__ = "0.0.0"
+if TYPE_CHECKING:
+    __version__: str
+    from .core.agent import (
+        AgentConfig,
+        AgentPlugin,
+        AgentTerminationStatus,
+        BaseAgent,
+        BaseProcessAgent,
+        BaseThreadAgent,
+        ControlEvents,
+        LoopingProcessAgent,
+        LoopingThreadAgent,
+        OneShotProcessAgent,
+        OneShotThreadAgent,
+        PeriodicProcessAgent,
+        PeriodicThreadAgent,
+        PoolProcessAgent,
+        PoolThreadAgent,
+        StateEvents,
+        make_event,
+    )
+    from .core.config import ValidationPolicy, ValidationResult, ValidationSeverity
+    from .core.errors import (
+        ConfigError,
+        ConfigValidationError,
+        DependencyError,
+        LifecycleError,
+        NonRecoverableException,
+        PyOrchestrateError,
+        RecoverableException,
+        RegistrationError,
+        TerminateAgent,
+    )
+    from .core.orchestrator import (
+        AgentEntry,
+        AgentSpec,
+        AgentState,
+        Orchestrator,
+        OrchestratorConfig,
+        RunMode,
+        StartStatus,
+        WorkerStartResult,
+    )
+    from .core.utilities.event import (
+        AgentEvent,
+        EventRecord,
+        OrchestratorEvent,
+        Severity,
+    )
+    from .core.utilities.messaging import MessageChannel, ServiceMessage
 
 logging.getLogger("pyorchestrate").addHandler(logging.NullHandler())
+
+# Names load on first use, so ``import pyorchestrate.cli`` (and the CLI's start-up)
+# does not pay for pydantic and the whole core.
+_LAZY: dict[str, str] = {
+    "AgentConfig": ".core.agent",
+    "AgentEntry": ".core.orchestrator",
+    "AgentEvent": ".core.utilities.event",
+    "AgentPlugin": ".core.agent",
+    "AgentSpec": ".core.orchestrator",
+    "AgentState": ".core.orchestrator",
+    "AgentTerminationStatus": ".core.agent",
+    "BaseAgent": ".core.agent",
+    "BaseProcessAgent": ".core.agent",
+    "BaseThreadAgent": ".core.agent",
+    "ConfigError": ".core.errors",
+    "ConfigValidationError": ".core.errors",
+    "ControlEvents": ".core.agent",
+    "DependencyError": ".core.errors",
+    "EventRecord": ".core.utilities.event",
+    "LifecycleError": ".core.errors",
+    "LoopingProcessAgent": ".core.agent",
+    "LoopingThreadAgent": ".core.agent",
+    "MessageChannel": ".core.utilities.messaging",
+    "NonRecoverableException": ".core.errors",
+    "OneShotProcessAgent": ".core.agent",
+    "OneShotThreadAgent": ".core.agent",
+    "Orchestrator": ".core.orchestrator",
+    "OrchestratorConfig": ".core.orchestrator",
+    "OrchestratorEvent": ".core.utilities.event",
+    "PeriodicProcessAgent": ".core.agent",
+    "PeriodicThreadAgent": ".core.agent",
+    "PoolProcessAgent": ".core.agent",
+    "PoolThreadAgent": ".core.agent",
+    "PyOrchestrateError": ".core.errors",
+    "RecoverableException": ".core.errors",
+    "RegistrationError": ".core.errors",
+    "RunMode": ".core.orchestrator",
+    "ServiceMessage": ".core.utilities.messaging",
+    "Severity": ".core.utilities.event",
+    "StartStatus": ".core.orchestrator",
+    "StateEvents": ".core.agent",
+    "TerminateAgent": ".core.errors",
+    "ValidationPolicy": ".core.config",
+    "ValidationResult": ".core.config",
+    "ValidationSeverity": ".core.config",
+    "WorkerStartResult": ".core.orchestrator",
+    "make_event": ".core.agent",
+}
+
+
+def _read_version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("pyorchestrate")
+    except PackageNotFoundError:  # pragma: no cover - running from a bare checkout
+        return "0.0.0"
+
+
+def __getattr__(name: str) -> Any:
+    if name == "__version__":
+        value = _read_version()
+        globals()[name] = value
+        return value
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'pyorchestrate' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "AgentConfig",

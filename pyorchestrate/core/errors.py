@@ -8,9 +8,18 @@
     ├── RegistrationError(…, ValueError)    not an agent, duplicate name, unknown agent
     │   └── DependencyError                 unknown dependency; cycle (names it)
     ├── LifecycleError(…, RuntimeError)     illegal transition; already started; closed
-    └── AgentError                          raised inside agents' loops
-        ├── RecoverableException            the loop logs it and goes on
-        └── NonRecoverableException         the loop ends cleanly (no AGENT_ERROR)
+    ├── AgentError                          raised inside agents' loops
+    │   ├── RecoverableException            the loop logs it and goes on
+    │   └── NonRecoverableException         the loop ends cleanly (no AGENT_ERROR)
+    └── ControlError                        .code → the reply's code (wire errors)
+        ├── ProtocolError        400        malformed request (JSON, shape, size)
+        ├── UnknownCommand       400        no such command, or missing arguments
+        ├── CommandForbidden     403        not in allowed_commands
+        ├── AgentNotFound        404        no agent of that name
+        ├── Conflict             409        e.g. start of an agent that is running
+        ├── CommandFailed        500        the command raised, or ran out of time
+        ├── ControlUnavailable(…, ConnectionError)  nothing answers on the socket
+        └── ControlTimeout(…, TimeoutError)         no reply within the deadline
     TerminateAgent(BaseException)           control-flow signal (SIGTERM in a process agent)
 
 ``RegistrationError`` is a ``ValueError`` and ``LifecycleError`` a ``RuntimeError`` so
@@ -20,18 +29,28 @@ that code written against the original library (which raised the builtins) keeps
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any, ClassVar
 
 __all__ = [
     "AgentError",
+    "AgentNotFound",
+    "CommandFailed",
+    "CommandForbidden",
     "ConfigError",
     "ConfigValidationError",
+    "Conflict",
+    "ControlError",
+    "ControlTimeout",
+    "ControlUnavailable",
     "DependencyError",
     "LifecycleError",
     "NonRecoverableException",
+    "ProtocolError",
     "PyOrchestrateError",
     "RecoverableException",
     "RegistrationError",
     "TerminateAgent",
+    "UnknownCommand",
 ]
 
 
@@ -82,6 +101,74 @@ class RecoverableException(AgentError):
 
 class NonRecoverableException(AgentError):
     """Raised in a cycle: the loop ends cleanly, without an AGENT_ERROR."""
+
+
+class ControlError(PyOrchestrateError):
+    """An error of the command channel; ``code`` is what the reply carries."""
+
+    code: ClassVar[int] = 500
+
+    def __init__(self, message: str, *, data: dict[str, Any] | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.data = data or {}
+
+    def __reduce__(self) -> tuple[object, ...]:
+        return (_rebuild_control_error, (type(self), self.message, self.data))
+
+
+def _rebuild_control_error(
+    cls: type[ControlError], message: str, data: dict[str, Any]
+) -> ControlError:
+    return cls(message, data=data)
+
+
+class ProtocolError(ControlError):
+    """The request is not valid JSON, has the wrong shape, or is too large."""
+
+    code = 400
+
+
+class UnknownCommand(ControlError):
+    """No such command, or it lacks its arguments."""
+
+    code = 400
+
+
+class CommandForbidden(ControlError):
+    """The command exists but this orchestrator does not allow it."""
+
+    code = 403
+
+
+class AgentNotFound(ControlError):
+    """The command names an agent that is not registered."""
+
+    code = 404
+
+
+class Conflict(ControlError):
+    """The command cannot run in the agent's current state."""
+
+    code = 409
+
+
+class CommandFailed(ControlError):
+    """The command raised an unexpected error or did not finish in time."""
+
+    code = 500
+
+
+class ControlUnavailable(ControlError, ConnectionError):
+    """Nothing answers on the socket (no orchestrator, or its interface is off)."""
+
+    code = 503
+
+
+class ControlTimeout(ControlError, TimeoutError):
+    """The orchestrator did not reply within the client's timeout."""
+
+    code = 504
 
 
 class TerminateAgent(BaseException):

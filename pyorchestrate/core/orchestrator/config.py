@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 import enum
-import os
-import tempfile
-from pathlib import Path
 from typing import Any
 
 from pydantic import Field, field_validator
 
 from ..agent.flavours import DEFAULT_START_METHOD, StartMethod
 from ..config import ConfigModel
+from ..control.paths import default_socket_path
 from ..control.permissions import resolve_allowed_commands
 
 __all__ = ["OrchestratorConfig", "RunMode", "default_socket_path"]
@@ -26,23 +24,6 @@ class RunMode(enum.Enum):
 
     STOP_ON_EMPTY = "stop_on_empty"
     DAEMON = "daemon"
-
-
-def default_socket_path(name: str = "orchestrator") -> str:
-    """A private per-user socket path: ``$XDG_RUNTIME_DIR/pyorchestrate/<name>.sock``.
-
-    Without ``XDG_RUNTIME_DIR`` it lives in ``<tmp>/pyorchestrate-<uid>/``. The
-    directory is created 0700 when the command interface starts, never before.
-    """
-    runtime = os.environ.get("XDG_RUNTIME_DIR")
-    if runtime and Path(runtime).is_dir():
-        base = Path(runtime) / "pyorchestrate"
-    else:
-        base = Path(tempfile.gettempdir()) / f"pyorchestrate-{os.getuid()}"
-    safe = (
-        "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "orchestrator"
-    )
-    return str(base / f"{safe}.sock")
 
 
 class OrchestratorConfig(ConfigModel):
@@ -77,6 +58,9 @@ class OrchestratorConfig(ConfigModel):
     run_mode: RunMode = Field(default=RunMode.STOP_ON_EMPTY)
     allowed_commands: frozenset[str] | None = Field(
         default=None, description="None (all), a preset name, or a set of command names"
+    )
+    command_timeout: float = Field(
+        default=5.0, gt=0, description="deadline for answering one command (s)"
     )
     history_max_events: int = Field(default=5000, gt=0)
     history_payload_bytes: int = Field(default=256, gt=0)

@@ -7,6 +7,7 @@ gets the next ``seq``; queries merge the stores and return the oldest first.
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import Counter, deque
@@ -15,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping
 from ..utilities.event import EventRecord, Severity
 
 __all__ = ["EventHistory"]
+
+logger = logging.getLogger(__name__)
 
 _HEARTBEAT = "agent_heartbeat"
 _NO_AGENT = "_none"
@@ -62,6 +65,7 @@ class EventHistory:
         self._by_type: Counter[str] = Counter()
         self._by_agent_type: dict[str, Counter[str]] = {}
         self._evicted = 0
+        self._listeners: tuple[Callable[[EventRecord], None], ...] = ()
 
     def record(
         self,
@@ -108,7 +112,39 @@ class EventHistory:
                 if per_agent is None:
                     per_agent = self._by_agent_type[agent] = Counter()
                 per_agent[event_name] += 1
+            for listener in self._listeners:
+                try:
+                    listener(rec)
+                except Exception:
+                    logger.exception("history listener %r failed", listener)
         return rec
+
+    def subscribe(
+        self, listener: Callable[[EventRecord], None], *, after_seq: int | None = None
+    ) -> tuple[list[EventRecord], Callable[[], None]]:
+        """Call ``listener(record)`` for every new record, in ``seq`` order.
+
+        The listener runs on the recording thread with the history's lock held, so it
+        must only hand the record on (append to a queue), never block.
+
+        Returns:
+            ``(backlog, unsubscribe)``: the stored records after ``after_seq`` (none if
+            it is ``None``), taken atomically with the subscription so nothing is
+            missed or repeated, and a function that ends the subscription.
+        """
+        with self._lock:
+            backlog: list[EventRecord] = []
+            if after_seq is not None:
+                backlog = sorted(
+                    (r for r in self._all() if r.seq > after_seq), key=lambda r: r.seq
+                )
+            self._listeners = (*self._listeners, listener)
+
+        def unsubscribe() -> None:
+            with self._lock:
+                self._listeners = tuple(x for x in self._listeners if x is not listener)
+
+        return backlog, unsubscribe
 
     def _all(self) -> Iterable[EventRecord]:
         yield from self._ring

@@ -401,6 +401,10 @@ class LifecycleManager:
             )
             self._close_reader(entry)
             self.pump()
+            if entry.restart_pending:
+                entry.restart_pending = False
+                if self.pool.accepting:
+                    self.request_start(entry.name)
 
     def _close_reader(self, entry: AgentEntry) -> None:
         if entry.reader is not None:
@@ -500,6 +504,26 @@ class LifecycleManager:
                     self.change_state(entry, S.STOPPING)
                 return f"agent {name!r} asked to stop"
             return f"agent {name!r} is not running ({entry.state.value})"
+
+    def request_restart(self, name: str) -> str:
+        """Stop ``name`` if it runs, then start it again; return what happened.
+
+        Raises:
+            RegistrationError: ``name`` is not registered.
+            LifecycleError: the orchestrator is shutting down.
+        """
+        with self.lock:
+            entry = self.registry.require(name)
+            if not self.pool.accepting:
+                raise LifecycleError(f"cannot restart {name!r}: shutting down")
+            if entry.state in ACTIVE_STATES and entry.agent is not None:
+                entry.restart_pending = True
+                self.request_stop(name)
+                return (
+                    f"agent {name!r} asked to stop; it starts again once it has ended"
+                )
+            result = self.request_start(name)
+            return f"agent {name!r}: {result.status.value}"
 
     def stop_all(self) -> None:
         """Refuse new starts, empty the queue and ask every active agent to stop."""

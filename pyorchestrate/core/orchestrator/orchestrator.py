@@ -23,6 +23,9 @@ from typing import Any
 from ..agent.base import AgentConfig, BaseAgent, build_agent_config, check_agent_kwargs
 from ..agent.plugins import AgentPlugin
 from ..agent.signals import ControlEvents, StateEvents
+from ..control.commands import ProcessStats
+from ..control.permissions import COMMANDS
+from ..control.server import CommandServer
 from ..errors import LifecycleError
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
 from ..utilities.messaging import MessageChannel
@@ -131,6 +134,11 @@ class Orchestrator:
         self._signal_pending: int | None = None
         self._escalate = False
         self._survivors: list[str] = []
+        self.allowed_commands: frozenset[str] = (
+            config.allowed_commands if config.allowed_commands is not None else COMMANDS
+        )
+        self.process_stats = ProcessStats()
+        self.command_server: CommandServer | None = None
         self.history.record(
             "INIT",
             category="system",
@@ -265,10 +273,33 @@ class Orchestrator:
                     f"cannot accept new starts: orchestrator {self.name!r} is shutting down"
                 )
             self.validate_dependencies()
+            self._ensure_running()
             self._started = True
-            _live.add(self)
-            self.router.start()
             return self.lifecycle.request_start(name)
+
+    def restart_agent(self, name: str) -> str:
+        """Stop ``name`` if it runs and start it again (generation + 1).
+
+        Raises:
+            RegistrationError: unknown agent. LifecycleError: shutting down.
+        """
+        with self.lifecycle.lock:
+            self._ensure_running()
+            return self.lifecycle.request_restart(name)
+
+    def _ensure_running(self) -> None:
+        """Start the router and, if enabled, the command interface (once)."""
+        if self.config.enable_command_interface and self.command_server is None:
+            server = CommandServer(
+                self,
+                self.command_socket_path,
+                self.allowed_commands,
+                timeout=self.config.command_timeout,
+            )
+            server.start()  # raises before any agent starts if the socket is taken
+            self.command_server = server
+        _live.add(self)
+        self.router.start()
 
     def stop_agent(self, name: str) -> str:
         """Ask one agent to stop (or take it off the queue); return what happened."""
@@ -284,6 +315,11 @@ class Orchestrator:
     def request_shutdown(self) -> None:
         """Make :meth:`join` return and shut down (what the CLI ``shutdown`` does)."""
         self.stop()
+
+    @property
+    def is_shutting_down(self) -> bool:
+        """Whether a stop or shutdown has been requested."""
+        return self._shutdown_requested
 
     def is_finished(self) -> bool:
         """Whether :meth:`join` would return now (per the run mode)."""
@@ -303,7 +339,9 @@ class Orchestrator:
         """
         restore = self._install_signal_handlers()
         try:
-            self.router.start()
+            if not self._shutdown_requested:
+                with self.lifecycle.lock:
+                    self._ensure_running()
             with self.lifecycle.lock:
                 while not self.is_finished():
                     self.lifecycle.changed.wait(self.config.check_interval)
@@ -379,6 +417,8 @@ class Orchestrator:
                 "survivors": ",".join(survivors),
             },
         )
+        if self.command_server is not None and not self.command_server.stop(2.0):
+            self.logger.error("command server thread did not stop within 2 s")
         if not self.router.stop(2.0):
             self.logger.error("router thread did not stop within 2 s")
         self.event_bus.close(max(budget, 2.0))

@@ -49,6 +49,7 @@ class AgentEntry:
     generation_id: int = 0
     agent: BaseAgent | None = None
     exit_seen: bool = False
+    restart_pending: bool = False
     reader: Connection | None = None
     link: AgentLink | None = None
     pid: int | None = None

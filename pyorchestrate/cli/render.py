@@ -1,0 +1,166 @@
+"""How the CLI shows replies: rich tables for people, JSON for programs."""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+
+__all__ = [
+    "STATE_STYLES",
+    "console",
+    "err_console",
+    "format_uptime",
+    "history_table",
+    "print_json",
+    "ps_table",
+    "stats_table",
+]
+
+console = Console(highlight=False)
+err_console = Console(stderr=True, highlight=False)
+
+STATE_STYLES = {
+    "READY": "green",
+    "RUNNING": "green",
+    "STARTING": "cyan",
+    "QUEUED": "cyan",
+    "STOPPING": "yellow",
+    "QUARANTINED": "bold red",
+    "FAILED": "bold red",
+    "TERMINATED": "dim",
+    "REGISTERED": "dim",
+}
+
+
+def print_json(data: Any) -> None:
+    """Print ``data`` as indented JSON on stdout (no colours, no wrapping)."""
+    print(json.dumps(data, indent=2, default=str))
+
+
+def format_uptime(seconds: Any) -> str:
+    """``3725.2`` → ``1:02:05``; ``-`` when unknown."""
+    if not isinstance(seconds, int | float):
+        return "-"
+    whole = int(seconds)
+    days, rest = divmod(whole, 86_400)
+    text = str(_dt.timedelta(seconds=rest))
+    return f"{days}d {text}" if days else text
+
+
+def _state(state: str) -> Text:
+    return Text(state, style=STATE_STYLES.get(state, ""))
+
+
+def ps_table(data: dict[str, Any]) -> Table:
+    """The ``ps`` table: name, state, pid, uptime, restarts, last error."""
+    table = Table(
+        title=(
+            f"running {data.get('running_count', 0)}/{data.get('max_workers', '?')}, "
+            f"queued {data.get('waiting_count', 0)}"
+        ),
+        title_justify="left",
+        box=None,
+        header_style="bold",
+    )
+    for column in ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "LAST ERROR"):
+        table.add_column(column, overflow="fold")
+    for agent in data.get("agents", []):
+        exit_code = agent.get("exit_code")
+        table.add_row(
+            str(agent.get("name")),
+            _state(str(agent.get("lifecycle_state"))),
+            str(agent.get("pid") or "-") if agent.get("alive") else "-",
+            format_uptime(agent.get("uptime")),
+            str(agent.get("restarts", 0)),
+            "-" if exit_code is None else str(exit_code),
+            Text(str(agent.get("last_error") or ""), style="red"),
+        )
+    return table
+
+
+def key_value_table(data: dict[str, Any]) -> Table:
+    """A two-column table of a flat mapping."""
+    table = Table(box=None, show_header=False)
+    table.add_column(style="bold")
+    table.add_column(overflow="fold")
+    for key, value in data.items():
+        if isinstance(value, dict | list):
+            value = json.dumps(value, default=str)
+        if key == "lifecycle_state":
+            table.add_row(key, _state(str(value)))
+        elif key == "uptime":
+            table.add_row(key, format_uptime(value))
+        else:
+            table.add_row(key, "-" if value is None else str(value))
+    return table
+
+
+def history_table(events: list[dict[str, Any]]) -> Table:
+    """The ``history`` table: seq, time, category, event, agent, severity, details."""
+    table = Table(box=None, header_style="bold")
+    for column in ("SEQ", "TIME", "CATEGORY", "EVENT", "AGENT", "SEV", "DETAILS"):
+        table.add_column(column, overflow="fold")
+    for event in events:
+        table.add_row(*history_row(event))
+    return table
+
+
+def history_row(event: dict[str, Any]) -> list[str | Text]:
+    """One history row (also used by ``history --follow``)."""
+    data = event.get("data") or {}
+    details = data.get("error_message") or " ".join(
+        f"{k}={v}" for k, v in data.items() if k not in ("pid", "generation_id")
+    )
+    severity = str(event.get("severity", ""))
+    return [
+        str(event.get("seq")),
+        str(event.get("timestamp", ""))[11:23],
+        str(event.get("category", "")),
+        str(event.get("event_name", "")),
+        str(event.get("agent") or "-"),
+        Text(severity, style="red" if severity in ("ERROR", "CRITICAL") else ""),
+        details,
+    ]
+
+
+def stats_table(data: dict[str, Any]) -> Table:
+    """The ``stats`` table: per agent pid, cpu, memory, threads, uptime."""
+    head = data.get("orchestrator", {})
+    table = Table(
+        title=(
+            f"orchestrator pid {head.get('pid')}  cpu {head.get('cpu_percent')}%  "
+            f"mem {head.get('memory_mb')} MB  threads {head.get('threads')}  "
+            f"running {head.get('running_agents')}/{head.get('max_workers')}"
+        ),
+        title_justify="left",
+        box=None,
+        header_style="bold",
+    )
+    for column in (
+        "NAME",
+        "STATE",
+        "PID",
+        "CPU %",
+        "MEM MB",
+        "MEM %",
+        "THREADS",
+        "UPTIME",
+    ):
+        table.add_column(column)
+    for agent in data.get("agents", []):
+        table.add_row(
+            str(agent.get("name")),
+            _state(str(agent.get("lifecycle_state"))),
+            str(agent.get("pid") or "-"),
+            str(agent.get("cpu_percent")),
+            str(agent.get("memory_mb")),
+            str(agent.get("memory_percent")),
+            str(agent.get("threads")),
+            format_uptime(agent.get("uptime")),
+        )
+    return table

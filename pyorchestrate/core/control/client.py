@@ -1,0 +1,308 @@
+"""``ControlClient``: talk to a running orchestrator over its Unix socket.
+
+Standard library only (the CLI imports it and must start fast)::
+
+    with ControlClient("/run/user/1000/pyorchestrate/Orchestrator.sock") as client:
+        for agent in client.ps()["agents"]:
+            print(agent["name"], agent["lifecycle_state"])
+        client.restart("worker")
+
+Errors are typed: :class:`ControlUnavailable` (nothing answers: the message names the
+socket path tried), :class:`ControlTimeout`, and for error replies the
+:class:`ControlError` subclass of their code (``AgentNotFound`` for 404, …).
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from .. import errors
+from ..errors import ControlError, ControlTimeout, ControlUnavailable, ProtocolError
+from .paths import default_socket_dir, default_socket_path
+from .protocol import build_request, encode, parse_reply
+
+__all__ = ["ControlClient", "resolve_socket_path"]
+
+_BY_NAME: dict[str, type[ControlError]] = {
+    cls.__name__: cls
+    for cls in (
+        errors.ProtocolError,
+        errors.UnknownCommand,
+        errors.CommandForbidden,
+        errors.AgentNotFound,
+        errors.Conflict,
+        errors.CommandFailed,
+    )
+}
+_BY_CODE: dict[int, type[ControlError]] = {
+    400: errors.UnknownCommand,
+    403: errors.CommandForbidden,
+    404: errors.AgentNotFound,
+    409: errors.Conflict,
+    500: errors.CommandFailed,
+}
+
+
+def resolve_socket_path(path: str | os.PathLike[str] | None = None) -> str:
+    """The socket to use: ``path``, else ``$PYORCHESTRATE_SOCKET``, else the default.
+
+    The default is the socket of an orchestrator named "Orchestrator" in this user's
+    private directory, or, if that does not exist and exactly one socket does, that one.
+    """
+    if path:
+        return os.fspath(path)
+    env = os.environ.get("PYORCHESTRATE_SOCKET")
+    if env:
+        return env
+    default = default_socket_path("Orchestrator")
+    if not Path(default).exists():
+        found = sorted(default_socket_dir().glob("*.sock"))
+        if len(found) == 1:
+            return str(found[0])
+    return default
+
+
+class ControlClient:
+    """A connection to one orchestrator's command socket.
+
+    Args:
+        socket_path: the socket (see :func:`resolve_socket_path` for the default).
+        timeout: seconds to wait for connecting and for each reply.
+        sender: how this client names itself in requests.
+    """
+
+    def __init__(
+        self,
+        socket_path: str | os.PathLike[str] | None = None,
+        *,
+        timeout: float = 5.0,
+        sender: str = "client",
+    ) -> None:
+        self.socket_path = resolve_socket_path(socket_path)
+        self.timeout = timeout
+        self.sender = sender
+        self._sock: socket.socket | None = None
+        self._buffer = bytearray()
+
+    # ------------------------------------------------------------ connection
+    def connect(self) -> None:
+        """Connect now (requests connect on first use anyway).
+
+        Raises:
+            ControlUnavailable: nothing answers on the socket.
+        """
+        if self._sock is not None:
+            return
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(self.timeout)
+        try:
+            sock.connect(self.socket_path)
+        except (FileNotFoundError, ConnectionRefusedError) as exc:
+            sock.close()
+            raise ControlUnavailable(
+                f"Cannot connect to an orchestrator at {self.socket_path} "
+                f"({exc.strerror or exc}). Is it running with the command interface "
+                "enabled? Pass --socket PATH or set PYORCHESTRATE_SOCKET."
+            ) from None
+        except PermissionError:
+            sock.close()
+            raise ControlUnavailable(
+                f"Permission denied on {self.socket_path}: the socket belongs to "
+                "another user."
+            ) from None
+        except OSError as exc:
+            sock.close()
+            raise ControlUnavailable(
+                f"Cannot connect to {self.socket_path}: {exc}"
+            ) from None
+        self._sock = sock
+        self._buffer.clear()
+
+    def close(self) -> None:
+        """Close the connection. Idempotent."""
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None
+
+    def __enter__(self) -> ControlClient:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _read_line(self, deadline: float | None) -> bytes:
+        assert self._sock is not None
+        while True:
+            newline = self._buffer.find(b"\n")
+            if newline >= 0:
+                line = bytes(self._buffer[:newline])
+                del self._buffer[: newline + 1]
+                return line
+            if deadline is None:
+                self._sock.settimeout(None)
+            else:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError
+                self._sock.settimeout(remaining)
+            chunk = self._sock.recv(65536)
+            if not chunk:
+                raise ConnectionResetError("the orchestrator closed the connection")
+            self._buffer += chunk
+
+    # ------------------------------------------------------------ requests
+    def request(self, command: str, *args: Any) -> dict[str, Any]:
+        """Send one command and return the reply's payload, errors included.
+
+        Raises:
+            ControlUnavailable: cannot connect, or the connection broke.
+            ControlTimeout: no reply within ``timeout``.
+        """
+        self.connect()
+        assert self._sock is not None
+        message = build_request(command, args, sender=self.sender)
+        request_id = message["payload"]["request_id"]
+        deadline = time.monotonic() + self.timeout
+        try:
+            self._sock.settimeout(self.timeout)
+            self._sock.sendall(encode(message))
+            while True:
+                reply = parse_reply(self._read_line(deadline))
+                payload: dict[str, Any] = reply["payload"]
+                if reply.get("event_name") == "EVENT":
+                    continue  # an event for a subscription on this connection
+                if payload.get("request_id") in (request_id, None):
+                    return payload
+        except TimeoutError:
+            self.close()
+            raise ControlTimeout(
+                f"no reply to {command!r} from {self.socket_path} within {self.timeout:g} s"
+            ) from None
+        except OSError as exc:
+            self.close()
+            raise ControlUnavailable(
+                f"lost the connection to {self.socket_path}: {exc}"
+            ) from None
+
+    def call(self, command: str, *args: Any) -> dict[str, Any]:
+        """Send one command and return its ``data``; raise its error as an exception.
+
+        Raises:
+            ControlError: the subclass matching the reply's error (404 →
+                ``AgentNotFound``, …), with ``.data`` from the reply.
+        """
+        payload = self.request(command, *args)
+        if payload.get("status") == "success":
+            data: dict[str, Any] = payload.get("data") or {}
+            return data
+        raise _error_from(payload)
+
+    # ------------------------------------------------------------ commands
+    def ps(self) -> dict[str, Any]:
+        """Every agent with its state."""
+        return self.call("ps")
+
+    def status(self, agent: str | None = None) -> dict[str, Any]:
+        """The orchestrator's status, or one agent's."""
+        return self.call("status", agent) if agent else self.call("status")
+
+    def start(self, agent: str) -> dict[str, Any]:
+        """Start (or queue) an agent."""
+        return self.call("start", agent)
+
+    def stop(self, agent: str) -> dict[str, Any]:
+        """Ask an agent to stop."""
+        return self.call("stop", agent)
+
+    def restart(self, agent: str) -> dict[str, Any]:
+        """Stop an agent and start it again."""
+        return self.call("restart", agent)
+
+    def dependencies(self) -> dict[str, Any]:
+        """Which agents wait for which."""
+        return self.call("dependencies")
+
+    def commands(self) -> dict[str, Any]:
+        """The commands this orchestrator allows."""
+        return self.call("commands")
+
+    def stats(self) -> dict[str, Any]:
+        """CPU, memory, threads and uptime per agent."""
+        return self.call("stats")
+
+    def history(
+        self,
+        *,
+        last: int | None = None,
+        agent: str | None = None,
+        event_name: str | None = None,
+        after_seq: int | None = None,
+    ) -> dict[str, Any]:
+        """Past events, oldest first."""
+        filters = _filters(
+            last=last, agent=agent, event_name=event_name, after_seq=after_seq
+        )
+        return self.call("history", filters) if filters else self.call("history")
+
+    def history_stats(self, agent: str | None = None) -> dict[str, Any]:
+        """Event counts by type."""
+        filters = _filters(agent=agent)
+        return (
+            self.call("history-stats", filters)
+            if filters
+            else self.call("history-stats")
+        )
+
+    def shutdown(self) -> dict[str, Any]:
+        """Ask the orchestrator to shut down (returns before it has)."""
+        return self.call("shutdown")
+
+    def subscribe(
+        self,
+        *,
+        agent: str | None = None,
+        event_name: str | None = None,
+        after_seq: int | None = None,
+        idle_timeout: float | None = None,
+    ) -> Iterator[dict[str, Any]]:
+        """Yield events (``EventRecord.to_dict()``) as they happen, on this connection.
+
+        With ``after_seq``, stored events after it come first. The iterator ends when
+        the orchestrator closes the connection, or after ``idle_timeout`` seconds
+        without an event (``None``: wait forever).
+        """
+        filters = _filters(agent=agent, event_name=event_name, after_seq=after_seq)
+        self.call("subscribe", filters) if filters else self.call("subscribe")
+        while True:
+            deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
+            try:
+                reply = parse_reply(self._read_line(deadline))
+            except TimeoutError:
+                return
+            except (OSError, ConnectionResetError):
+                self.close()
+                return
+            if reply.get("event_name") == "EVENT":
+                event: dict[str, Any] = reply["payload"].get("event") or {}
+                yield event
+
+
+def _filters(**values: Any) -> dict[str, Any]:
+    return {key: value for key, value in values.items() if value is not None}
+
+
+def _error_from(payload: dict[str, Any]) -> ControlError:
+    message = str(payload.get("error") or "the command failed")
+    data = payload.get("data") if isinstance(payload.get("data"), dict) else {}
+    cls = _BY_NAME.get(str(payload.get("error_type")))
+    if cls is None:
+        code = payload.get("code")
+        cls = (
+            _BY_CODE.get(code, ControlError) if isinstance(code, int) else ProtocolError
+        )
+    return cls(message, data=data)

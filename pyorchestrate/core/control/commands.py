@@ -1,0 +1,311 @@
+"""The control commands: one handler per command, in one table.
+
+A handler takes the orchestrator and the request's ``args`` and returns the reply's
+``data``; it raises a :class:`~pyorchestrate.core.errors.ControlError` subclass for a
+reply with an error code. ``subscribe`` is served by the server itself (it streams).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import psutil
+
+from ..errors import (
+    AgentNotFound,
+    CommandFailed,
+    Conflict,
+    LifecycleError,
+    RegistrationError,
+    UnknownCommand,
+)
+from .permissions import COMMANDS
+
+if TYPE_CHECKING:
+    from ..orchestrator.orchestrator import Orchestrator
+
+__all__ = ["COMMAND_TABLE", "Command", "ProcessStats", "parse_filters"]
+
+Handler = Callable[["Orchestrator", list[Any]], dict[str, Any]]
+
+
+@dataclass(frozen=True, slots=True)
+class Command:
+    """One command: its handler, how many arguments it takes, and what it does."""
+
+    name: str
+    handler: Handler | None
+    summary: str
+    min_args: int = 0
+    max_args: int = 0
+
+
+def _agent_arg(orchestrator: Orchestrator, args: list[Any]) -> str:
+    name = args[0]
+    if not isinstance(name, str) or not name:
+        raise UnknownCommand("the agent name must be a non-empty string")
+    if name not in orchestrator.registry:
+        raise AgentNotFound(f"agent {name!r} is not registered")
+    return name
+
+
+def parse_filters(args: list[Any], allowed: Mapping[str, type]) -> dict[str, Any]:
+    """Read a filter object from ``args[0]`` (a dict or a JSON string).
+
+    Raises:
+        UnknownCommand: a filter of the wrong type, or an unknown filter.
+    """
+    if not args or args[0] in (None, ""):
+        return {}
+    raw = args[0]
+    if isinstance(raw, str):
+        try:
+            raw = json.loads(raw)
+        except json.JSONDecodeError:
+            raise UnknownCommand("filters must be a JSON object") from None
+    if not isinstance(raw, dict):
+        raise UnknownCommand("filters must be a JSON object")
+    aliases = {"type": "event_name", "event": "event_name"}
+    filters: dict[str, Any] = {}
+    for raw_key, value in raw.items():
+        key = str(raw_key)
+        key = aliases.get(key) or key
+        expected = allowed.get(key)
+        if expected is None:
+            known = ", ".join(sorted(allowed))
+            raise UnknownCommand(f"unknown filter {key!r}; known filters: {known}")
+        if value is None:
+            continue
+        if expected is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise UnknownCommand(f"filter {key!r} must be an integer")
+        if expected is str and not isinstance(value, str):
+            raise UnknownCommand(f"filter {key!r} must be a string")
+        filters[key] = value
+    if filters.get("last", 0) < 0:
+        raise UnknownCommand("filter 'last' must be 0 or more")
+    return filters
+
+
+HISTORY_FILTERS: dict[str, type] = {
+    "last": int,
+    "agent": str,
+    "event_name": str,
+    "after_seq": int,
+}
+SUBSCRIBE_FILTERS: dict[str, type] = {"agent": str, "event_name": str, "after_seq": int}
+
+
+def _ps(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    agents = []
+    for name in orchestrator.registry.names():
+        status = orchestrator.agent_status(name)
+        status["agent_name"] = name
+        agents.append(status)
+    pool = orchestrator.worker_pool
+    return {
+        "agents": agents,
+        "running_count": pool.running_count,
+        "max_workers": pool.max_workers,
+        "waiting_count": pool.queue_size,
+    }
+
+
+def _status(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    if args:
+        return orchestrator.agent_status(_agent_arg(orchestrator, args))
+    pool = orchestrator.worker_pool
+    return {
+        "name": orchestrator.name,
+        "run_mode": orchestrator.config.run_mode.value,
+        "total_agents": len(orchestrator.registry),
+        "running_agents": pool.running_count,
+        "max_workers": pool.max_workers,
+        "waiting_agents": pool.queue_size,
+        "uptime": round(time.time() - orchestrator.start_time, 3),
+        "pid": os.getpid(),
+        "command_interface_enabled": orchestrator.config.enable_command_interface,
+        "command_socket_path": orchestrator.command_socket_path,
+        "shutdown_requested": orchestrator.is_shutting_down,
+    }
+
+
+def _dependencies(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    return {"dependencies": orchestrator.dependency_graph.as_dict()}
+
+
+def _start(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    name = _agent_arg(orchestrator, args)
+    try:
+        result = orchestrator.start_agent(name)
+    except LifecycleError as exc:
+        raise Conflict(str(exc)) from None
+    except RegistrationError as exc:
+        raise Conflict(str(exc)) from None
+    return {
+        "message": f"agent {name!r}: {result.status.value}",
+        "status": result.status.value,
+        "reason": result.reason,
+    }
+
+
+def _stop(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    name = _agent_arg(orchestrator, args)
+    return {"message": orchestrator.stop_agent(name)}
+
+
+def _restart(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    name = _agent_arg(orchestrator, args)
+    try:
+        message = orchestrator.restart_agent(name)
+    except (LifecycleError, RegistrationError) as exc:
+        raise Conflict(str(exc)) from None
+    return {"message": message}
+
+
+def _commands(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    allowed = orchestrator.allowed_commands
+    return {
+        "allowed_commands": sorted(allowed),
+        "total_available_commands": len(COMMANDS),
+        "restrictions_active": allowed != COMMANDS,
+        "restricted_commands": sorted(COMMANDS - allowed),
+        "descriptions": {name: COMMAND_TABLE[name].summary for name in sorted(allowed)},
+    }
+
+
+class ProcessStats:
+    """psutil readings per pid; keeps ``Process`` objects so CPU % is meaningful."""
+
+    def __init__(self) -> None:
+        self._procs: dict[int, psutil.Process] = {}
+        self._lock = threading.Lock()
+
+    def read(self, pid: int | None) -> dict[str, Any]:
+        """CPU %, memory and threads of ``pid``; ``"N/A"`` for what cannot be read."""
+        empty: dict[str, Any] = dict.fromkeys(
+            ("cpu_percent", "memory_mb", "memory_percent", "threads"), "N/A"
+        )
+        if pid is None:
+            return empty
+        with self._lock:
+            proc = self._procs.get(pid)
+            if proc is None:
+                try:
+                    proc = psutil.Process(pid)
+                except psutil.Error:
+                    return empty
+                self._procs[pid] = proc
+        try:
+            with proc.oneshot():
+                return {
+                    "cpu_percent": proc.cpu_percent(None),
+                    "memory_mb": round(proc.memory_info().rss / 1_048_576, 2),
+                    "memory_percent": round(proc.memory_percent(), 2),
+                    "threads": proc.num_threads(),
+                }
+        except psutil.Error:
+            with self._lock:
+                self._procs.pop(pid, None)
+            return empty
+
+
+def _stats(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    reader = orchestrator.process_stats
+    agents = []
+    for name in orchestrator.registry.names():
+        status = orchestrator.agent_status(name)
+        row = {
+            key: status[key]
+            for key in ("name", "alive", "lifecycle_state", "started", "in_queue")
+        }
+        row["pid"] = status["pid"] if status["alive"] else None
+        row["uptime"] = status["uptime"] if status["uptime"] is not None else "N/A"
+        row["flavour"] = status["flavour"]
+        if status["alive"] and status["flavour"] == "process":
+            row.update(reader.read(status["pid"]))
+        else:
+            row.update(reader.read(None))
+        agents.append(row)
+    pool = orchestrator.worker_pool
+    return {
+        "timestamp": time.time(),
+        "orchestrator": {
+            "running_agents": pool.running_count,
+            "max_workers": pool.max_workers,
+            "waiting_agents": pool.queue_size,
+            "pid": os.getpid(),
+            "uptime": round(time.time() - orchestrator.start_time, 3),
+            **reader.read(os.getpid()),
+        },
+        "agents": agents,
+    }
+
+
+def _history(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    filters = parse_filters(args, HISTORY_FILTERS)
+    records = orchestrator.events(
+        filters.get("last", 100),
+        agent=filters.get("agent"),
+        event_name=filters.get("event_name"),
+        after_seq=filters.get("after_seq"),
+    )
+    return {
+        "events": [r.to_dict() for r in records],
+        "count": len(records),
+        "filters": filters,
+        "capacity_info": orchestrator.history.capacity_info(),
+    }
+
+
+def _history_stats(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    filters = parse_filters(args, {"agent": str})
+    agent = filters.get("agent")
+    return {
+        "statistics": orchestrator.history.stats(agent),
+        "capacity_info": orchestrator.history.capacity_info(),
+        "agent_filter": agent,
+        "timestamp": time.time(),
+    }
+
+
+def _shutdown(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    orchestrator.request_shutdown()
+    return {"message": "Orchestrator shutdown initiated"}
+
+
+def _no_handler(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+    raise CommandFailed("this command is served by the socket server")
+
+
+_TABLE = [
+    Command("ps", _ps, "every agent: state, pid, uptime, restarts, last error"),
+    Command("status", _status, "the orchestrator, or one agent (status AGENT)", 0, 1),
+    Command("dependencies", _dependencies, "which agents wait for which"),
+    Command("start", _start, "start (or queue) an agent", 1, 1),
+    Command("stop", _stop, "ask an agent to stop (or take it off the queue)", 1, 1),
+    Command("restart", _restart, "stop an agent and start it again", 1, 1),
+    Command("commands", _commands, "the commands this orchestrator allows"),
+    Command("stats", _stats, "cpu, memory, threads and uptime per agent"),
+    Command(
+        "history",
+        _history,
+        "past events (filters: last, agent, event_name, after_seq)",
+        0,
+        1,
+    ),
+    Command(
+        "history-stats", _history_stats, "event counts by type (filter: agent)", 0, 1
+    ),
+    Command("shutdown", _shutdown, "stop every agent and the orchestrator"),
+    Command("subscribe", _no_handler, "stream new events on this connection", 0, 1),
+]
+
+COMMAND_TABLE: dict[str, Command] = {command.name: command for command in _TABLE}
+"""Every command by name."""
+assert set(COMMAND_TABLE) == COMMANDS
