@@ -7,6 +7,6 @@ __all__ = ["main"]
 
 def main() -> None:
     """Entry point of the ``pyorchestrate`` script and ``python -m pyorchestrate``."""
-    from .app import run
+    from ._app import run
 
     run()

@@ -16,7 +16,7 @@ import typer
 
 from ..core.control.client import ControlClient
 from ..core.errors import ControlError, ControlUnavailable
-from . import render
+from . import _render as render
 
 __all__ = ["app", "run"]
 
@@ -374,7 +374,7 @@ def create(
     version: VersionOpt = False,
 ) -> None:
     """Create a new application that runs as generated (safe to re-run)."""
-    from .scaffold import create_app
+    from ._scaffold import create_app
 
     try:
         report = create_app(Path(name), force=force)
