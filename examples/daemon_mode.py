@@ -1,6 +1,6 @@
-"""DAEMON mode: the orchestrator stays up until Ctrl+C (SIGINT) or SIGTERM.
+"""DAEMON mode: the orchestrator stays up until Ctrl+C, SIGTERM or `pyorchestrate shutdown`.
 
-Run: python examples/daemon_mode.py   (then press Ctrl+C)
+Run: python examples/daemon_mode.py   (then, in another shell: pyorchestrate ps)
 """
 
 from pyorchestrate.core.agent import PeriodicThreadAgent
@@ -20,7 +20,7 @@ if __name__ == "__main__":
     config = Orchestrator.Config(
         run_mode=RunMode.DAEMON,
         check_interval=0.25,
-        enable_command_interface=False,
+        enable_command_interface=True,  # pyorchestrate ps / history / shutdown
     )
     orchestrator = Orchestrator("Daemon", config=config)
     orchestrator.register_agent(Clock)
@@ -31,5 +31,6 @@ if __name__ == "__main__":
         ),
     )
     orchestrator.start()
+    print(f"command socket: {orchestrator.command_socket_path}", flush=True)
     survivors = orchestrator.join()
     print(f"shut down cleanly, survivors: {survivors}", flush=True)
