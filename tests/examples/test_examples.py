@@ -94,3 +94,49 @@ def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> 
             proc.wait()
     assert proc.returncode == 0, err
     assert "shut down cleanly, survivors: []" in out
+
+
+def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
+    """The README's flow: start the daemon, `pyorchestrate ps`, `pyorchestrate shutdown`."""
+    proc = subprocess.Popen(
+        [sys.executable, str(EXAMPLES / "daemon_mode.py")],
+        cwd=tmp_path,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stdout is not None
+        socket_path = ""
+        for line in proc.stdout:
+            if line.startswith("command socket: "):
+                socket_path = line.split(": ", 1)[1].strip()
+            if "press Ctrl+C to stop" in line:
+                break
+        assert socket_path
+        cli = [sys.executable, "-m", "pyorchestrate"]
+        ps = subprocess.run(
+            [*cli, "ps", "--socket", socket_path, "--json"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert ps.returncode == 0, ps.stderr
+        assert '"lifecycle_state": "READY"' in ps.stdout
+        down = subprocess.run(
+            [*cli, "shutdown", "--socket", socket_path],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+        assert down.returncode == 0, down.stderr
+        assert "Orchestrator shutdown initiated" in down.stdout
+        out, err = proc.communicate(timeout=20)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, err
+    assert "shut down cleanly, survivors: []" in out
