@@ -107,11 +107,12 @@ def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
     )
     try:
         assert proc.stdout is not None
-        socket_path = ""
+        socket_path, ready = "", False
         for line in proc.stdout:
             if line.startswith("command socket: "):
                 socket_path = line.split(": ", 1)[1].strip()
-            if "press Ctrl+C to stop" in line:
+            ready = ready or "press Ctrl+C to stop" in line
+            if socket_path and ready:
                 break
         assert socket_path
         cli = [sys.executable, "-m", "pyorchestrate"]
