@@ -92,6 +92,7 @@ _RESERVED = frozenset(
     {
         "config",
         "control_events",
+        "flavour",
         "generation_id",
         "logger",
         "msg_channel",
@@ -99,6 +100,7 @@ _RESERVED = frozenset(
         "plugin",
         "plugin_manager",
         "start_time",
+        "start_method",
         "state_events",
         "termination_status",
     }
@@ -181,7 +183,7 @@ class BaseAgent(abc.ABC):
         self.start_time: float | None = None
         self.plugin_manager: PluginManager | None = None
         self._link: AgentLink | None = None
-        self._last_beat = 0.0
+        self._last_beat = float("-inf")  # the first cycle beats
         check_agent_kwargs(type(self), kwargs)
         for key, value in kwargs.items():
             setattr(self, key, value)

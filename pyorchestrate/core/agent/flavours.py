@@ -135,7 +135,10 @@ def _process_main(agent: Any) -> None:
         if agent._link is not None:
             agent._link.close()
     if terminated:
-        # Report the truth to the parent: this process ended because of SIGTERM.
+        # Report the truth to the parent: this process ended because of SIGTERM. First
+        # let the user's msg_channel write what the agent sent while unwinding.
+        if agent.msg_channel is not None:
+            agent.msg_channel.flush(1.0)
         sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGTERM)
     failed = agent.termination_status in (

@@ -39,11 +39,15 @@ class LoopingAgent(BaseAgent):
             return
         limit = self.config.limit
         self.cycles_done = 0
+        self._before_loop()
         while not self.stop_requested and (limit < 0 or self.cycles_done < limit):
             self._beat_if_due()
             if not self.safe_cycle():
                 break
             self.cycles_done += 1
+
+    def _before_loop(self) -> None:
+        """Called once, after ``execute_event`` and before the first cycle."""
 
     @final
     def safe_cycle(self) -> bool:

@@ -7,6 +7,7 @@ from typing import ClassVar, final
 
 from pydantic import Field, StrictBool
 
+from ..errors import RecoverableException
 from ..utilities.timer import PeriodicTimer
 from .base import AgentConfig
 from .looping import LoopingAgent, LoopingConfig
@@ -49,10 +50,27 @@ class PeriodicAgent(LoopingAgent):
 
     @final
     def cycle(self) -> None:
-        """Run :meth:`runner`, then wait for the next tick (or a stop)."""
-        self.runner()
+        """Run :meth:`runner`, then wait for the next tick (or a stop).
+
+        A :class:`RecoverableException` from the runner still waits for the next tick
+        (a failing runner must not turn into a busy loop); a
+        :class:`NonRecoverableException` ends the loop at once.
+        """
+        try:
+            self.runner()
+        except RecoverableException:
+            self._wait_next_tick()
+            raise
+        self._wait_next_tick()
+
+    def _wait_next_tick(self) -> None:
         if self.config.limit < 0 or self.cycles_done + 1 < self.config.limit:
             self.timer.wait(self.stop_event)
+
+    def _before_loop(self) -> None:
+        # The schedule starts when execution starts, not when setup() ran: time held
+        # back by a custom execute_event is not a run missed.
+        self.timer.reset()
 
     @abc.abstractmethod
     def runner(self) -> None:

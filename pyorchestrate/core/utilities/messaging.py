@@ -143,3 +143,20 @@ class MessageChannel:
         """Close the channel and flush its feeder thread."""
         self._queue.close()
         self._queue.join_thread()
+
+    def flush(self, timeout: float = 1.0) -> bool:
+        """Close this end and wait up to ``timeout`` for queued messages to be written.
+
+        For a process about to end abruptly; returns whether everything was written.
+        """
+        self._queue.close()
+        done = threading.Event()
+
+        def join() -> None:
+            self._queue.join_thread()
+            done.set()
+
+        threading.Thread(
+            target=join, name="pyorchestrate-channel-flush", daemon=True
+        ).start()
+        return done.wait(timeout)
