@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
-import os
 import tempfile
 import threading
 import time
@@ -33,12 +32,18 @@ def recorder() -> EventRecorder:
 
 @pytest.fixture
 def short_tmp() -> Iterator[Path]:
-    """A short temporary directory (Unix socket paths must stay under 108 bytes)."""
+    """A short temporary directory (Unix socket paths must stay under 108 bytes).
+
+    Fails the test if a socket file is still in it at the end.
+    """
     path = Path(tempfile.mkdtemp(prefix="po-", dir="/tmp"))
     yield path
+    leaked = sorted(str(p) for p in path.rglob("*.sock"))
     for child in sorted(path.rglob("*"), reverse=True):
         child.unlink() if not child.is_dir() else child.rmdir()
     path.rmdir()
+    if leaked:
+        pytest.fail(f"test leaked socket files: {leaked}")
 
 
 def _helper_pids() -> set[int]:
@@ -53,13 +58,12 @@ def _helper_pids() -> set[int]:
 
 
 def _socket_files() -> set[str]:
-    found = set()
-    for base in {tempfile.gettempdir(), os.environ.get("XDG_RUNTIME_DIR", "")}:
-        if not base or not Path(base).is_dir():
-            continue
-        for pattern in ("pyorchestrate*/*.sock", "po-*/*.sock", "*.sock"):
-            found.update(str(p) for p in Path(base).glob(pattern))
-    return found
+    """Sockets in the default per-user directory (custom paths live in short_tmp,
+    which checks its own; scanning all of /tmp would see other test runs' sockets)."""
+    from pyorchestrate.core.control.paths import default_socket_dir
+
+    base = default_socket_dir()
+    return {str(p) for p in base.glob("*.sock")} if base.is_dir() else set()
 
 
 @pytest.fixture(autouse=True)
