@@ -188,6 +188,9 @@ class ControlClient:
             raise ControlUnavailable(
                 f"lost the connection to {self.socket_path}: {exc}"
             ) from None
+        except ProtocolError:
+            self.close()  # the stream is out of step: start afresh next time
+            raise
 
     def call(self, command: str, *args: Any) -> dict[str, Any]:
         """Send one command and return its ``data``; raise its error as an exception.
@@ -277,7 +280,11 @@ class ControlClient:
         without an event (``None``: wait forever).
         """
         filters = _filters(agent=agent, event_name=event_name, after_seq=after_seq)
+        # Subscribe now, not on the first next(): no event may slip by in between.
         self.call("subscribe", filters) if filters else self.call("subscribe")
+        return self._stream(idle_timeout)
+
+    def _stream(self, idle_timeout: float | None) -> Iterator[dict[str, Any]]:
         while True:
             deadline = None if idle_timeout is None else time.monotonic() + idle_timeout
             try:

@@ -527,13 +527,11 @@ class CommandServer:
             )
         conn.subscription = filters
         conn.subscription_id = request.request_id
-        if backlog:
-            last_seq = backlog[-1].seq
-        elif "after_seq" in filters:
-            last_seq = filters["after_seq"]
+        # Events up to _last_seq are not sent again; the backlog advances it.
+        if "after_seq" in filters:
+            conn.subscription["_last_seq"] = filters["after_seq"]
         else:
-            last_seq = self._orchestrator.history.last_seq
-        conn.subscription["_last_seq"] = last_seq
+            conn.subscription["_last_seq"] = self._orchestrator.history.last_seq
         self._reply(
             conn,
             success_reply(

@@ -264,6 +264,11 @@ class EventBus:
             self._listeners[event] = kept
             return len(kept) != len(current)
 
+    @property
+    def executor(self) -> CallbackExecutor:
+        """The worker threads that run callbacks (and other work kept off the router)."""
+        return self._executor
+
     def has_listeners(self, event: object) -> bool:
         """Whether any callback is registered for ``event``."""
         return bool(self._listeners.get(event))

@@ -18,6 +18,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ..agent.base import BaseAgent
 from ..agent.flavours import StartMethod
 from ..agent.status import AgentTerminationStatus
 from ..errors import LifecycleError
@@ -466,7 +467,9 @@ class LifecycleManager:
             reason="start_timeout",
         )
         instance = entry.require_instance()
-        instance.stop()
+        # This runs on the router thread, which never runs user code: on_stop goes to
+        # the callback workers.
+        self.bus.executor.submit(entry.name, _call_stop, instance)
         if instance.flavour == "process":
             self.terminate(entry)
         if entry.state is not S.QUARANTINED:
@@ -494,16 +497,22 @@ class LifecycleManager:
                 self.pool.dequeue(name)
                 self.change_state(entry, S.TERMINATED)
                 return f"agent {name!r} removed from the queue"
-            if entry.state in ACTIVE_STATES and entry.agent is not None:
-                entry.stop_requested = True
-                try:
-                    entry.agent.stop()
-                except Exception:
-                    logger.exception("agent %r: on_stop raised", name)
-                if entry.state in (S.STARTING, S.RUNNING, S.READY):
-                    self.change_state(entry, S.STOPPING)
-                return f"agent {name!r} asked to stop"
-            return f"agent {name!r} is not running ({entry.state.value})"
+            agent = self._mark_stopping(entry)
+            if agent is None:
+                return f"agent {name!r} is not running ({entry.state.value})"
+        # The user's on_stop runs in this (the caller's) thread, with no lock held: a
+        # slow or stuck on_stop must not freeze the orchestrator.
+        _call_stop(agent)
+        return f"agent {name!r} asked to stop"
+
+    def _mark_stopping(self, entry: AgentEntry) -> BaseAgent | None:
+        """Under the lock: note the stop and move to STOPPING; return what to stop."""
+        if entry.state not in ACTIVE_STATES or entry.agent is None:
+            return None
+        entry.stop_requested = True
+        if entry.state in (S.STARTING, S.RUNNING, S.READY):
+            self.change_state(entry, S.STOPPING)
+        return entry.agent
 
     def request_restart(self, name: str) -> str:
         """Stop ``name`` if it runs, then start it again; return what happened.
@@ -516,14 +525,16 @@ class LifecycleManager:
             entry = self.registry.require(name)
             if not self.pool.accepting:
                 raise LifecycleError(f"cannot restart {name!r}: shutting down")
+            agent = None
             if entry.state in ACTIVE_STATES and entry.agent is not None:
                 entry.restart_pending = True
-                self.request_stop(name)
-                return (
-                    f"agent {name!r} asked to stop; it starts again once it has ended"
-                )
-            result = self.request_start(name)
-            return f"agent {name!r}: {result.status.value}"
+                agent = self._mark_stopping(entry)
+            else:
+                result = self.request_start(name)
+                return f"agent {name!r}: {result.status.value}"
+        if agent is not None:
+            _call_stop(agent)
+        return f"agent {name!r} asked to stop; it starts again once it has ended"
 
     def stop_all(self) -> None:
         """Refuse new starts, empty the queue and ask every active agent to stop."""
@@ -533,9 +544,13 @@ class LifecycleManager:
                 entry = self.registry.require(name)
                 if entry.state is S.QUEUED:
                     self.change_state(entry, S.TERMINATED)
-            for entry in self.registry:
-                if entry.state in ACTIVE_STATES:
-                    self.request_stop(entry.name)
+            to_stop = [
+                agent
+                for agent in (self._mark_stopping(e) for e in self.registry)
+                if agent is not None
+            ]
+        for agent in to_stop:
+            _call_stop(agent)
 
     def active_entries(self) -> list[AgentEntry]:
         """Entries that hold a slot."""
@@ -608,6 +623,15 @@ class LifecycleManager:
     def severity_of(self, entry: AgentEntry) -> Severity:
         """ERROR if the agent's last run failed, else INFO (for reports)."""
         return Severity.ERROR if entry.last_error else Severity.INFO
+
+
+def _call_stop(agent: BaseAgent) -> None:
+    """``agent.stop()`` (its ``on_stop``, then the stop event), logging what it raises."""
+    try:
+        agent.stop()
+    except Exception:
+        logger.exception("agent %r: on_stop raised", agent.name)
+        agent.stop_event.set()
 
 
 def _launch_error(entry: AgentEntry, exc: BaseException) -> str:

@@ -255,9 +255,8 @@ class Orchestrator:
                 raise LifecycleError(f"orchestrator {self.name!r} is already started")
             self.validate_dependencies()
             order = self.dependency_graph.topological_sort(self.registry.names())
+            self._ensure_running()  # a taken socket raises here, before any agent starts
             self._started = True
-            _live.add(self)
-            self.router.start()
             return [self.lifecycle.request_start(name) for name in order]
 
     def start_agent(self, name: str) -> WorkerStartResult:
@@ -285,7 +284,7 @@ class Orchestrator:
         """
         with self.lifecycle.lock:
             self._ensure_running()
-            return self.lifecycle.request_restart(name)
+        return self.lifecycle.request_restart(name)
 
     def _ensure_running(self) -> None:
         """Start the router and, if enabled, the command interface (once)."""
@@ -309,8 +308,8 @@ class Orchestrator:
         """Ask everything to stop and return at once; :meth:`join` then finishes."""
         with self.lifecycle.lock:
             self._shutdown_requested = True
-            self.lifecycle.stop_all()
             self.lifecycle.changed.notify_all()
+        self.lifecycle.stop_all()  # runs on_stop hooks: never with the lock held
 
     def request_shutdown(self) -> None:
         """Make :meth:`join` return and shut down (what the CLI ``shutdown`` does)."""
@@ -377,8 +376,12 @@ class Orchestrator:
             self.logger.warning(
                 "received %s: shutting down", signal.Signals(signum).name
             )
-            self.stop()
-        if self.config.run_mode is RunMode.STOP_ON_EMPTY:
+            # Only the flag here (the router runs no user code): join() wakes and
+            # shuts down on its own thread, running the agents' on_stop hooks there.
+            with self.lifecycle.lock:
+                self._shutdown_requested = True
+                self.lifecycle.changed.notify_all()
+        elif self.config.run_mode is RunMode.STOP_ON_EMPTY:
             with self.lifecycle.lock:
                 self.lifecycle.changed.notify_all()
 
@@ -502,8 +505,8 @@ class Orchestrator:
                 "dependencies": self.dependency_graph.as_dict(),
                 "history": self.history.capacity_info(),
                 "callbacks": {
-                    "dropped": self.event_bus._executor.dropped,
-                    "failed": self.event_bus._executor.failed,
+                    "dropped": self.event_bus.executor.dropped,
+                    "failed": self.event_bus.executor.failed,
                 },
             }
 
