@@ -298,33 +298,51 @@ def history(
     ):
         if value is not None:
             filters[key] = value
+    if not follow:
+        _run(
+            socket,
+            timeout,
+            as_json,
+            "history",
+            filters,
+            show=lambda d: render.console.print(
+                render.history_table(d.get("events", []))
+            ),
+        )
+        return
     with _client(socket, timeout) as client:
-        data = client.call("history", filters)
+        payload = client.request("history", filters)
+        if payload.get("status") != "success":
+            if as_json:
+                render.print_json(payload)
+            else:
+                render.err_console.print(f"[bold red]Error:[/] {payload.get('error')}")
+            raise typer.Exit(EXIT_FAILED)
+        data = payload.get("data") or {}
         events = data.get("events", [])
-        if as_json and not follow:
-            render.print_json(data)
-            return
-        if as_json:
-            for item in events:
-                render.print_json(item)
-        else:
-            render.console.print(render.history_table(events))
-        if not follow:
-            return
+        # One header, then one aligned line per event, old and new alike.
+        if not as_json:
+            render.console.print(render.history_header(), highlight=False)
+        for item in events:
+            _print_event(item, as_json)
         last_seq = events[-1]["seq"] if events else data["capacity_info"]["last_seq"]
         stream = ControlClient(client.socket_path, timeout=timeout, sender="cli")
         try:
             for item in stream.subscribe(
                 agent=agent, event_name=event, after_seq=last_seq
             ):
-                if as_json:
-                    render.print_json(item)
-                else:
-                    render.console.print(render.history_table([item]), end="")
+                _print_event(item, as_json)
         except KeyboardInterrupt:
             return
         finally:
             stream.close()
+
+
+def _print_event(event: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        render.print_json(event)
+    else:
+        render.console.print(render.history_line(event), highlight=False)
 
 
 @app.command("history-stats")

@@ -15,7 +15,11 @@ __all__ = [
     "console",
     "err_console",
     "format_uptime",
+    "history_header",
+    "history_line",
+    "history_row",
     "history_table",
+    "key_value_table",
     "print_json",
     "ps_table",
     "stats_table",
@@ -126,6 +130,27 @@ def history_row(event: dict[str, Any]) -> list[str | Text]:
         Text(severity, style="red" if severity in ("ERROR", "CRITICAL") else ""),
         details,
     ]
+
+
+_LINE = "{:>6}  {:<12}  {:<12}  {:<18}  {:<16}  {:<8}  {}"
+
+
+def history_header() -> Text:
+    """The header of ``history --follow`` lines."""
+    return Text(
+        _LINE.format("SEQ", "TIME", "CATEGORY", "EVENT", "AGENT", "SEV", "DETAILS"),
+        style="bold",
+    )
+
+
+def history_line(event: dict[str, Any]) -> Text:
+    """One event as a fixed-width line, aligned under :func:`history_header`."""
+    cells = [str(cell) for cell in history_row(event)]
+    severity = cells[5]
+    return Text(
+        _LINE.format(*cells),
+        style="red" if severity in ("ERROR", "CRITICAL") else "",
+    )
 
 
 def stats_table(data: dict[str, Any]) -> Table:

@@ -568,7 +568,8 @@ class CommandServer:
             return
         if wanted.get("agent") not in (None, record.agent):
             return
-        if wanted.get("event_name") not in (None, record.event_name):
+        name = wanted.get("event_name")
+        if name is not None and name.lower() != record.event_name.lower():
             return
         wanted["_last_seq"] = record.seq
         if len(conn.outbox) > _MAX_OUTBOX:

@@ -159,15 +159,18 @@ class EventHistory:
         event_name: str | None = None,
         after_seq: int | None = None,
     ) -> list[EventRecord]:
-        """Return up to ``n`` newest matching records, oldest first (``n <= 0``: none)."""
+        """Return up to ``n`` newest matching records, oldest first (``n <= 0``: none).
+
+        ``event_name`` matches without regard to case (``AGENT_ERROR`` = ``agent_error``)."""
         if n <= 0:
             return []
+        wanted = event_name.lower() if event_name is not None else None
         with self._lock:
             found = [
                 r
                 for r in self._all()
                 if (agent is None or r.agent == agent)
-                and (event_name is None or r.event_name == event_name)
+                and (wanted is None or r.event_name.lower() == wanted)
                 and (after_seq is None or r.seq > after_seq)
             ]
         found.sort(key=lambda r: r.seq)
