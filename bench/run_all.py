@@ -11,7 +11,12 @@ import sys
 import time
 from pathlib import Path
 
-BENCHMARKS = ("bench_start.py", "bench_death.py", "bench_callbacks.py")
+BENCHMARKS = (
+    "bench_start.py",
+    "bench_death.py",
+    "bench_callbacks.py",
+    "bench_control.py",
+)
 
 
 def main(argv: list[str]) -> int:

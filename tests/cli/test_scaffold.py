@@ -1,0 +1,191 @@
+"""``pyorchestrate create APP``: the skeleton, re-runs, ``--force``, and that it runs.
+
+The generated application is run for real: its own test (``python -m pytest tests``)
+and ``python starter.py`` (STOP_ON_EMPTY: it ends by itself), then ``starter.py
+--daemon`` driven by the CLI as the next-step hint says.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from pyorchestrate.testing import wait_until
+
+from ._support import ENTRY_POINTS, CliProcess, cli_env, run_cli
+from .conftest import Invoke
+
+FILES = (
+    "models/__init__.py",
+    "models/agents.py",
+    "configurations/__init__.py",
+    "configurations/settings.py",
+    "starter.py",
+    "tests/test_app.py",
+)
+
+
+def _actions(stdout: str) -> dict[str, str]:
+    """``{path: created|kept|replaced}`` from the table ``create`` prints."""
+    found = {}
+    for line in stdout.splitlines():
+        cells = line.split()
+        if len(cells) == 2 and cells[1] in FILES:
+            found[cells[1]] = cells[0]
+    return found
+
+
+def test_create_writes_the_skeleton(tmp_path: Path, cli: Invoke) -> None:
+    root = tmp_path / "demo_app"
+    result = cli("create", root)
+    assert result.exit_code == 0, result.stderr
+    assert _actions(result.stdout) == dict.fromkeys(FILES, "created")
+    for relative in FILES:
+        path = root / relative
+        assert path.is_file(), relative
+        compile(path.read_text(), str(path), "exec")  # valid Python
+    starter = (root / "starter.py").read_text()
+    assert (
+        "enable_command_interface" in (root / "configurations/settings.py").read_text()
+    )
+    assert "orchestrator.start()" in starter and "orchestrator.join()" in starter
+    assert "Next:" in result.stdout and "python starter.py" in result.stdout
+
+
+def test_create_json(tmp_path: Path, cli: Invoke) -> None:
+    root = tmp_path / "demo_app"
+    result = cli("create", root, "--json")
+    assert result.exit_code == 0, result.stderr
+    assert json.loads(result.stdout) == {
+        "root": str(root),
+        "files": dict.fromkeys(FILES, "created"),
+    }
+
+
+def test_a_rerun_keeps_every_file(tmp_path: Path, cli: Invoke) -> None:
+    root = tmp_path / "demo_app"
+    assert cli("create", root).exit_code == 0
+    starter = root / "starter.py"
+    starter.write_text(starter.read_text() + "\n# my change\n")
+    (root / "models/agents.py").unlink()
+    result = cli("create", root)
+    assert result.exit_code == 0, result.stderr
+    expected = dict.fromkeys(FILES, "kept")
+    expected["models/agents.py"] = "created"
+    assert _actions(result.stdout) == expected
+    assert starter.read_text().endswith("# my change\n")
+    assert (root / "models/agents.py").is_file()
+
+
+def test_force_replaces_the_files(tmp_path: Path, cli: Invoke) -> None:
+    root = tmp_path / "demo_app"
+    assert cli("create", root).exit_code == 0
+    starter = root / "starter.py"
+    original = starter.read_text()
+    starter.write_text(original + "\n# my change\n")
+    result = cli("create", root, "--force")
+    assert result.exit_code == 0, result.stderr
+    assert _actions(result.stdout) == dict.fromkeys(FILES, "replaced")
+    assert starter.read_text() == original
+
+
+@pytest.mark.parametrize("name", ["bad name", "1app", "class", "app!", "a.b"])
+def test_an_unusable_name_is_a_usage_error(
+    tmp_path: Path, cli: Invoke, name: str
+) -> None:
+    result = cli("create", tmp_path / name)
+    assert result.exit_code == 2, (result.stdout, result.stderr)
+    assert result.stderr.startswith("Error:")
+    assert repr(name) in result.stderr
+    assert list(tmp_path.iterdir()) == []  # nothing written
+
+
+def test_an_existing_file_is_a_usage_error(tmp_path: Path, cli: Invoke) -> None:
+    target = tmp_path / "app"
+    target.write_text("not a directory")
+    result = cli("create", target)
+    assert result.exit_code == 2
+    assert str(target) in result.stderr
+    assert target.read_text() == "not a directory"
+
+
+@pytest.mark.slow
+@pytest.mark.process
+@pytest.mark.parametrize("name", ["demo_app", "my-app"])
+def test_the_generated_app_runs_as_generated(
+    tmp_path: Path, short_tmp: Path, name: str
+) -> None:
+    made = subprocess.run(
+        [*ENTRY_POINTS["script"], "create", name],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+        env=cli_env(),
+    )
+    assert made.returncode == 0, made.stderr
+    root = tmp_path / name
+    # Its own default socket lives in a private directory of this test.
+    env = cli_env(XDG_RUNTIME_DIR=str(short_tmp))
+    tests = subprocess.run(
+        [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "1 passed" in tests.stdout
+    starter = subprocess.run(
+        [sys.executable, "starter.py"],
+        cwd=root,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert starter.returncode == 0, starter.stdout + starter.stderr
+    socket_path = short_tmp / "pyorchestrate" / f"{name}.sock"
+    assert f"socket: {socket_path}" in starter.stdout
+    assert f"{name} finished" in starter.stdout
+    assert "heartbeat: beat 3" in starter.stdout
+    assert "worker: unit 5 of 5" in starter.stdout
+    assert "ALERT" not in starter.stdout and "Traceback" not in starter.stderr
+    assert not socket_path.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.process
+def test_the_generated_daemon_is_driven_by_the_cli(
+    tmp_path: Path, short_tmp: Path, cli: Invoke
+) -> None:
+    """The hint's flow: starter.py --daemon, then `pyorchestrate ps`, then shutdown."""
+    assert cli("create", tmp_path / "demo_app").exit_code == 0
+    env = cli_env(XDG_RUNTIME_DIR=str(short_tmp))
+    socket_path = short_tmp / "pyorchestrate" / "demo_app.sock"
+    argv = [sys.executable, "starter.py", "--daemon"]
+    with CliProcess(argv, env=env, cwd=tmp_path / "demo_app") as app:
+        app.read_until(lambda out: "demo_app is running" in out, 30)
+        assert wait_until(socket_path.exists, 15)
+        # No --socket: the only socket in the private directory is found.
+        ps = run_cli(ENTRY_POINTS["script"], "ps", "--json", env=env)
+        assert ps.returncode == 0, ps.stderr
+        names = {a["name"] for a in json.loads(ps.stdout)["agents"]}
+        assert names == {"heartbeat", "worker"}
+        down = run_cli(ENTRY_POINTS["script"], "shutdown", env=env)
+        assert down.returncode == 0, down.stderr
+        code = app.proc.wait(30)
+        out = app.drain()
+        err = app.stderr()
+    assert code == 0, (out, err)
+    assert "demo_app finished" in out
+    assert "Traceback" not in err
+    assert not socket_path.exists()
