@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import signal
 import subprocess
 import sys
@@ -109,8 +110,10 @@ def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
         assert proc.stdout is not None
         socket_path, ready = "", False
         for line in proc.stdout:
-            if line.startswith("command socket: "):
-                socket_path = line.split(": ", 1)[1].strip()
+            # Threads print too: the line may be glued to another thread's output.
+            found = re.search(r"command socket: (\S+)", line)
+            if found:
+                socket_path = found.group(1)
             ready = ready or "press Ctrl+C to stop" in line
             if socket_path and ready:
                 break
