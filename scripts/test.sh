@@ -7,5 +7,5 @@ PY=${PYTHON:-python3}
 .venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
-.venv/bin/mypy pyorchestrate
+.venv/bin/mypy pyorchestrate notifiers
 .venv/bin/python -m pytest "$@"

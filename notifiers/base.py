@@ -1,0 +1,162 @@
+"""What a notification is, what a delivery produced, and what a channel implements."""
+
+from __future__ import annotations
+
+import abc
+import datetime as _dt
+import enum
+import itertools
+import socket
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from .errors import DeliveryError
+
+__all__ = [
+    "DeliveryResult",
+    "DeliveryStatus",
+    "Notification",
+    "Notifier",
+    "Severity",
+    "TextFormat",
+]
+
+
+class Severity(enum.IntEnum):
+    """How bad it is; ordered, so ``severity >= Severity.ERROR`` works."""
+
+    DEBUG = 10
+    INFO = 20
+    WARNING = 30
+    ERROR = 40
+    CRITICAL = 50
+
+    @classmethod
+    def parse(cls, value: str | int | Severity) -> Severity:
+        """``"error"``, ``"ERROR"``, ``40`` or ``Severity.ERROR`` → ``Severity.ERROR``."""
+        if isinstance(value, Severity):
+            return value
+        if isinstance(value, int):
+            return cls(value)
+        try:
+            return cls[value.strip().upper()]
+        except KeyError:
+            names = ", ".join(m.name.lower() for m in cls)
+            raise ValueError(
+                f"unknown severity {value!r}; use one of {names}"
+            ) from None
+
+
+class TextFormat(enum.StrEnum):
+    """How a channel wants its text: escaped accordingly by the templates."""
+
+    PLAIN = "plain"
+    HTML = "html"
+    MARKDOWN_V2 = "markdownv2"
+
+
+_ids = itertools.count(1)
+_HOST = socket.gethostname()
+
+
+@dataclass(frozen=True, slots=True)
+class Notification:
+    """One alert, before it is formatted for a channel.
+
+    ``title`` and ``body`` are plain text; each channel escapes and cuts them for its
+    own format and limits.
+    """
+
+    title: str
+    body: str
+    severity: Severity = Severity.INFO
+    agent: str | None = None
+    event: str | None = None
+    timestamp: _dt.datetime = field(
+        default_factory=lambda: _dt.datetime.now().astimezone()
+    )
+    generation: int | None = None
+    error: str | None = None
+    host: str = _HOST
+    id: int = field(default_factory=lambda: next(_ids))
+
+    @property
+    def key(self) -> tuple[str | None, str | None, str | None]:
+        """What makes two alerts "the same" (agent, event, error text)."""
+        return (self.agent, self.event, self.error)
+
+
+class DeliveryStatus(enum.StrEnum):
+    """What became of one notification on one channel."""
+
+    DELIVERED = "delivered"
+    FAILED = "failed"  # every retry failed (transient errors)
+    PERMANENT = "permanent"  # a permanent error: not retried
+    MAYBE_DELIVERED = "maybe_delivered"  # sent, no answer; not retried
+    DROPPED = "dropped"  # the channel's queue was full
+    ABANDONED = "abandoned"  # still queued when the dispatcher closed
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    """The outcome of one (notification, channel): kept in a ring buffer, given to hooks.
+
+    ``error`` is already redacted.
+    """
+
+    notification_id: int
+    channel: str
+    status: DeliveryStatus
+    attempts: int = 0
+    error_class: str | None = None
+    error: str | None = None
+    duration: float = 0.0
+    agent: str | None = None
+    event: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        """Whether the notification was delivered."""
+        return self.status is DeliveryStatus.DELIVERED
+
+
+class Notifier(abc.ABC):
+    """A channel. Subclasses implement :meth:`send` (async) and classify their errors.
+
+    ``send`` must raise :class:`~notifiers.errors.TransientDeliveryError` (retried),
+    :class:`~notifiers.errors.RateLimited`, :class:`~notifiers.errors.MaybeDelivered`
+    or :class:`~notifiers.errors.PermanentDeliveryError`; any other exception counts as
+    transient. Everything runs on the dispatcher's event loop thread.
+
+    Args:
+        name: the channel's name in results and logs (default: the class's ``channel``).
+    """
+
+    channel: ClassVar[str] = "notifier"
+    text_format: ClassVar[TextFormat] = TextFormat.PLAIN
+    max_length: ClassVar[int | None] = None
+
+    def __init__(self, *, name: str | None = None) -> None:
+        self.name = name or self.channel
+
+    async def start(self) -> None:
+        """Prepare the channel on the dispatcher's loop (e.g. create a client)."""
+
+    @abc.abstractmethod
+    async def send(self, notification: Notification) -> None:
+        """Deliver ``notification`` once (no retrying here), or raise a DeliveryError."""
+
+    async def aclose(self) -> None:
+        """Release what :meth:`start` took."""
+
+    def classify(self, exc: BaseException) -> DeliveryError:
+        """Map a foreign exception to our error tree (override per channel)."""
+        from .errors import TransientDeliveryError
+        from .redact import redact
+
+        return TransientDeliveryError(
+            redact(f"{type(exc).__name__}: {exc}"), channel=self.name
+        )
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r}>"

@@ -1,0 +1,104 @@
+"""Retry policy per channel, built on tenacity.
+
+Only transient errors are retried; a server's ``retry_after`` is honoured up to a
+cap (beyond it we give up and record why); otherwise exponential backoff with jitter.
+Attempts stop at ``max_attempts`` or when the next sleep would cross ``budget``.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+from tenacity import (
+    AsyncRetrying,
+    RetryCallState,
+    retry_if_exception,
+    stop_after_attempt,
+    stop_before_delay,
+    wait_exponential_jitter,
+)
+
+from .errors import MaybeDelivered, RateLimited, TransientDeliveryError
+from .redact import redact
+
+__all__ = ["RetryPolicy"]
+
+logger = logging.getLogger("notifiers.retry")
+
+
+class RetryPolicy(BaseModel):
+    """How one channel retries. Durations are seconds.
+
+    Defaults: 5 attempts or 60 s, exponential 1 s → 30 s with up to 1 s jitter, a
+    server's retry-after honoured up to 60 s; "maybe delivered" is not retried.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    max_attempts: int = Field(default=5, ge=1, le=100)
+    budget: float = Field(default=60.0, gt=0)
+    initial: float = Field(default=1.0, ge=0)
+    multiplier: float = Field(default=2.0, ge=1)
+    max_wait: float = Field(default=30.0, ge=0)
+    jitter: float = Field(default=1.0, ge=0)
+    retry_after_cap: float = Field(default=60.0, ge=0)
+    retry_maybe_delivered: bool = False
+
+    def should_retry(self, exc: BaseException) -> bool:
+        """Whether ``exc`` is worth another attempt under this policy."""
+        if isinstance(exc, RateLimited):
+            return exc.retry_after <= self.retry_after_cap
+        if isinstance(exc, MaybeDelivered):
+            return self.retry_maybe_delivered
+        return isinstance(exc, TransientDeliveryError)
+
+    def wait_for(self, state: RetryCallState) -> float:
+        """Seconds to sleep before the next attempt."""
+        exc = state.outcome.exception() if state.outcome else None
+        if isinstance(exc, RateLimited):
+            return min(exc.retry_after, self.retry_after_cap)
+        return float(_exponential(self)(state))
+
+    def retrying(
+        self,
+        *,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
+        on_retry: Callable[[RetryCallState], None] | None = None,
+    ) -> AsyncRetrying:
+        """A tenacity ``AsyncRetrying`` for this policy (``sleep`` injectable)."""
+        kwargs: dict[str, Any] = {}
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+
+        def before_sleep(state: RetryCallState) -> None:
+            exc = state.outcome.exception() if state.outcome else None
+            logger.warning(
+                "attempt %d failed (%s); retrying in %.2f s",
+                state.attempt_number,
+                redact(exc),
+                state.upcoming_sleep,
+            )
+            if on_retry is not None:
+                on_retry(state)
+
+        return AsyncRetrying(
+            stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.budget),
+            wait=self.wait_for,
+            retry=retry_if_exception(self.should_retry),
+            before_sleep=before_sleep,
+            reraise=True,
+            **kwargs,
+        )
+
+
+def _exponential(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
+    # tenacity 9.2 deprecates initial=; multiplier= scales the exponential instead.
+    return wait_exponential_jitter(
+        multiplier=policy.initial,
+        exp_base=policy.multiplier,
+        max=policy.max_wait,
+        jitter=policy.jitter,
+    )

@@ -1,0 +1,194 @@
+"""Turn orchestrator events into notifications, and notifications into channel text.
+
+:func:`render` builds a :class:`Notification` from a callback's keywords with the
+default template of its event (override any of them with ``templates=``).
+:func:`format_text` escapes title and body for a channel's format (plain, HTML,
+MarkdownV2) and fits them in its length limit, cutting the plain text at a line
+boundary and adding a visible marker, so the cut never falls inside a tag or an
+entity.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import html
+import re
+import string
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Notification, Severity, TextFormat
+
+__all__ = [
+    "DEFAULT_TEMPLATES",
+    "TRUNCATION_MARKER",
+    "Template",
+    "escape",
+    "format_text",
+    "render",
+]
+
+TRUNCATION_MARKER = "… (truncated)"
+
+
+@dataclass(frozen=True, slots=True)
+class Template:
+    """Title and body as ``str.format`` strings over the event's fields.
+
+    Fields: ``agent``, ``event``, ``error``, ``host``, ``time``, ``date``,
+    ``generation``, ``pid``, ``exit_code``, ``signal``, ``reason``, ``status``,
+    ``orchestrator`` (missing ones render as ``-``).
+    """
+
+    title: str
+    body: str
+    severity: Severity = Severity.INFO
+
+
+DEFAULT_TEMPLATES: dict[str, Template] = {
+    "agent_registered": Template("{agent} registered", "on {host} at {time}"),
+    "agent_started": Template(
+        "▶ {agent} started", "pid {pid}, start #{generation} on {host} at {time}"
+    ),
+    "agent_ready": Template("✔ {agent} ready", "pid {pid} on {host} at {time}"),
+    "agent_terminated": Template(
+        "■ {agent} terminated ({status})",
+        "exit code {exit_code} on {host} at {time}",
+    ),
+    "agent_error": Template(
+        "✖ {agent} failed",
+        "{error}\n\nreason: {reason}, exit code {exit_code}, start #{generation}\n"
+        "host {host}, {date} {time}",
+        Severity.ERROR,
+    ),
+    "agent_heartbeat": Template("{agent} heartbeat", "at {time}", Severity.DEBUG),
+}
+"""The default template of each event (by its value)."""
+
+
+class _Defaulting(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "-"
+
+
+def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
+    event = kwargs.get("event")
+    event_name = getattr(event, "value", event)
+    fields = _Defaulting(
+        agent=kwargs.get("agent_name") or "-",
+        event=event_name or "-",
+        error=kwargs.get("error_message") or "",
+        host=Notification.__dataclass_fields__["host"].default,
+        time=kwargs.get("event_time") or _dt.datetime.now().time().isoformat("seconds"),
+        date=kwargs.get("event_date") or _dt.date.today().isoformat(),
+        generation=kwargs.get("generation_id"),
+        pid=kwargs.get("pid"),
+        exit_code=kwargs.get("exit_code"),
+        signal=kwargs.get("signal"),
+        reason=kwargs.get("reason"),
+        status=kwargs.get("termination_status"),
+        orchestrator=kwargs.get("orchestrator"),
+    )
+    for key, value in list(fields.items()):
+        if value is None:
+            fields[key] = "-"
+    if isinstance(fields["time"], str) and "." in fields["time"]:
+        fields["time"] = fields["time"].split(".", 1)[0]
+    return fields
+
+
+def render(
+    kwargs: Mapping[str, Any],
+    templates: Mapping[str, Template] | None = None,
+) -> Notification:
+    """A :class:`Notification` for an event, from the callback's keyword arguments."""
+    fields = _fields(kwargs)
+    event_name = str(fields["event"])
+    template = (templates or {}).get(event_name) or DEFAULT_TEMPLATES.get(
+        event_name, Template("{agent}: {event}", "{error}")
+    )
+    formatter = string.Formatter()
+    title = formatter.vformat(template.title, (), fields)
+    body = formatter.vformat(template.body, (), fields)
+    generation = kwargs.get("generation_id")
+    return Notification(
+        title=title,
+        body=body.strip(),
+        severity=template.severity,
+        agent=kwargs.get("agent_name"),
+        event=event_name,
+        generation=generation if isinstance(generation, int) else None,
+        error=kwargs.get("error_message"),
+    )
+
+
+_MD_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
+
+
+def escape(text: str, text_format: TextFormat) -> str:
+    """Escape ``text`` so it shows literally in ``text_format``."""
+    if text_format is TextFormat.HTML:
+        return html.escape(text, quote=False)
+    if text_format is TextFormat.MARKDOWN_V2:
+        return _MD_SPECIAL.sub(r"\\\1", text)
+    return text
+
+
+def _compose(title: str, body: str, text_format: TextFormat) -> str:
+    if text_format is TextFormat.HTML:
+        head = f"<b>{escape(title, text_format)}</b>"
+    elif text_format is TextFormat.MARKDOWN_V2:
+        head = f"*{escape(title, text_format)}*"
+    else:
+        head = title
+    return f"{head}\n{escape(body, text_format)}" if body else head
+
+
+def format_text(
+    notification: Notification,
+    text_format: TextFormat,
+    max_length: int | None = None,
+    *,
+    compose: Callable[[str, str, TextFormat], str] = _compose,
+) -> str:
+    """Title and body escaped for ``text_format``, cut to fit ``max_length`` characters.
+
+    When it is too long, whole lines are dropped from the end of the body (a single
+    over-long line is cut within the line) and :data:`TRUNCATION_MARKER` is appended.
+    Cutting happens on the plain text, before escaping, so no tag or entity is split.
+    """
+    title, body = notification.title, notification.body
+    text = compose(title, body, text_format)
+    if max_length is None or len(text) <= max_length:
+        return text
+    lines = body.splitlines()
+
+    def fits(kept: list[str]) -> str | None:
+        candidate = compose(title, "\n".join([*kept, TRUNCATION_MARKER]), text_format)
+        return candidate if len(candidate) <= max_length else None
+
+    for count in range(len(lines) - 1, -1, -1):
+        best = fits(lines[:count])
+        if best is None:
+            continue
+        # Add as much of the next line as still fits (cut inside the line, on the
+        # plain text, so escaping cannot split an entity).
+        partial, low, high = lines[count], 0, len(lines[count])
+        while low < high:
+            middle = (low + high + 1) // 2
+            if fits([*lines[:count], partial[:middle]]) is not None:
+                low = middle
+            else:
+                high = middle - 1
+        if low:
+            best = fits([*lines[:count], partial[:low]]) or best
+        return best
+    # Even the title with the marker is too long: cut the title itself.
+    keep = len(title)
+    while keep > 0:
+        candidate = compose(title[:keep] + " " + TRUNCATION_MARKER, "", text_format)
+        if len(candidate) <= max_length:
+            return candidate
+        keep -= max(1, len(candidate) - max_length)
+    return TRUNCATION_MARKER[:max_length]
