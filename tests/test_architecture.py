@@ -1,0 +1,64 @@
+"""The dependency rule: the core never imports notifiers, not even lazily."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+_PROBE = """
+import sys
+import pyorchestrate
+from pyorchestrate import Orchestrator, OrchestratorEvent, LoopingThreadAgent
+import pyorchestrate.core.orchestrator, pyorchestrate.core.control.server
+import pyorchestrate.core.control.client, pyorchestrate.testing
+from pyorchestrate.cli import _app
+loaded = sorted(m for m in sys.modules if m == "notifiers" or m.startswith("notifiers."))
+print("LOADED", loaded)
+"""
+
+
+def test_importing_the_core_loads_no_notifier_module() -> None:
+    result = subprocess.run(
+        [sys.executable, "-c", _PROBE],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "LOADED []" in result.stdout, result.stdout
+
+
+def test_the_cli_help_loads_no_notifier_module() -> None:
+    probe = (
+        "import sys, runpy\n"
+        "sys.argv = ['pyorchestrate', '--help']\n"
+        "try:\n"
+        "    runpy.run_module('pyorchestrate', run_name='__main__')\n"
+        "except SystemExit:\n"
+        "    pass\n"
+        "print('LOADED', [m for m in sys.modules if m.split('.')[0] == 'notifiers'])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert "LOADED []" in result.stdout, result.stdout
+
+
+def test_no_core_source_names_notifiers() -> None:
+    pattern = re.compile(
+        r"^\s*(from|import)\s+notifiers\b|import_module\([\"']notifiers", re.M
+    )
+    offenders = [
+        str(path.relative_to(ROOT))
+        for path in (ROOT / "pyorchestrate").rglob("*.py")
+        if pattern.search(path.read_text())
+    ]
+    assert offenders == []
