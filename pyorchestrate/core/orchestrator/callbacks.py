@@ -260,7 +260,8 @@ class EventBus:
         """Remove ``callback`` from ``event``; return whether it was registered."""
         with self._lock:
             current = self._listeners.get(event, ())
-            kept = tuple(lst for lst in current if lst.callback is not callback)
+            # == so a bound method (a new object on each access) still matches.
+            kept = tuple(lst for lst in current if lst.callback != callback)
             self._listeners[event] = kept
             return len(kept) != len(current)
 
