@@ -65,6 +65,8 @@ class _Channel:
     queue: asyncio.Queue[Notification | None] | None = None
     task: asyncio.Task[None] | None = None
     current: Notification | None = None
+    closing: bool = False
+    started: asyncio.Event = field(default_factory=asyncio.Event)
     stats: ChannelStats = field(default_factory=ChannelStats)
 
 
@@ -112,6 +114,7 @@ class Dispatcher:
         self._intake: queue.SimpleQueue[Notification] = queue.SimpleQueue()
         self._wake_scheduled = False
         self._closed = False
+        self._submit_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._idle = threading.Condition()
@@ -119,7 +122,8 @@ class Dispatcher:
         install_log_redaction()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
-        self._ready.wait(10)
+        if not self._ready.wait(30):
+            raise RuntimeError("the dispatcher's loop did not start within 30 s")
 
     # ------------------------------------------------------------ public
     @property
@@ -146,14 +150,15 @@ class Dispatcher:
         Raises:
             DispatcherClosed: after :meth:`close`.
         """
-        if self._closed:
-            raise DispatcherClosed("the dispatcher is closed")
-        with self._idle:
-            self._in_flight += len(self._channels)
-        self._intake.put(notification)
-        if not self._wake_scheduled:
-            self._wake_scheduled = True
-            self._loop.call_soon_threadsafe(self._drain_intake)
+        with self._submit_lock:  # close() takes it too: no submit slips past close
+            if self._closed:
+                raise DispatcherClosed("the dispatcher is closed")
+            with self._idle:
+                self._in_flight += len(self._channels)
+            self._intake.put(notification)
+            if not self._wake_scheduled:
+                self._wake_scheduled = True
+                self._loop.call_soon_threadsafe(self._drain_intake)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted notification has a result; ``False`` on timeout."""
@@ -198,9 +203,10 @@ class Dispatcher:
 
         Idempotent: a second call returns ``[]``.
         """
-        if self._closed:
-            return []
-        self._closed = True
+        with self._submit_lock:
+            if self._closed:
+                return []
+            self._closed = True
         future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
         try:
             abandoned = future.result(timeout + 5)
@@ -222,20 +228,27 @@ class Dispatcher:
     # ------------------------------------------------------------ the loop
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self._start())
-        self._ready.set()
+        self._loop.call_soon(self._ready.set)  # ready to take submissions at once
+        self._start_task = self._loop.create_task(self._start())
         self._loop.run_forever()
 
     async def _start(self) -> None:
+        # Queues and workers exist before any channel starts, so a submit() that
+        # arrives while a slow channel is starting is queued, not lost.
         for channel in self._channels.values():
             channel.queue = asyncio.Queue(self.queue_size)
-            try:
-                await channel.notifier.start()
-            except Exception as exc:
-                logger.error(
-                    "channel %r failed to start: %s", channel.notifier.name, redact(exc)
-                )
             channel.task = self._loop.create_task(self._work(channel))
+        await asyncio.gather(*(self._start_channel(c) for c in self._channels.values()))
+
+    async def _start_channel(self, channel: _Channel) -> None:
+        try:
+            await channel.notifier.start()
+        except Exception as exc:
+            logger.error(
+                "channel %r failed to start: %s", channel.notifier.name, redact(exc)
+            )
+        finally:
+            channel.started.set()
 
     def _drain_intake(self) -> None:
         self._wake_scheduled = False
@@ -269,6 +282,7 @@ class Dispatcher:
 
     async def _work(self, channel: _Channel) -> None:
         assert channel.queue is not None
+        await channel.started.wait()
         while True:
             notification = await channel.queue.get()
             if notification is None:
@@ -277,6 +291,8 @@ class Dispatcher:
             result = await self._deliver(channel, notification)
             channel.current = None
             self._record(result)
+            if channel.closing and channel.queue.empty():
+                return  # closing, and the stop marker found no room in a full queue
 
     async def _deliver(
         self, channel: _Channel, notification: Notification
@@ -357,6 +373,7 @@ class Dispatcher:
         self._drain_intake()
         for channel in self._channels.values():
             assert channel.queue is not None
+            channel.closing = True
             with contextlib.suppress(asyncio.QueueFull):
                 channel.queue.put_nowait(None)
         tasks = [c.task for c in self._channels.values() if c.task is not None]

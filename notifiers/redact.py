@@ -25,8 +25,17 @@ __all__ = [
 ]
 
 MASK = "***"
-_BOT_TOKEN = re.compile(r"\b\d{5,}:[A-Za-z0-9_-]{20,}")
-LEAKY_LOGGERS = ("notifiers", "telegram", "apprise", "httpx", "httpcore", "aiosmtpd")
+_BOT_TOKEN = re.compile(r"(?<!\d)\d{5,}:[A-Za-z0-9_-]{20,}")  # also inside "bot<token>"
+LEAKY_LOGGERS = (
+    "notifiers",
+    "telegram",
+    "apprise",
+    "httpx",
+    "httpcore",
+    "urllib3",
+    "requests",
+    "mail.log",
+)
 """Loggers that may carry secrets; :func:`install_log_redaction` filters them."""
 
 

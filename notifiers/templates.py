@@ -168,27 +168,48 @@ def format_text(
         candidate = compose(title, "\n".join([*kept, TRUNCATION_MARKER]), text_format)
         return candidate if len(candidate) <= max_length else None
 
-    for count in range(len(lines) - 1, -1, -1):
-        best = fits(lines[:count])
-        if best is None:
-            continue
-        # Add as much of the next line as still fits (cut inside the line, on the
-        # plain text, so escaping cannot split an entity).
-        partial, low, high = lines[count], 0, len(lines[count])
-        while low < high:
-            middle = (low + high + 1) // 2
-            if fits([*lines[:count], partial[:middle]]) is not None:
-                low = middle
+    # Escaping only lengthens text, so no more lines fit than fit unescaped: bound
+    # the search by that, then binary-search the count (work stays near linear).
+    high, used = 0, len(title) + len(TRUNCATION_MARKER)
+    while high < len(lines) and used + len(lines[high]) + 1 <= max_length:
+        used += len(lines[high]) + 1
+        high += 1
+    low = -1
+    while low < high:
+        middle = (low + high + 1) // 2
+        if fits(lines[:middle]) is not None:
+            low = middle
+        else:
+            high = middle - 1
+    if low > 0:
+        return fits(lines[:low]) or ""
+    if low == 0 and lines:
+        # Not even the first line fits whole: cut inside it (on the plain text, so
+        # escaping cannot split an entity).
+        first, lo, hi = lines[0], 0, len(lines[0])
+        while lo < hi:
+            middle = (lo + hi + 1) // 2
+            if fits([first[:middle]]) is not None:
+                lo = middle
             else:
-                high = middle - 1
-        if low:
-            best = fits([*lines[:count], partial[:low]]) or best
-        return best
+                hi = middle - 1
+        return fits([first[:lo]] if lo else []) or ""
     # Even the title with the marker is too long: cut the title itself.
-    keep = len(title)
-    while keep > 0:
-        candidate = compose(title[:keep] + " " + TRUNCATION_MARKER, "", text_format)
-        if len(candidate) <= max_length:
-            return candidate
-        keep -= max(1, len(candidate) - max_length)
-    return TRUNCATION_MARKER[:max_length]
+    lo, hi = -1, len(title)
+    while lo < hi:
+        middle = (lo + hi + 1) // 2
+        shortened = compose(title[:middle] + " " + TRUNCATION_MARKER, "", text_format)
+        if len(shortened) <= max_length:
+            lo = middle
+        else:
+            hi = middle - 1
+    if lo >= 0:
+        return compose(title[:lo] + " " + TRUNCATION_MARKER, "", text_format)
+    # A tiny limit: as much of the escaped marker as fits, whole escapes only.
+    out = ""
+    for char in TRUNCATION_MARKER:
+        piece = escape(char, text_format)
+        if len(out) + len(piece) > max_length:
+            break
+        out += piece
+    return out
