@@ -89,7 +89,7 @@ def no_leaks() -> Iterator[None]:
             for t in threading.enumerate()
             if t not in threads_before
             and t.is_alive()
-            and (not t.daemon or t.name.startswith("pyorchestrate"))
+            and (not t.daemon or t.name.startswith(("pyorchestrate", "notifiers")))
         ]
         if not children and not threads:
             break

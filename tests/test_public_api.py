@@ -9,17 +9,20 @@ from types import ModuleType
 
 import pytest
 
+import notifiers
 import pyorchestrate
 
 
 def _modules() -> list[ModuleType]:
-    found = [pyorchestrate]
-    for info in pkgutil.walk_packages(pyorchestrate.__path__, "pyorchestrate."):
-        if any(part.startswith("_") for part in info.name.split(".")):
-            continue
-        if info.name.endswith("__main__"):
-            continue
-        found.append(importlib.import_module(info.name))
+    found: list[ModuleType] = []
+    for package in (pyorchestrate, notifiers):
+        found.append(package)
+        for info in pkgutil.walk_packages(package.__path__, package.__name__ + "."):
+            if any(part.startswith("_") for part in info.name.split(".")):
+                continue
+            if info.name.endswith("__main__"):
+                continue
+            found.append(importlib.import_module(info.name))
     return found
 
 

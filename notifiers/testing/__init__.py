@@ -8,5 +8,18 @@ and an HTTP sink for ``json://`` webhooks and Slack. The main demo uses them too
 from __future__ import annotations
 
 from .recording import FlakyNotifier, RecordingNotifier
+from .smtp import LocalSMTPServer, ReceivedEmail
+from .telegram_api import FakeTelegramServer, TelegramReply
+from .webhook import Reply, WebhookRequest, WebhookSink
 
-__all__ = ["FlakyNotifier", "RecordingNotifier"]
+__all__ = [
+    "FakeTelegramServer",
+    "FlakyNotifier",
+    "LocalSMTPServer",
+    "ReceivedEmail",
+    "RecordingNotifier",
+    "Reply",
+    "TelegramReply",
+    "WebhookRequest",
+    "WebhookSink",
+]

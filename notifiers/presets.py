@@ -1,0 +1,469 @@
+"""Presets: one line attaches alerts to an orchestrator.
+
+::
+
+    from notifiers.presets import attach
+
+    attachment = attach(orchestrator, "errors_only", TelegramNotifier(token, chat_id))
+    ...
+    attachment.detach()  # unregisters, then drains and closes its dispatcher
+
+A preset names the events to send, a minimum severity and optional templates.
+:func:`attach` registers one handler per event through ``register_event`` (any object
+with ``register_event``/``unregister_event`` will do: the core is never imported).
+The handler runs on the orchestrator's callback threads and does only three cheap
+things: filter (agent-name globs, event, severity), render a
+:class:`~notifiers.base.Notification` with :func:`~notifiers.templates.render`, and
+:meth:`Dispatcher.submit <notifiers.dispatcher.Dispatcher.submit>` it. Sending,
+retrying and waiting happen on the dispatcher's own thread.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import fnmatch
+import logging
+import re
+import threading
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+from pyorchestrate import OrchestratorEvent
+
+from .base import DeliveryResult, Notification, Notifier, Severity
+from .dispatcher import Dispatcher, ResultHook
+from .errors import DispatcherClosed, NotifierConfigError
+from .retry import RetryPolicy
+from .templates import Template, render
+
+if TYPE_CHECKING:
+    from .settings import NotifierSettings
+
+__all__ = [
+    "PRESETS",
+    "Attachment",
+    "Preset",
+    "SupportsRegisterEvent",
+    "attach",
+    "attach_from_settings",
+    "detach",
+]
+
+logger = logging.getLogger("notifiers.presets")
+
+EventHandler = Callable[..., object]
+"""What is registered for each event: it takes the callback keywords as ``**kwargs``."""
+
+
+class SupportsRegisterEvent(Protocol):
+    """What :func:`attach` needs of an orchestrator (``pyorchestrate.Orchestrator``)."""
+
+    def register_event(
+        self, event: OrchestratorEvent, callback: Callable[..., object]
+    ) -> None: ...
+
+    def unregister_event(
+        self, event: OrchestratorEvent, callback: Callable[..., object]
+    ) -> object: ...
+
+
+def _event(value: object) -> OrchestratorEvent:
+    if isinstance(value, OrchestratorEvent):
+        return value
+    if isinstance(value, str):
+        try:
+            return OrchestratorEvent(value.lower())
+        except ValueError:
+            pass
+    known = ", ".join(e.value for e in OrchestratorEvent)
+    raise ValueError(f"not an orchestrator event: {value!r} (known: {known})")
+
+
+@dataclass(frozen=True, slots=True)
+class Preset:
+    """Which events become notifications, from what severity on, with which templates.
+
+    Args:
+        name: the preset's name.
+        events: the :class:`~pyorchestrate.OrchestratorEvent` members to send.
+        min_severity: notifications below it are not sent.
+        templates: templates by event value, over
+            :data:`~notifiers.templates.DEFAULT_TEMPLATES`.
+        description: one line for docs and ``--help``.
+    """
+
+    name: str
+    events: tuple[OrchestratorEvent, ...]
+    min_severity: Severity = Severity.DEBUG
+    templates: Mapping[str, Template] = field(
+        default_factory=lambda: MappingProxyType({}), hash=False
+    )
+    description: str = ""
+
+    def __post_init__(self) -> None:
+        events = tuple(dict.fromkeys(_event(e) for e in self.events))
+        if not events:
+            raise ValueError(f"preset {self.name!r} has no events")
+        object.__setattr__(self, "events", events)
+        object.__setattr__(self, "min_severity", Severity.parse(self.min_severity))
+        object.__setattr__(self, "templates", MappingProxyType(dict(self.templates)))
+
+
+PRESETS: Mapping[str, Preset] = MappingProxyType(
+    {
+        "errors_only": Preset(
+            "errors_only",
+            (OrchestratorEvent.AGENT_ERROR,),
+            description="one alert when an agent fails",
+        ),
+        "lifecycle": Preset(
+            "lifecycle",
+            (
+                OrchestratorEvent.AGENT_STARTED,
+                OrchestratorEvent.AGENT_READY,
+                OrchestratorEvent.AGENT_TERMINATED,
+                OrchestratorEvent.AGENT_ERROR,
+            ),
+            description="agents starting, ready, terminated, and failing",
+        ),
+    }
+)
+"""The built-in presets by name."""
+
+
+_STATUS_SEVERITY = {
+    "success": Severity.INFO,
+    "warning": Severity.WARNING,
+    "error": Severity.ERROR,
+    "critical": Severity.CRITICAL,
+}
+
+
+class Attachment:
+    """Alerts attached to one orchestrator; :meth:`detach` (or ``with``) ends them.
+
+    Made by :func:`attach`. ``dispatcher`` is the one notifications go to; it is
+    closed by :meth:`detach` only if :func:`attach` built it.
+    """
+
+    def __init__(
+        self,
+        orchestrator: SupportsRegisterEvent,
+        preset: Preset,
+        dispatcher: Dispatcher,
+        *,
+        owns_dispatcher: bool,
+        agents: Sequence[str],
+        min_severity: Severity,
+        templates: Mapping[str, Template],
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.preset = preset
+        self.dispatcher = dispatcher
+        self.owns_dispatcher = owns_dispatcher
+        self.agents = tuple(agents)
+        self.events = frozenset(preset.events)
+        self.min_severity = min_severity
+        self.templates = MappingProxyType(dict(templates))
+        self._agent_pattern = re.compile(
+            "|".join(f"(?:{fnmatch.translate(glob)})" for glob in self.agents)
+        )
+        self._lock = threading.Lock()
+        self._attached = False
+        self._warned_closed = False
+        # One bound-method object, registered for every event: unregister_event
+        # compares callbacks by identity.
+        self._handler: EventHandler = self._handle
+        self.submitted = 0
+
+    # ------------------------------------------------------------ public
+    @property
+    def attached(self) -> bool:
+        """Whether the handlers are registered."""
+        return self._attached
+
+    @property
+    def results(self) -> list[DeliveryResult]:
+        """The delivery results the dispatcher keeps (a snapshot, oldest first)."""
+        return list(self.dispatcher.results)
+
+    def detach(self, timeout: float = 10.0) -> list[DeliveryResult]:
+        """Unregister every handler; close the dispatcher if it is ours.
+
+        Idempotent. Returns the notifications the owned dispatcher abandoned (still
+        queued at the ``timeout``); ``[]`` for a shared dispatcher or a second call.
+        """
+        with self._lock:
+            if not self._attached:
+                return []
+            self._attached = False
+        for event in self.preset.events:
+            try:
+                self.orchestrator.unregister_event(event, self._handler)
+            except Exception:
+                logger.exception("could not unregister the %s handler", event.value)
+        if self.owns_dispatcher:
+            return self.dispatcher.close(timeout)
+        return []
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def __repr__(self) -> str:
+        state = "attached" if self._attached else "detached"
+        return (
+            f"<Attachment {self.preset.name!r} {state}, agents {list(self.agents)}, "
+            f"channels {self.dispatcher.channels}>"
+        )
+
+    # ------------------------------------------------------------ internals
+    def _register(self) -> None:
+        registered: list[OrchestratorEvent] = []
+        self._attached = True  # before registering: the first events may come at once
+        try:
+            for event in self.preset.events:
+                self.orchestrator.register_event(event, self._handler)
+                registered.append(event)
+        except BaseException:
+            with self._lock:
+                self._attached = False
+            for event in registered:
+                self.orchestrator.unregister_event(event, self._handler)
+            raise
+
+    def _handle(self, **kwargs: Any) -> None:
+        """Filter, render, submit: runs on the orchestrator's callback threads."""
+        event = kwargs.get("event")
+        if event not in self.events:
+            return
+        agent = kwargs.get("agent_name")
+        if not self._agent_pattern.fullmatch(agent or ""):
+            return
+        notification = render(kwargs, self.templates)
+        severity = max(notification.severity, _severity_of(kwargs))
+        if severity < self.min_severity:
+            return
+        if severity != notification.severity:
+            notification = dataclasses.replace(notification, severity=severity)
+        self._submit(notification)
+
+    def _submit(self, notification: Notification) -> None:
+        with self._lock:
+            if not self._attached:  # detached while this callback was queued
+                return
+            try:
+                self.dispatcher.submit(notification)
+            except DispatcherClosed:
+                if not self._warned_closed:
+                    self._warned_closed = True
+                    logger.warning(
+                        "preset %r: the dispatcher is closed; notifications are "
+                        "dropped until detach()",
+                        self.preset.name,
+                    )
+                return
+            self.submitted += 1
+
+
+def attach(
+    orchestrator: SupportsRegisterEvent,
+    preset: str | Preset,
+    *notifiers: Notifier,
+    dispatcher: Dispatcher | None = None,
+    agents: str | Sequence[str] = "*",
+    events: Iterable[OrchestratorEvent | str] | None = None,
+    min_severity: Severity | str | int | None = None,
+    templates: Mapping[str, Template] | None = None,
+    policy: RetryPolicy | None = None,
+    queue_size: int = 1000,
+    on_result: Iterable[ResultHook] = (),
+) -> Attachment:
+    """Send ``preset``'s events of ``orchestrator`` to ``notifiers`` (or ``dispatcher``).
+
+    Args:
+        orchestrator: anything with ``register_event``/``unregister_event``.
+        preset: a name from :data:`PRESETS`, or a :class:`Preset`.
+        notifiers: the channels; :func:`attach` builds a :class:`Dispatcher` for them
+            and closes it on :meth:`Attachment.detach`.
+        dispatcher: use this dispatcher instead (shared: never closed here).
+        agents: an ``fnmatch`` glob of agent names, or a list of them.
+        events: send only these of the preset's events.
+        min_severity: send only notifications at least this severe (default: the
+            preset's). A terminated agent's severity follows its termination status.
+        templates: templates by event value, over the preset's.
+        policy, queue_size, on_result: for the dispatcher built from ``notifiers``.
+
+    Raises:
+        TypeError: neither or both of ``notifiers`` and ``dispatcher``.
+        NotifierConfigError: an unknown preset, an event outside the preset, a bad
+            severity or an empty glob.
+    """
+    chosen = _preset(preset)
+    if dispatcher is not None and notifiers:
+        raise TypeError("give notifiers or dispatcher=, not both")
+    if dispatcher is None and not notifiers:
+        raise TypeError("attach() needs at least one notifier, or dispatcher=")
+    hooks = tuple(on_result)
+    if dispatcher is not None and (policy is not None or hooks):
+        raise TypeError(
+            "policy= and on_result= apply only to notifiers, not dispatcher="
+        )
+    globs = [agents] if isinstance(agents, str) else list(agents)
+    if not globs or not all(isinstance(g, str) and g for g in globs):
+        raise NotifierConfigError(
+            "invalid attach() arguments", [("agents", "needs at least one glob")]
+        )
+    if events is not None:
+        chosen = _narrow(chosen, events)
+    severity = _min_severity(chosen, min_severity)
+    merged = {**chosen.templates, **(templates or {})}
+    _check_templates(chosen, merged)
+    owned = dispatcher is None
+    if dispatcher is None:
+        dispatcher = Dispatcher(
+            notifiers, policy=policy, queue_size=queue_size, on_result=hooks
+        )
+    attachment = Attachment(
+        orchestrator,
+        chosen,
+        dispatcher,
+        owns_dispatcher=owned,
+        agents=globs,
+        min_severity=severity,
+        templates=merged,
+    )
+    try:
+        attachment._register()
+    except BaseException:
+        if owned:
+            dispatcher.close()
+        raise
+    logger.info(
+        "alerts %r attached: events %s, agents %s, channels %s",
+        chosen.name,
+        ",".join(e.value for e in chosen.events),
+        ",".join(globs),
+        ",".join(dispatcher.channels),
+    )
+    return attachment
+
+
+def detach(attachment: Attachment, timeout: float = 10.0) -> list[DeliveryResult]:
+    """``attachment.detach(timeout)``: unregister, and close an owned dispatcher."""
+    return attachment.detach(timeout)
+
+
+def attach_from_settings(
+    orchestrator: SupportsRegisterEvent,
+    settings: NotifierSettings | None = None,
+    *,
+    on_result: Iterable[ResultHook] = (),
+) -> Attachment:
+    """Attach the channels, preset, agents and severity that ``settings`` name.
+
+    ``settings`` defaults to :func:`~notifiers.settings.load_settings` (environment and
+    ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``).
+
+    Raises:
+        NotifierConfigError: settings missing or malformed (names the field).
+    """
+    from .settings import build_notifiers, load_settings
+
+    if settings is None:
+        settings = load_settings()
+    return attach(
+        orchestrator,
+        settings.preset,
+        *build_notifiers(settings),
+        agents=settings.agents,
+        min_severity=settings.min_severity,
+        policy=settings.retry,
+        queue_size=settings.queue_size,
+        on_result=on_result,
+    )
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _preset(preset: str | Preset) -> Preset:
+    if isinstance(preset, Preset):
+        return preset
+    try:
+        return PRESETS[preset]
+    except KeyError:
+        known = ", ".join(sorted(PRESETS))
+        raise NotifierConfigError(
+            "invalid attach() arguments",
+            [("preset", f"unknown preset {preset!r}; use one of {known}")],
+        ) from None
+
+
+def _narrow(preset: Preset, events: Iterable[OrchestratorEvent | str]) -> Preset:
+    try:
+        wanted = [_event(e) for e in events]
+    except ValueError as exc:
+        raise NotifierConfigError(
+            "invalid attach() arguments", [("events", str(exc))]
+        ) from None
+    outside = [e.value for e in wanted if e not in preset.events]
+    if outside or not wanted:
+        reason = (
+            f"{', '.join(outside)} not in preset {preset.name!r} "
+            f"({', '.join(e.value for e in preset.events)})"
+            if outside
+            else "needs at least one event"
+        )
+        raise NotifierConfigError("invalid attach() arguments", [("events", reason)])
+    return dataclasses.replace(preset, events=tuple(wanted))
+
+
+def _min_severity(preset: Preset, value: Severity | str | int | None) -> Severity:
+    if value is None:
+        return preset.min_severity
+    try:
+        return Severity.parse(value)
+    except ValueError as exc:
+        raise NotifierConfigError(
+            "invalid attach() arguments", [("min_severity", str(exc))]
+        ) from None
+
+
+def _check_templates(preset: Preset, templates: Mapping[str, Template]) -> None:
+    """Render each event once now, so a broken template fails here, not per event."""
+    errors = []
+    for event in preset.events:
+        try:
+            render({"event": event, "agent_name": "agent"}, templates)
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+            errors.append((f"templates.{event.value}", f"cannot render: {exc}"))
+    if errors:
+        raise NotifierConfigError("invalid attach() arguments", errors)
+
+
+def _severity_of(kwargs: Mapping[str, Any]) -> Severity:
+    """How bad the event itself says it is (DEBUG when it says nothing).
+
+    A terminated agent's status (``warning``, ``error``, ``critical``) counts, and so
+    does its history record's severity when above INFO (INFO is every event's default).
+    """
+    found = Severity.DEBUG
+    status = kwargs.get("termination_status")
+    if status is not None:
+        found = _STATUS_SEVERITY.get(
+            str(getattr(status, "value", status)).lower(), found
+        )
+    record = kwargs.get("record")
+    level = getattr(record, "severity", None)
+    if level is not None:
+        with contextlib.suppress(ValueError):
+            parsed = Severity.parse(str(getattr(level, "value", level)))
+            if parsed > Severity.INFO:
+                found = max(found, parsed)
+    return found

@@ -1,0 +1,405 @@
+"""Notifier settings from the environment, a TOML file and code; and the channels they build.
+
+Every setting has an environment variable: ``PYORCHESTRATE_NOTIFY_`` plus the field path
+in upper case, with ``__`` between levels. Lists are written as JSON there::
+
+    PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN=123456:ABC...
+    PYORCHESTRATE_NOTIFY_TELEGRAM__CHAT_ID=-1001234567
+    PYORCHESTRATE_NOTIFY_EMAIL__RECIPIENTS='["ops@example.com"]'
+    PYORCHESTRATE_NOTIFY_RETRY__MAX_ATTEMPTS=3
+
+The same settings can come from a TOML file, named by
+:meth:`NotifierSettings.from_toml` or by ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``::
+
+    preset = "lifecycle"
+    agents = ["web-*", "db"]
+
+    [telegram]
+    token = "123456:ABC..."
+    chat_id = -1001234567
+
+Precedence: values given in code > environment > dotenv file > TOML file. A bad
+value raises :class:`~notifiers.errors.NotifierConfigError` with one
+``field.path: reason`` line per problem and never the value itself (it may be a
+secret). Tokens, passwords and webhook URLs are ``SecretStr``: ``repr``, ``str`` and
+``model_dump`` show ``'**********'``.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import json
+import os
+import tomllib
+import typing
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Self
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    NoDecode,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    SettingsError,
+    TomlConfigSettingsSource,
+)
+
+from ._sections import (
+    AppriseSettings,
+    EmailSettings,
+    SlackSettings,
+    TelegramSettings,
+    WebhookSettings,
+)
+from ._settings_errors import (
+    CONFIG_FILE_ENV,
+    ENV_PREFIX,
+    TITLE,
+    config_error,
+    settings_error,
+    unknown_environment,
+)
+from .base import Severity
+from .errors import NotifierConfigError
+from .redact import SECRETS
+from .retry import RetryPolicy
+
+if TYPE_CHECKING:
+    from .base import Notifier
+
+__all__ = [
+    "CONFIG_FILE_ENV",
+    "ENV_PREFIX",
+    "AppriseSettings",
+    "EmailSettings",
+    "NotifierSettings",
+    "SlackSettings",
+    "TelegramSettings",
+    "WebhookSettings",
+    "build_notifiers",
+    "load_settings",
+]
+
+_SECTIONS = ("telegram", "email", "slack", "webhook", "apprise")
+_toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
+    "notifiers_toml_file", default=None
+)
+
+
+def _parse_severity(value: object) -> object:
+    if value is None or isinstance(value, Severity):
+        return value
+    if isinstance(value, str | int) and not isinstance(value, bool):
+        try:
+            return Severity.parse(value)
+        except ValueError:
+            pass
+    names = ", ".join(m.name.lower() for m in Severity)
+    raise ValueError(f"must be one of {names}")
+
+
+class NotifierSettings(BaseSettings):
+    """Everything the notifier layer needs: channels, retries, what to send.
+
+    Each channel section is optional; :func:`build_notifiers` builds one channel per
+    section that is set. Construct it directly (environment + TOML file named by
+    ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``), with :meth:`from_toml`, or with
+    :func:`load_settings`.
+
+    Raises:
+        NotifierConfigError: a value is missing, malformed or unknown (names the
+            field path, never the value).
+    """
+
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX,
+        env_nested_delimiter="__",
+        extra="forbid",
+        validate_assignment=True,
+        validate_default=True,
+        hide_input_in_errors=True,
+    )
+
+    telegram: TelegramSettings | None = None
+    email: EmailSettings | None = None
+    slack: SlackSettings | None = None
+    webhook: WebhookSettings | None = None
+    apprise: AppriseSettings | None = None
+    retry: RetryPolicy = Field(default_factory=RetryPolicy)
+    queue_size: int = Field(
+        default=1000,
+        ge=1,
+        le=1_000_000,
+        description="Pending notifications per channel.",
+    )
+    preset: str = Field(
+        default="errors_only", description="Which events to send (see presets)."
+    )
+    agents: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["*"],
+        description="Agent-name globs; from the environment, comma-separated.",
+    )
+    min_severity: Severity | None = Field(
+        default=None, description="Send only notifications at least this severe."
+    )
+
+    def __init__(self, **values: Any) -> None:
+        unknown = unknown_environment(
+            type(self), str(values.get("_env_prefix") or ENV_PREFIX)
+        )
+        try:
+            super().__init__(**values)
+        except ValidationError as exc:
+            raise config_error(exc, unknown) from exc
+        except SettingsError as exc:
+            raise settings_error(exc, type(self), unknown) from exc
+        if unknown:
+            raise NotifierConfigError(TITLE, unknown)
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str], **overrides: Any) -> Self:
+        """Settings from the TOML file at ``path`` (environment and ``overrides`` win).
+
+        Raises:
+            NotifierConfigError: the file is missing or not TOML, or a value is bad.
+        """
+        token = _toml_file.set(Path(path))
+        try:
+            return cls(**overrides)
+        finally:
+            _toml_file.reset(token)
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Add the TOML file, last: init > env > dotenv > secrets dir > TOML."""
+        sources = (init_settings, env_settings, dotenv_settings, file_secret_settings)
+        named = _toml_file.get()
+        if named is None and os.environ.get(CONFIG_FILE_ENV):
+            named = Path(os.environ[CONFIG_FILE_ENV])
+        if named is None:
+            return sources
+        path = named.expanduser()
+        if not path.is_file():
+            raise NotifierConfigError(
+                TITLE, [("config_file", f"no such file: {str(path)!r}")]
+            )
+        try:
+            toml = TomlConfigSettingsSource(settings_cls, toml_file=path)
+        except tomllib.TOMLDecodeError as exc:
+            raise NotifierConfigError(
+                TITLE, [("config_file", f"{str(path)!r} is not valid TOML: {exc}")]
+            ) from None
+        except OSError as exc:
+            raise NotifierConfigError(
+                TITLE,
+                [("config_file", f"cannot read {str(path)!r}: {exc.strerror}")],
+            ) from None
+        return (*sources, toml)
+
+    @field_validator("preset")
+    @classmethod
+    def _check_preset(cls, value: str) -> str:
+        from .presets import PRESETS
+
+        if value not in PRESETS:
+            raise ValueError(f"unknown preset; use one of {', '.join(sorted(PRESETS))}")
+        return value
+
+    @field_validator("agents", mode="before")
+    @classmethod
+    def _split_agents(cls, value: object) -> object:
+        if isinstance(value, str):
+            text = value.strip()
+            if text.startswith("["):
+                try:
+                    return json.loads(text)
+                except ValueError:
+                    raise ValueError(
+                        "must be comma-separated globs or a JSON list"
+                    ) from None
+            return [part.strip() for part in text.split(",") if part.strip()]
+        return value
+
+    @field_validator("agents")
+    @classmethod
+    def _check_agents(cls, value: list[str]) -> list[str]:
+        if not value or not all(value):
+            raise ValueError("must name at least one agent glob (use '*' for all)")
+        return value
+
+    _check_min_severity = field_validator("min_severity", mode="before")(
+        _parse_severity
+    )
+
+    def configured(self) -> list[str]:
+        """The channel sections that are set, in build order."""
+        return [name for name in _SECTIONS if getattr(self, name) is not None]
+
+
+def load_settings(
+    config_file: str | os.PathLike[str] | None = None, **overrides: Any
+) -> NotifierSettings:
+    """Read the settings: ``overrides`` > environment > TOML file.
+
+    Args:
+        config_file: the TOML file (default: ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``, if
+            set; otherwise none).
+        overrides: field values, e.g. ``telegram={"token": ..., "chat_id": ...}``.
+
+    Raises:
+        NotifierConfigError: one ``field.path: reason`` line per problem; the values
+            themselves are never shown.
+    """
+    if config_file is not None:
+        return NotifierSettings.from_toml(config_file, **overrides)
+    return NotifierSettings(**overrides)
+
+
+def build_notifiers(settings: NotifierSettings) -> list[Notifier]:
+    """One channel for each section set in ``settings`` (nothing is sent).
+
+    The channel modules are imported here, so only the extras actually used must be
+    installed.
+
+    Raises:
+        NotifierConfigError: no section is set; an extra is missing; a channel
+            rejects its settings; two channels share a name.
+    """
+    if not settings.configured():
+        raise NotifierConfigError(
+            "no notification channel is configured",
+            [
+                (
+                    "",
+                    "set at least one of telegram, email, slack, webhook or apprise, "
+                    f"e.g. {ENV_PREFIX}TELEGRAM__TOKEN and {ENV_PREFIX}TELEGRAM__CHAT_ID, "
+                    "or a [telegram] table in the TOML file",
+                )
+            ],
+        )
+    built: list[Notifier] = []
+    names: dict[str, str] = {}
+    for section in settings.configured():
+        notifier = _build_one(section, settings)
+        if notifier.name in names:
+            raise NotifierConfigError(
+                TITLE,
+                [
+                    (
+                        f"{section}.name",
+                        f"the channel name {notifier.name!r} is already used by "
+                        f"[{names[notifier.name]}]",
+                    )
+                ],
+            )
+        names[notifier.name] = section
+        built.append(notifier)
+    return built
+
+
+# ---------------------------------------------------------------- building
+
+
+def _build_one(section: str, settings: NotifierSettings) -> Notifier:
+    try:
+        if section == "telegram":
+            return _build_telegram(_require(settings.telegram))
+        return _build_apprise(section, settings)
+    except ImportError as exc:
+        raise _missing_extra(section, exc) from exc
+    except NotifierConfigError as exc:
+        reasons = [f"{loc}: {msg}" if loc else msg for loc, msg in exc.errors]
+        raise NotifierConfigError(
+            TITLE, [(section, "; ".join(reasons) or exc.title)]
+        ) from exc
+
+
+def _build_telegram(section: TelegramSettings) -> Notifier:
+    from .telegram import TelegramNotifier
+
+    token = section.token.get_secret_value()
+    SECRETS.add(token)
+    options: dict[str, Any] = {
+        "base_url": section.base_url,
+        "name": section.name or "telegram",
+        "disable_notification": section.disable_notification,
+        "message_thread_id": section.message_thread_id,
+    }
+    for timeout in ("read_timeout", "connect_timeout"):
+        if getattr(section, timeout) is not None:
+            options[timeout] = getattr(section, timeout)
+    notifier: Notifier = TelegramNotifier(token, section.chat_id, **options)
+    return notifier
+
+
+def _build_apprise(section: str, settings: NotifierSettings) -> Notifier:
+    from .apprise import AppriseNotifier
+
+    tags: list[str] | None = None
+    config: EmailSettings | SlackSettings | WebhookSettings | AppriseSettings
+    if section == "email":
+        config = _require(settings.email)
+        urls = [config.apprise_url()]
+        if config.password is not None:
+            SECRETS.add(config.password.get_secret_value())
+    elif section == "slack":
+        config = _require(settings.slack)
+        urls = [config.webhook_url]
+    elif section == "webhook":
+        config = _require(settings.webhook)
+        urls = [config.apprise_url()]
+    else:
+        config = _require(settings.apprise)
+        urls = list(config.urls)
+        tags = list(config.tags) or None
+    plain = [url.get_secret_value() for url in urls]
+    SECRETS.add(*plain)
+    options: dict[str, Any] = {"name": config.name or section}
+    if tags is not None:
+        options["tags"] = tags
+    if config.timeout is not None:
+        options["timeout"] = config.timeout
+    notifier: Notifier = AppriseNotifier(plain, **options)
+    return notifier
+
+
+_T = typing.TypeVar("_T")
+
+
+def _require(value: _T | None) -> _T:
+    assert value is not None
+    return value
+
+
+_EXTRAS = {
+    "telegram": ("telegram", "python-telegram-bot"),
+    "email": ("apprise", "apprise"),
+    "slack": ("apprise", "apprise"),
+    "webhook": ("apprise", "apprise"),
+    "apprise": ("apprise", "apprise"),
+}
+
+
+def _missing_extra(section: str, exc: ImportError) -> Exception:
+    extra, package = _EXTRAS[section]
+    missing = exc.name or ""
+    ours = missing.startswith("notifiers.")
+    theirs = missing.split(".")[0] in ("telegram", "apprise", "tenacity")
+    if not (ours or theirs):
+        return exc  # an import bug inside a channel module: do not disguise it
+    reason = (
+        f"needs {package}: pip install 'pyorchestrate[{extra}]'"
+        if theirs
+        else f"this installation has no {missing} module"
+    )
+    return NotifierConfigError(
+        f"cannot build the {section} channel", [(section, reason)]
+    )

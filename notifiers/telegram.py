@@ -1,0 +1,293 @@
+"""Telegram: one long-lived ``telegram.Bot`` on the dispatcher's event loop.
+
+The Bot (and its httpx connection pool) is built once, in :meth:`TelegramNotifier.start`,
+on the loop that will use it, and shut down in :meth:`TelegramNotifier.aclose`; it is
+never rebuilt per message nor shared across loops. ``base_url`` points it at a local
+fake (see :class:`notifiers.testing.FakeTelegramServer`) or a self-hosted Bot API.
+
+How python-telegram-bot's errors are classified (``BadRequest`` and ``TimedOut``
+subclass ``NetworkError``, so the specific ones are checked first)::
+
+    RetryAfter                          → RateLimited(retry_after)
+    ChatMigrated                        → Transient, after switching to the new chat id
+    BadRequest, Forbidden, InvalidToken,
+    EndPointNotFound, Conflict          → Permanent
+    TimedOut (read/write timeout)       → MaybeDelivered (the request went out)
+    TimedOut (connect/pool timeout)     → Transient (nothing was sent)
+    NetworkError (5xx, refused, …)      → Transient
+    anything else                       → Transient
+
+Every message is redacted: the token and ``bot<token>`` are registered in
+:data:`notifiers.redact.SECRETS`, and httpx's request log lines are filtered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as _dt
+import functools
+import json
+import logging
+import ssl
+from typing import Any, Protocol
+
+import httpx
+import telegram
+from telegram.error import (
+    BadRequest,
+    ChatMigrated,
+    Conflict,
+    EndPointNotFound,
+    Forbidden,
+    InvalidToken,
+    RetryAfter,
+    TelegramError,
+    TimedOut,
+)
+from telegram.request import HTTPXRequest
+
+from .base import Notification, Notifier, TextFormat
+from .errors import (
+    DeliveryError,
+    MaybeDelivered,
+    NotifierConfigError,
+    PermanentDeliveryError,
+    RateLimited,
+    TransientDeliveryError,
+)
+from .redact import SECRETS, install_log_redaction, redact
+from .templates import format_text
+
+__all__ = ["SecretLike", "TelegramNotifier"]
+
+logger = logging.getLogger("notifiers.telegram")
+
+_PERMANENT = (BadRequest, Forbidden, InvalidToken, EndPointNotFound, Conflict)
+_UNSENT_TIMEOUTS = (httpx.ConnectTimeout, httpx.PoolTimeout)
+
+
+class SecretLike(Protocol):
+    """Anything with ``get_secret_value()``, such as pydantic's ``SecretStr``."""
+
+    def get_secret_value(self) -> str: ...
+
+
+@functools.cache
+def _ssl_context() -> ssl.SSLContext:
+    # Building an SSL context costs ~15 ms, and a Bot has two HTTPXRequests: share one.
+    return ssl.create_default_context()
+
+
+class _FloodWait(RetryAfter):
+    """A ``RetryAfter`` built without PTB's deprecation warning.
+
+    ``RetryAfter.__init__`` reads its own deprecated ``retry_after`` property, so
+    constructing one emits ``PTBDeprecationWarning``; under ``-W error`` that warning
+    replaces the RetryAfter and the server's wait is lost.
+    """
+
+    __slots__ = ()
+
+    def __init__(self, seconds: float) -> None:
+        self._retry_after = _dt.timedelta(seconds=seconds)
+        TelegramError.__init__(
+            self, f"Flood control exceeded. Retry in {seconds:g} seconds"
+        )
+
+
+def _flood_wait(code: int, payload: bytes) -> float | None:
+    """``parameters.retry_after`` of a non-2xx reply (unless it is a chat migration)."""
+    if 200 <= code <= 299:
+        return None
+    try:
+        data = json.loads(payload.decode("utf-8", "replace"))
+    except ValueError:
+        return None
+    parameters = data.get("parameters") if isinstance(data, dict) else None
+    if not isinstance(parameters, dict) or parameters.get("migrate_to_chat_id"):
+        return None
+    retry_after = parameters.get("retry_after")
+    if isinstance(retry_after, int | float) and not isinstance(retry_after, bool):
+        return float(retry_after) if retry_after > 0 else None
+    return None
+
+
+class _Request(HTTPXRequest):
+    """PTB's httpx request, raising :class:`_FloodWait` for flood-control replies."""
+
+    async def do_request(self, *args: Any, **kwargs: Any) -> tuple[int, bytes]:
+        code, payload = await super().do_request(*args, **kwargs)
+        seconds = _flood_wait(code, payload)
+        if seconds is not None:
+            raise _FloodWait(seconds)
+        return code, payload
+
+
+def _seconds(exc: RetryAfter) -> float:
+    value = getattr(exc, "_retry_after", None)
+    if isinstance(value, _dt.timedelta):
+        return value.total_seconds()
+    return 1.0  # unknown shape (a future PTB): wait a little rather than fail
+
+
+class TelegramNotifier(Notifier):
+    """Sends notifications to one Telegram chat with python-telegram-bot.
+
+    Args:
+        token: the bot token (a string or a ``SecretStr``); it never appears in a repr,
+            a log line, an error or a result.
+        chat_id: the chat (numeric id or ``"@channel"``); follows a group's migration
+            to a supergroup.
+        base_url: the Bot API URL the token is appended to (default Telegram's); a
+            local fake in tests.
+        name: the channel's name (default ``"telegram"``).
+        read_timeout: seconds to wait for Telegram's answer; past it the message may
+            have arrived, so it counts as "maybe delivered".
+        connect_timeout: seconds to connect.
+        disable_notification: send silently.
+        message_thread_id: the forum topic to post in.
+    """
+
+    channel = "telegram"
+    text_format = TextFormat.HTML
+    max_length = 4096
+
+    def __init__(
+        self,
+        token: str | SecretLike,
+        chat_id: int | str,
+        *,
+        base_url: str | None = None,
+        name: str | None = None,
+        read_timeout: float = 10.0,
+        connect_timeout: float = 5.0,
+        disable_notification: bool = False,
+        message_thread_id: int | None = None,
+    ) -> None:
+        super().__init__(name=name)
+        secret = token if isinstance(token, str) else token.get_secret_value()
+        secret = secret.strip()
+        if not secret:
+            raise NotifierConfigError(
+                "invalid Telegram settings", [("token", "must not be empty")]
+            )
+        if isinstance(chat_id, str) and not chat_id.strip():
+            raise NotifierConfigError(
+                "invalid Telegram settings", [("chat_id", "must not be empty")]
+            )
+        SECRETS.add(secret, f"bot{secret}")
+        self._token = secret
+        self.chat_id: int | str = chat_id
+        self.base_url = base_url
+        self.read_timeout = read_timeout
+        self.connect_timeout = connect_timeout
+        self.disable_notification = disable_notification
+        self.message_thread_id = message_thread_id
+        self._bot: telegram.Bot | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._requests: tuple[HTTPXRequest, ...] = ()
+
+    @property
+    def bot(self) -> telegram.Bot | None:
+        """The Bot built by :meth:`start` (``None`` before it and after :meth:`aclose`)."""
+        return self._bot
+
+    async def start(self) -> None:
+        """Build the one Bot on the running loop; no network I/O (no getMe)."""
+        if self._bot is not None:
+            return
+        # Bot() logs its URL (with the token) at DEBUG: filter first.
+        install_log_redaction()
+        request_kwargs: dict[str, Any] = {
+            "read_timeout": self.read_timeout,
+            "connect_timeout": self.connect_timeout,
+            "httpx_kwargs": {"verify": _ssl_context()},
+        }
+        self._requests = (
+            _Request(**request_kwargs),
+            _Request(connection_pool_size=1, **request_kwargs),
+        )
+        kwargs: dict[str, Any] = {
+            "request": self._requests[0],
+            "get_updates_request": self._requests[1],
+        }
+        if self.base_url is not None:
+            kwargs["base_url"] = self.base_url
+        self._bot = telegram.Bot(self._token, **kwargs)
+        self._loop = asyncio.get_running_loop()
+
+    async def send(self, notification: Notification) -> None:
+        """Send ``notification`` once as HTML, cut to 4096 characters."""
+        if self._bot is None:
+            await self.start()
+        bot = self._bot
+        assert bot is not None
+        if self._loop is not asyncio.get_running_loop():
+            raise PermanentDeliveryError(
+                "the Telegram bot belongs to another event loop", channel=self.name
+            )
+        text = format_text(notification, self.text_format, self.max_length)
+        try:
+            await bot.send_message(
+                self.chat_id,
+                text,
+                parse_mode="HTML",
+                disable_notification=self.disable_notification,
+                message_thread_id=self.message_thread_id,
+                read_timeout=self.read_timeout,
+                connect_timeout=self.connect_timeout,
+            )
+        except Exception as exc:
+            if isinstance(exc, ChatMigrated):
+                logger.warning(
+                    "channel %r: chat %s migrated to %s; update the chat id in the settings",
+                    self.name,
+                    self.chat_id,
+                    exc.new_chat_id,
+                    extra={"channel": self.name},
+                )
+                self.chat_id = exc.new_chat_id
+            raise self.classify(exc) from None
+
+    async def aclose(self) -> None:
+        """Shut the Bot down (closes its connections); idempotent."""
+        bot, self._bot, self._loop = self._bot, None, None
+        requests, self._requests = self._requests, ()
+        if bot is not None:
+            await bot.shutdown()
+        # Bot.shutdown() does nothing unless initialize() ran (it calls getMe, which
+        # start() avoids), so close the connection pools we made ourselves.
+        await asyncio.gather(*(request.shutdown() for request in requests))
+
+    def classify(self, exc: BaseException) -> DeliveryError:
+        """Map a python-telegram-bot exception to the notifier error tree (redacted)."""
+        if isinstance(exc, DeliveryError):
+            return exc
+        kind = "RetryAfter" if isinstance(exc, RetryAfter) else type(exc).__name__
+        message = redact(f"{kind}: {exc}")
+        if isinstance(exc, RetryAfter):
+            return RateLimited(message, retry_after=_seconds(exc), channel=self.name)
+        if isinstance(exc, ChatMigrated):
+            return TransientDeliveryError(
+                redact(f"ChatMigrated: the chat moved to {exc.new_chat_id}"),
+                channel=self.name,
+            )
+        if isinstance(exc, _PERMANENT):
+            return PermanentDeliveryError(message, channel=self.name)
+        if isinstance(exc, TimedOut):
+            cause = exc.__cause__
+            if isinstance(cause, _UNSENT_TIMEOUTS):
+                return TransientDeliveryError(
+                    redact(f"TimedOut ({type(cause).__name__}): {exc}"),
+                    channel=self.name,
+                )
+            # A read or write timeout, or one of unknown origin: it may have arrived.
+            detail = type(cause).__name__ if cause is not None else "unknown"
+            return MaybeDelivered(
+                redact(f"TimedOut ({detail}): {exc}"), channel=self.name
+            )
+        # NetworkError (5xx, refused, reset) and anything unknown: worth a retry.
+        return TransientDeliveryError(message, channel=self.name)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} chat_id={self.chat_id!r}>"
