@@ -4,6 +4,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e .
-cd examples
-exec ../.venv/bin/python seed_orchestrator.py
+.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[demo]'
+exec .venv/bin/python examples/alerts_demo.py

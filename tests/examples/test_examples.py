@@ -144,3 +144,16 @@ def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
             proc.wait()
     assert proc.returncode == 0, err
     assert "shut down cleanly, survivors: []" in out
+
+
+def test_alerts_demo_delivers_on_every_channel(tmp_path: Path) -> None:
+    out = run_example("alerts_demo.py", tmp_path)
+    for channel in ("telegram", "email", "slack"):
+        assert re.search(rf"{channel}\s+delivered\s+attempts=1", out), out
+    assert "abandoned: 0" in out
+    assert "ConnectionError: database at db.internal:5432 refused" in out
+    assert "Email (local SMTP) to oncall@example.com: ✖ etl failed" in out
+    assert "Slack (local webhook)" in out
+    # The demo's own secrets never reach its output.
+    assert "AAF-demo-token" not in out
+    assert "XXXXdemoXXXX" not in out
