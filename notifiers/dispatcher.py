@@ -117,8 +117,12 @@ class Dispatcher:
         self._submit_lock = threading.Lock()
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
+        # Outstanding work, counted on the loop thread only: submit() takes no lock
+        # the loop thread also takes (it would wait behind deliveries' bookkeeping).
         self._idle = threading.Condition()
-        self._in_flight = 0
+        self._accepted = 0  # notifications taken from the intake (x channels = due)
+        self._recorded = 0  # results recorded for them
+        self._draining = False
         install_log_redaction()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -153,8 +157,6 @@ class Dispatcher:
         with self._submit_lock:  # close() takes it too: no submit slips past close
             if self._closed:
                 raise DispatcherClosed("the dispatcher is closed")
-            with self._idle:
-                self._in_flight += len(self._channels)
             self._intake.put(notification)
             if not self._wake_scheduled:
                 self._wake_scheduled = True
@@ -164,12 +166,17 @@ class Dispatcher:
         """Wait until every submitted notification has a result; ``False`` on timeout."""
         deadline = time.monotonic() + timeout
         with self._idle:
-            while self._in_flight > 0:
+            while not self._settled():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._idle.wait(remaining)
+                self._idle.wait(min(remaining, 0.05))
         return True
+
+    def _settled(self) -> bool:
+        if self._draining or not self._intake.empty():
+            return False
+        return self._recorded >= self._accepted * len(self._channels)
 
     def send_now(
         self, notification: Notification, channel: str, timeout: float = 30.0
@@ -252,11 +259,19 @@ class Dispatcher:
 
     def _drain_intake(self) -> None:
         self._wake_scheduled = False
+        self._draining = True
+        try:
+            self._distribute()
+        finally:
+            self._draining = False
+
+    def _distribute(self) -> None:
         while True:
             try:
                 notification = self._intake.get_nowait()
             except queue.Empty:
                 return
+            self._accepted += 1
             for channel in self._channels.values():
                 assert channel.queue is not None
                 try:
@@ -364,9 +379,9 @@ class Dispatcher:
                 hook(result)
             except Exception:
                 logger.exception("on_result hook %r failed", hook)
-        with self._idle:
-            self._in_flight -= 1
-            if self._in_flight <= 0:
+        self._recorded += 1
+        if self._recorded >= self._accepted * len(self._channels):
+            with self._idle:
                 self._idle.notify_all()
 
     async def _shutdown(self, budget: float) -> list[DeliveryResult]:
