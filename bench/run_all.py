@@ -16,6 +16,7 @@ BENCHMARKS = (
     "bench_death.py",
     "bench_callbacks.py",
     "bench_control.py",
+    "bench_notify.py",
 )
 
 
