@@ -8,6 +8,7 @@ from collections.abc import Sequence
 
 from ..base import Notification, Notifier
 from ..errors import DeliveryError, TransientDeliveryError
+from ._waiting import wait_for_items
 
 __all__ = ["FlakyNotifier", "RecordingNotifier"]
 
@@ -36,13 +37,14 @@ class RecordingNotifier(Notifier):
         Raises:
             TimeoutError: listing the titles seen, if they did not arrive in time.
         """
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.sent) >= count, timeout):
-                titles = [n.title for n in self.sent]
-                raise TimeoutError(
-                    f"{count} notifications not sent in {timeout} s: {titles}"
-                )
-            return list(self.sent)
+        return wait_for_items(
+            self._cond,
+            self.sent,
+            count,
+            timeout,
+            what="notifications",
+            describe=lambda n: n.title,
+        )
 
 
 class FlakyNotifier(RecordingNotifier):

@@ -15,6 +15,8 @@ from urllib.parse import quote, urlencode
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
+from ._waiting import wait_for_items
+
 __all__ = ["LocalSMTPServer", "ReceivedEmail"]
 
 
@@ -183,13 +185,14 @@ class LocalSMTPServer:
         Raises:
             TimeoutError: listing the subjects seen, if they did not arrive in time.
         """
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.messages) >= count, timeout):
-                subjects = [m.subject for m in self.messages]
-                raise TimeoutError(
-                    f"{count} e-mails not received in {timeout} s: {subjects}"
-                )
-            return list(self.messages)
+        return wait_for_items(
+            self._cond,
+            self.messages,
+            count,
+            timeout,
+            what="e-mails",
+            describe=lambda m: m.subject,
+        )
 
     # ------------------------------------------------------------ internals
     def _store(self, received: ReceivedEmail) -> None:

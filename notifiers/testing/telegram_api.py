@@ -34,6 +34,7 @@ from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from ..redact import redact
+from ._waiting import wait_for_items
 
 __all__ = ["FakeTelegramServer", "TelegramReply"]
 
@@ -315,15 +316,15 @@ class FakeTelegramServer:
         Raises:
             TimeoutError: listing what arrived, if they did not in time.
         """
-        with self._changed:
-            if not self._changed.wait_for(
-                lambda: len(self._messages) >= count, timeout
-            ):
-                raise TimeoutError(
-                    f"{count} messages not received in {timeout} s; "
-                    f"got {len(self._messages)}: {[m['text'][:40] for m in self._messages]}"
-                )
-            return [dict(m) for m in self._messages]
+        found = wait_for_items(
+            self._changed,
+            self._messages,
+            count,
+            timeout,
+            what="messages",
+            describe=lambda m: m["text"][:40],
+        )
+        return [dict(m) for m in found]
 
     def wait_for_requests(
         self, count: int, timeout: float = 10.0, *, method: str = "sendMessage"

@@ -12,6 +12,8 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qsl
 
+from ._waiting import wait_for_items
+
 __all__ = ["Reply", "WebhookRequest", "WebhookSink"]
 
 
@@ -197,13 +199,14 @@ class WebhookSink:
         Raises:
             TimeoutError: listing the paths seen, if they did not arrive in time.
         """
-        with self._cond:
-            if not self._cond.wait_for(lambda: len(self.requests) >= count, timeout):
-                paths = [r.path for r in self.requests]
-                raise TimeoutError(
-                    f"{count} requests not received in {timeout} s: {paths}"
-                )
-            return list(self.requests)
+        return wait_for_items(
+            self._cond,
+            self.requests,
+            count,
+            timeout,
+            what="requests",
+            describe=lambda r: r.path,
+        )
 
     # ------------------------------------------------------------ internals
     def _next_reply(self) -> Reply:
