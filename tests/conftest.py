@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import multiprocessing.forkserver
 import multiprocessing.resource_tracker
+import os
+import shutil
 import tempfile
 import threading
 import time
@@ -14,6 +16,17 @@ import psutil
 import pytest
 
 from pyorchestrate.testing import EventRecorder
+
+# Each test run gets its own runtime directory, so the default per-user socket
+# directory ($XDG_RUNTIME_DIR/pyorchestrate) is private to this run: another run on
+# the same machine cannot collide with it or trip its leak check. Subprocesses
+# (examples, the CLI) inherit it.
+_RUNTIME_DIR = Path(tempfile.mkdtemp(prefix="po-run-", dir="/tmp"))
+os.environ["XDG_RUNTIME_DIR"] = str(_RUNTIME_DIR)
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    shutil.rmtree(_RUNTIME_DIR, ignore_errors=True)
 
 
 @pytest.fixture(params=["thread", "process"])
