@@ -93,6 +93,9 @@ def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> 
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert proc.returncode == 0, err
     assert "shut down cleanly, survivors: []" in out
 
@@ -111,7 +114,7 @@ def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
         socket_path, ready = "", False
         for line in proc.stdout:
             # Threads print too: the line may be glued to another thread's output.
-            found = re.search(r"command socket: (\S+)", line)
+            found = re.search(r"command socket: (\S+?\.sock)", line)
             if found:
                 socket_path = found.group(1)
             ready = ready or "press Ctrl+C to stop" in line
@@ -142,6 +145,9 @@ def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in (proc.stdout, proc.stderr):
+            if pipe is not None:
+                pipe.close()
     assert proc.returncode == 0, err
     assert "shut down cleanly, survivors: []" in out
 
