@@ -404,9 +404,7 @@ class CommandServer:
                 handler, self._orchestrator, list(request.args)
             )
         except RuntimeError:  # the executor is shutting down
-            self._complete(
-                pending, CommandFailed("the orchestrator is shutting down"), None
-            )
+            self._complete(pending, CommandFailed("the orchestrator is shutting down"))
             return
         future.add_done_callback(lambda f: self._on_done(pending, f))
 
@@ -436,7 +434,7 @@ class CommandServer:
                 self.errors += 1
             self._finish_pending(pending, reply)
 
-    def _complete(self, pending: _Pending, error: ControlError, _: object) -> None:
+    def _complete(self, pending: _Pending, error: ControlError) -> None:
         self.errors += 1
         reply = error_reply(pending.request.request_id, error, sender=self._name)
         self._finish_pending(pending, reply)
@@ -459,7 +457,7 @@ class CommandServer:
                 f"{self.timeout:g} s"
             )
             logger.error("%s", error.message)
-            self._complete(pending, error, None)
+            self._complete(pending, error)
 
     # ------------------------------------------------------------ output
     def _reply(self, conn: _Conn, message: dict[str, Any]) -> None:

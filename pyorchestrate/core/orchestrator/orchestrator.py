@@ -133,7 +133,6 @@ class Orchestrator:
         self._shutdown_lock = threading.Lock()
         self._signal_pending: int | None = None
         self._escalate = False
-        self._survivors: list[str] = []
         self.allowed_commands: frozenset[str] = (
             config.allowed_commands if config.allowed_commands is not None else COMMANDS
         )
@@ -409,7 +408,6 @@ class Orchestrator:
         else:
             self.lifecycle.stop_all()
             survivors = [e.name for e in self.lifecycle.active_entries()]
-        self._survivors = survivors
         self.history.record(
             "SHUTDOWN",
             category="system",
