@@ -96,17 +96,23 @@ def _run(
 ) -> None:
     with _client(socket, timeout) as client:
         payload = client.request(command, *args)
+    data = _data_or_exit(payload, as_json)
+    if as_json:
+        render.print_json(data)
+    else:
+        show(data)
+
+
+def _data_or_exit(payload: dict[str, Any], as_json: bool) -> dict[str, Any]:
+    """A reply's ``data``; an error reply is printed (whole, with --json) and exits 1."""
     if payload.get("status") != "success":
         if as_json:
             render.print_json(payload)
         else:
             render.err_console.print(f"[bold red]Error:[/] {payload.get('error')}")
         raise typer.Exit(EXIT_FAILED)
-    data = payload.get("data") or {}
-    if as_json:
-        render.print_json(data)
-    else:
-        show(data)
+    data: dict[str, Any] = payload.get("data") or {}
+    return data
 
 
 def _message(data: dict[str, Any]) -> None:
@@ -312,13 +318,7 @@ def history(
         return
     with _client(socket, timeout) as client:
         payload = client.request("history", filters)
-        if payload.get("status") != "success":
-            if as_json:
-                render.print_json(payload)
-            else:
-                render.err_console.print(f"[bold red]Error:[/] {payload.get('error')}")
-            raise typer.Exit(EXIT_FAILED)
-        data = payload.get("data") or {}
+        data = _data_or_exit(payload, as_json)
         events = data.get("events", [])
         # One header, then one aligned line per event, old and new alike.
         if not as_json:
