@@ -6,6 +6,8 @@ import re
 import signal
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -73,22 +75,18 @@ def test_dependencies_example(tmp_path: Path) -> None:
     assert "start order: Extract -> Transform -> Load" in out
 
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+@contextmanager
+def daemon_example(cwd: Path) -> Iterator[subprocess.Popen[str]]:
+    """The DAEMON example as a subprocess; killed and its pipes closed at the end."""
     proc = subprocess.Popen(
         [sys.executable, str(EXAMPLES / "daemon_mode.py")],
-        cwd=tmp_path,
+        cwd=cwd,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
     )
     try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "press Ctrl+C to stop" in line:
-                break
-        proc.send_signal(sig)
-        out, err = proc.communicate(timeout=20)
+        yield proc
     finally:
         if proc.poll() is None:
             proc.kill()
@@ -96,20 +94,24 @@ def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> 
         for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
+    with daemon_example(tmp_path) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            if "press Ctrl+C to stop" in line:
+                break
+        proc.send_signal(sig)
+        out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0, err
     assert "shut down cleanly, survivors: []" in out
 
 
 def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
     """The README's flow: start the daemon, `pyorchestrate ps`, `pyorchestrate shutdown`."""
-    proc = subprocess.Popen(
-        [sys.executable, str(EXAMPLES / "daemon_mode.py")],
-        cwd=tmp_path,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    try:
+    with daemon_example(tmp_path) as proc:
         assert proc.stdout is not None
         socket_path, ready = "", False
         for line in proc.stdout:
@@ -141,13 +143,6 @@ def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
         assert down.returncode == 0, down.stderr
         assert "Orchestrator shutdown initiated" in down.stdout
         out, err = proc.communicate(timeout=20)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        for pipe in (proc.stdout, proc.stderr):
-            if pipe is not None:
-                pipe.close()
     assert proc.returncode == 0, err
     assert "shut down cleanly, survivors: []" in out
 
