@@ -116,8 +116,8 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
         "errors_only": Preset(
             "errors_only",
-            (OrchestratorEvent.AGENT_ERROR,),
-            description="one alert when an agent fails",
+            (OrchestratorEvent.AGENT_ERROR, OrchestratorEvent.AGENT_FATAL),
+            description="one alert when an agent fails, one when it is given up (FATAL)",
         ),
         "lifecycle": Preset(
             "lifecycle",
@@ -126,8 +126,10 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 OrchestratorEvent.AGENT_READY,
                 OrchestratorEvent.AGENT_TERMINATED,
                 OrchestratorEvent.AGENT_ERROR,
+                OrchestratorEvent.AGENT_RESTARTING,
+                OrchestratorEvent.AGENT_FATAL,
             ),
-            description="agents starting, ready, terminated, and failing",
+            description="agents starting, ready, terminated, failing, restarting, FATAL",
         ),
     }
 )

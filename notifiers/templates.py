@@ -38,7 +38,8 @@ class Template:
 
     Fields: ``agent``, ``event``, ``error``, ``host``, ``time``, ``date``,
     ``generation``, ``pid``, ``exit_code``, ``signal``, ``reason``, ``status``,
-    ``orchestrator`` (missing ones render as ``-``).
+    ``orchestrator``, ``attempt``, ``delay``, ``restarts``, ``timeout`` (missing ones
+    render as ``-``).
     """
 
     title: str
@@ -63,6 +64,23 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
         Severity.ERROR,
     ),
     "agent_heartbeat": Template("{agent} heartbeat", "at {time}", Severity.DEBUG),
+    "agent_restarting": Template(
+        "↻ {agent} restarting (attempt {attempt})",
+        "{reason}; starts again in {delay} s\nhost {host}, {date} {time}",
+        Severity.WARNING,
+    ),
+    "agent_fatal": Template(
+        "☠ {agent} is FATAL after {attempt} restarts",
+        "{error}\n\nNo more automatic restarts until an operator starts it "
+        "(pyorchestrate start {agent}).\nhost {host}, {date} {time}",
+        Severity.CRITICAL,
+    ),
+    "agent_watchdog_timeout": Template(
+        "⏱ {agent} hung: no heartbeat for {timeout} s",
+        "pid {pid}, start #{generation}; the watchdog stops it and its restart "
+        "policy applies\nhost {host}, {date} {time}",
+        Severity.ERROR,
+    ),
 }
 """The default template of each event (by its value)."""
 
@@ -89,6 +107,10 @@ def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
         reason=kwargs.get("reason"),
         status=kwargs.get("termination_status"),
         orchestrator=kwargs.get("orchestrator"),
+        attempt=kwargs.get("attempt"),
+        delay=kwargs.get("delay"),
+        restarts=kwargs.get("restarts"),
+        timeout=kwargs.get("timeout"),
     )
     for key, value in list(fields.items()):
         if value is None:

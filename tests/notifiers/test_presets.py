@@ -173,12 +173,14 @@ def test_a_custom_preset(make_orchestrator: MakeOrchestrator) -> None:
 
 
 def test_builtin_presets() -> None:
-    assert PRESETS["errors_only"].events == (E.AGENT_ERROR,)
+    assert PRESETS["errors_only"].events == (E.AGENT_ERROR, E.AGENT_FATAL)
     assert set(PRESETS["lifecycle"].events) == {
         E.AGENT_STARTED,
         E.AGENT_READY,
         E.AGENT_TERMINATED,
         E.AGENT_ERROR,
+        E.AGENT_RESTARTING,
+        E.AGENT_FATAL,
     }
     with pytest.raises(TypeError):
         PRESETS["x"] = PRESETS["lifecycle"]  # type: ignore[index]

@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field
 
 from ..config import ConfigModel, ValidationPolicy
 from ..errors import ConfigValidationError, TerminateAgent
+from ..supervision import SupervisionConfig
 from ..utilities.event import AgentEvent
 from ..utilities.messaging import AgentLink, MessageChannel, MessageType, ServiceMessage
 from .plugins import AgentPlugin, PluginManager
@@ -59,7 +60,14 @@ class AgentConfig(ConfigModel):
     heartbeat_interval: float | None = Field(
         default=None,
         gt=0,
-        description="looping agents send AGENT_HEARTBEAT at most this often (seconds)",
+        description=(
+            "looping agents send AGENT_HEARTBEAT at most this often (seconds); "
+            "None = a third of supervision.heartbeat_timeout, if set"
+        ),
+    )
+    supervision: SupervisionConfig = Field(
+        default_factory=SupervisionConfig,
+        description="restart policy, backoff, watchdog, readiness and stop deadlines",
     )
 
 
@@ -255,8 +263,17 @@ class BaseAgent(abc.ABC):
         self._last_beat = time.monotonic()
         self._send_status(AgentEvent.HEARTBEAT)
 
-    def _beat_if_due(self) -> None:
+    @property
+    def beat_interval(self) -> float | None:
+        """How often the loop beats: ``heartbeat_interval``, else a third of the
+        watchdog's ``heartbeat_timeout``, else ``None`` (no automatic beats)."""
         interval = self.config.heartbeat_interval
+        if interval is None and self.config.supervision.heartbeat_timeout is not None:
+            interval = self.config.supervision.heartbeat_timeout / 3
+        return interval
+
+    def _beat_if_due(self) -> None:
+        interval = self.beat_interval
         if interval is not None and time.monotonic() - self._last_beat >= interval:
             self.heartbeat()
 

@@ -10,15 +10,25 @@ agent reports START about 17 ms after ``start`` with forkserver, against about 2
 with spawn, whose fresh interpreter must import pyorchestrate and pydantic each time
 (the forkserver has them preloaded). Neither forks a process that has threads.
 Choose per orchestrator with ``Orchestrator.Config(start_method=...)``.
+
+A process agent leads a process group of its own, so a stop reaches what it started
+too: SIGTERM and SIGKILL go to the whole group, and whatever is left of the group when
+the agent ends is killed (a grandchild that starts a new session of its own escapes;
+nothing short of cgroups catches that). Each process agent also watches the
+orchestrator's pid: if the orchestrator dies, even by SIGKILL, the agent's group gets
+SIGTERM at once and SIGKILL one second later.
 """
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import select
 import signal
 import sys
 import threading
+import time
 from types import FrameType
 from typing import Any, ClassVar, Literal
 
@@ -120,11 +130,72 @@ def _raise_terminate(signum: int, frame: FrameType | None) -> None:
     raise TerminateAgent(signal.Signals(signum).name)
 
 
+ORPHAN_GRACE = 1.0
+"""Seconds between SIGTERM and SIGKILL for the group of an agent whose orchestrator died."""
+
+_orphaned = threading.Event()
+
+
+def _signal_own_group(sig: int) -> None:
+    """Send ``sig`` to this process's group if it leads one, else to itself only."""
+    with contextlib.suppress(OSError):
+        if os.getpgrp() == os.getpid():
+            os.killpg(os.getpid(), sig)
+        else:
+            os.kill(os.getpid(), sig)
+
+
+def _wait_for_exit(pid: int) -> None:
+    """Block until process ``pid`` has exited (pidfd where there is one, else polling)."""
+    try:
+        fd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return
+    except (AttributeError, OSError):  # no pidfd (old kernel, not Linux): poll
+        while True:
+            time.sleep(0.25)
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                return
+            except PermissionError:
+                pass
+    try:
+        select.select([fd], [], [])
+    finally:
+        os.close(fd)
+
+
+def _watch_parent(parent_pid: int) -> None:
+    """Runs in a process agent: end the agent's group when the orchestrator dies."""
+    _wait_for_exit(parent_pid)
+    _orphaned.set()
+    with contextlib.suppress(OSError, ValueError):
+        sys.stderr.write(
+            f"pyorchestrate: orchestrator (pid {parent_pid}) is gone: agent pid "
+            f"{os.getpid()} ends its process group\n"
+        )
+    _signal_own_group(signal.SIGTERM)
+    time.sleep(ORPHAN_GRACE)
+    _signal_own_group(signal.SIGKILL)
+
+
 def _process_main(agent: Any) -> None:
     """Entry point of a process agent, in the child."""
+    # Lead a process group, so a stop reaches the agent's own children as well.
+    with contextlib.suppress(OSError):
+        os.setpgid(0, 0)
     # The orchestrator coordinates Ctrl+C; SIGTERM unwinds run() so it still closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_terminate)
+    parent_pid = getattr(agent, "_orchestrator_pid", None)
+    if parent_pid is not None:
+        threading.Thread(
+            target=_watch_parent,
+            args=(parent_pid,),
+            name="pyorchestrate-parent-watch",
+            daemon=True,
+        ).start()
     terminated = False
     try:
         agent.run()
@@ -134,6 +205,9 @@ def _process_main(agent: Any) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)
         if agent._link is not None:
             agent._link.close()
+    if _orphaned.is_set():
+        sys.stderr.flush()
+        _signal_own_group(signal.SIGKILL)  # no one is left to clean up after us
     if terminated:
         # Report the truth to the parent: this process ended because of SIGTERM. First
         # let the user's msg_channel write what the agent sent while unwinding.
@@ -171,6 +245,7 @@ class ProcessFlavour:
             daemon=False,
         )
         self._process = process
+        self._orchestrator_pid = os.getpid()  # travels to the child with the agent
         process.start()
 
     def join(self, timeout: float | None = None) -> None:
@@ -183,14 +258,38 @@ class ProcessFlavour:
         return self._process is not None and self._process.is_alive()
 
     def terminate(self) -> None:
-        """Send SIGTERM: the agent unwinds, closes and ends."""
-        if self._process is not None and self._process.exitcode is None:
-            self._process.terminate()
+        """Send SIGTERM to the agent's process group: the agent unwinds, closes, ends."""
+        self.signal_group(signal.SIGTERM)
 
     def kill(self) -> None:
-        """Send SIGKILL."""
-        if self._process is not None and self._process.exitcode is None:
-            self._process.kill()
+        """Send SIGKILL to the agent's process group."""
+        self.signal_group(signal.SIGKILL)
+
+    def signal_group(self, sig: int) -> None:
+        """Send ``sig`` to the agent's process group (to the process alone if it has
+        not made its group yet). Does nothing once the process has been reaped."""
+        process = self._process
+        if process is None or process.pid is None or process.exitcode is not None:
+            return
+        try:
+            os.killpg(process.pid, sig)
+        except ProcessLookupError:  # just forked: not yet leading its own group
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(process.pid, sig)
+        except PermissionError:
+            pass
+
+    def kill_leftovers(self) -> None:
+        """SIGKILL what is left of the agent's process group after the agent ended.
+
+        Call it before the process is reaped (its zombie keeps the group id from being
+        reused); a group with no member left is nothing to do.
+        """
+        pid = self.pid
+        if pid is None:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
 
     @property
     def pid(self) -> int | None:

@@ -65,7 +65,9 @@ class PeriodicAgent(LoopingAgent):
 
     def _wait_next_tick(self) -> None:
         if self.config.limit < 0 or self.cycles_done + 1 < self.config.limit:
-            self.timer.wait(self.stop_event)
+            self.timer.wait(
+                self.stop_event, beat=self._beat_if_due, beat_every=self.beat_interval
+            )
 
     def _before_loop(self) -> None:
         # The schedule starts when execution starts, not when setup() ran: time held

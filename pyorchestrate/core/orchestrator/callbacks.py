@@ -206,6 +206,13 @@ class _Occurrence:
 
 
 _EMPTY_KWARGS: dict[str, Any] = dict.fromkeys(CALLBACK_KEYWORDS)
+
+_SEVERITY: dict[object, Severity] = {
+    OrchestratorEvent.AGENT_ERROR: Severity.ERROR,
+    OrchestratorEvent.AGENT_WATCHDOG_TIMEOUT: Severity.ERROR,
+    OrchestratorEvent.AGENT_RESTARTING: Severity.WARNING,
+    OrchestratorEvent.AGENT_FATAL: Severity.CRITICAL,
+}
 _stamp_cache: tuple[int, str, str] = (-1, "", "")
 
 
@@ -293,11 +300,7 @@ class EventBus:
             return None
         ctx = dict(context or {})
         if severity is None:
-            severity = (
-                Severity.ERROR
-                if event is OrchestratorEvent.AGENT_ERROR
-                else Severity.INFO
-            )
+            severity = _SEVERITY.get(event, Severity.INFO)
         record = self.history.record(
             event.value, agent=agent_name, severity=severity, data=ctx
         )

@@ -28,6 +28,7 @@ from .dependencies import DependencyGraph
 from .registry import AgentEntry, AgentRegistry
 from .states import ACTIVE_STATES, FINAL_STATES, LIVE_STATES, AgentState, can_transition
 from .stopping import StoppingMixin
+from .supervisor import SupervisorMixin
 from .workers import StartStatus, WorkerPool, WorkerStartResult
 
 __all__ = ["LifecycleManager"]
@@ -51,7 +52,7 @@ def _signal_name(code: int | None) -> str | None:
         return f"signal {-code}"
 
 
-class LifecycleManager(StoppingMixin):
+class LifecycleManager(SupervisorMixin, StoppingMixin):
     """Starts, watches and stops agents; owns their state.
 
     Args:
@@ -60,7 +61,8 @@ class LifecycleManager(StoppingMixin):
         pool: worker slots and queue.
         bus: where events go.
         start_timeout: seconds a started agent has to report START.
-        termination_grace: seconds between SIGTERM and SIGKILL.
+        termination_grace: default seconds between SIGTERM and SIGKILL.
+        stop_timeout: default seconds an agent has to stop cooperatively.
         start_method: how process agents start.
         wake: called when the router must re-read what it watches.
         clock: monotonic clock.
@@ -76,6 +78,7 @@ class LifecycleManager(StoppingMixin):
         start_timeout: float,
         termination_grace: float,
         start_method: StartMethod,
+        stop_timeout: float = 10.0,
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
@@ -85,6 +88,8 @@ class LifecycleManager(StoppingMixin):
         self.bus = bus
         self.start_timeout = start_timeout
         self.termination_grace = termination_grace
+        self.stop_timeout = stop_timeout
+        self._pending_stops: dict[str, float | None] = {}
         self.start_method = start_method
         self.wake = wake
         self.clock = clock
@@ -120,7 +125,7 @@ class LifecycleManager(StoppingMixin):
                 extra={"agent": entry.name},
             )
             event = _STATE_EVENTS.get(target)
-            if target in FINAL_STATES and entry.launched:
+            if target in FINAL_STATES and current in ACTIVE_STATES and entry.launched:
                 event = OrchestratorEvent.AGENT_TERMINATED
             if event is not None:
                 self.emit(event, entry, **context)
@@ -166,6 +171,10 @@ class LifecycleManager(StoppingMixin):
                 return WorkerStartResult(
                     StartStatus.QUEUED, self._waiting_reason(entry)
                 )
+            # Someone asked for this start: a fresh restart budget, no pending restart.
+            entry.tracker.reset()
+            entry.restart_at = None
+            entry.fatal_reason = None
             self.change_state(entry, S.QUEUED)
             self.pool.enqueue(name)
             self.pump()
@@ -187,16 +196,21 @@ class LifecycleManager(StoppingMixin):
         return "waiting for a free worker slot"
 
     def _dep_ok(self, name: str) -> bool:
+        """A dependency is satisfied once READY (and while it has not failed since)."""
         dep = self.registry.get(name)
-        return dep is not None and dep.reached_running and dep.state is not S.FAILED
+        return (
+            dep is not None
+            and dep.reached_ready
+            and dep.state not in (S.FAILED, S.FATAL, S.BACKOFF, S.QUEUED)
+        )
 
     def _dep_failed(self, name: str) -> bool:
         dep = self.registry.get(name)
         if dep is None:
             return True
-        if dep.state is S.FAILED:
+        if dep.state in (S.FAILED, S.FATAL):
             return True
-        return dep.state is S.TERMINATED and not dep.reached_running
+        return dep.state is S.TERMINATED and not dep.reached_ready
 
     def pump(self) -> None:
         """Launch queued agents that have a slot and whose dependencies have started.
@@ -250,7 +264,14 @@ class LifecycleManager(StoppingMixin):
         entry.reader_eof = False
         entry.kill_at = None
         entry.stop_requested = False
+        entry.stop_reason = None
+        entry.failure = None
+        entry.reached_ready = False
+        entry.ready_mono = None
+        entry.ready_deadline = entry.beat_deadline = entry.stop_deadline = None
+        entry.restart_at = None
         entry.exit_code = None
+        entry.last_signal = None
         entry.termination_status = None
         entry.started_mono = self.clock()
         entry.ended_mono = None
@@ -329,12 +350,14 @@ class LifecycleManager(StoppingMixin):
                 self.change_state(entry, S.RUNNING)
             else:
                 self.emit(OrchestratorEvent.AGENT_STARTED, entry)
-            self.pump()
+            self.on_started(entry)
         elif event == AgentEvent.READY.value:
             if entry.state is S.RUNNING:
                 self.change_state(entry, S.READY)
             else:
                 self.emit(OrchestratorEvent.AGENT_READY, entry)
+            self.on_ready(entry)
+            self.pump()  # dependents wait for READY
         elif event in (AgentEvent.ERROR.value, "ERROR"):
             text = payload.get("message") or payload.get("error") or "Unknown error"
             self.record_error(
@@ -345,6 +368,7 @@ class LifecycleManager(StoppingMixin):
             )
         elif event == AgentEvent.HEARTBEAT.value:
             if not entry.close_seen:
+                self.on_heartbeat(entry)
                 self.emit(OrchestratorEvent.AGENT_HEARTBEAT, entry)
         elif event == AgentEvent.CLOSE.value:
             entry.close_seen = True
@@ -366,11 +390,15 @@ class LifecycleManager(StoppingMixin):
             # Stop watching first: whatever fails below must not make the router spin.
             entry.exit_seen = True
             self.watch_version += 1
+            if entry.flavour == "process":
+                # While the zombie is unreaped its pid cannot name anyone else's group.
+                instance.kill_leftovers()  # type: ignore[attr-defined]
             instance.join(1.0)
             code = getattr(instance, "exitcode", None)
             entry.exit_code = code
             entry.ended_mono = self.clock()
             signame = _signal_name(code)
+            entry.last_signal = signame
             if not entry.close_seen:
                 if signame:
                     text = f"killed by {signame}"
@@ -393,6 +421,7 @@ class LifecycleManager(StoppingMixin):
                 )
             target = S.TERMINATED if entry.reached_running else S.FAILED
             status = entry.termination_status
+            failed = self.failed_end(entry, code)
             self.change_state(
                 entry,
                 target,
@@ -401,19 +430,22 @@ class LifecycleManager(StoppingMixin):
                 termination_status=status.value if status else None,
             )
             self._close_reader(entry)
-            self.pump()
             if entry.restart_pending:
                 entry.restart_pending = False
                 if self.pool.accepting:
                     self.request_start(entry.name)
+            else:
+                self.apply_restart_policy(entry, _describe_end(entry, code), failed)
+            self.pump()
+            self.release_pending_stops()
 
     def _close_reader(self, entry: AgentEntry) -> None:
         if entry.reader is not None:
             entry.reader.close()
             entry.reader = None
         entry.link = None
-        entry.start_deadline = None
-        entry.kill_at = None
+        entry.start_deadline = entry.ready_deadline = entry.beat_deadline = None
+        entry.stop_deadline = entry.kill_at = None
         self.watch_version += 1
 
     def watched(self) -> dict[Connection | int, tuple[AgentEntry, str]]:
@@ -439,6 +471,21 @@ class LifecycleManager(StoppingMixin):
         """Whether no agent is queued, starting, running or stopping."""
         with self.lock:
             return not any(e.state in LIVE_STATES for e in self.registry)
+
+
+def _describe_end(entry: AgentEntry, code: int | None) -> str:
+    """How a generation ended, for AGENT_RESTARTING's ``reason`` and the logs."""
+    if entry.failure == "watchdog":
+        return "stopped by the watchdog"
+    if entry.failure is not None:
+        return f"stopped after {entry.failure.replace('_', ' ')}"
+    signame = _signal_name(code)
+    if signame:
+        return f"killed by {signame}"
+    if code is not None:
+        return f"exited with code {code}"
+    status = entry.termination_status
+    return f"ended ({status.value})" if status else "ended without closing"
 
 
 def _launch_error(entry: AgentEntry, exc: BaseException) -> str:

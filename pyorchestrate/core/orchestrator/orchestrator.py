@@ -27,6 +27,7 @@ from ..control.commands import ProcessStats
 from ..control.permissions import COMMANDS
 from ..control.server import CommandServer
 from ..errors import LifecycleError
+from ..supervision import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
 from ..utilities.messaging import MessageChannel
 from .callbacks import CallbackExecutor, EventBus
@@ -36,7 +37,7 @@ from .history import EventHistory
 from .lifecycle import LifecycleManager
 from .registry import AgentEntry, AgentRegistry, AgentSpec
 from .router import MessageRouter
-from .states import LIVE_STATES
+from .states import ACTIVE_STATES
 from .workers import WorkerPool, WorkerStartResult
 
 __all__ = ["Orchestrator"]
@@ -118,6 +119,7 @@ class Orchestrator:
             start_timeout=config.agent_start_timeout,
             termination_grace=config.termination_grace,
             start_method=config.start_method,
+            stop_timeout=config.agent_stop_timeout,
             clock=clock,
         )
         self.router = MessageRouter(
@@ -159,9 +161,15 @@ class Orchestrator:
         control_events: ControlEvents | None = None,
         state_events: StateEvents | None = None,
         msg_channel: MessageChannel | None = None,
+        *,
+        supervision: SupervisionConfig | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> AgentEntry:
         """Register an agent to run; it starts with :meth:`start` (or :meth:`start_agent`).
+
+        ``supervision`` (a :class:`SupervisionConfig` or a mapping) sets its restart
+        policy, backoff, watchdog and deadlines; it replaces the ``supervision`` of
+        ``custom_config``. Other keyword arguments become attributes of the agent.
 
         Raises:
             TypeError: ``agent_class`` is not a thread or process agent class, is
@@ -172,6 +180,10 @@ class Orchestrator:
         _check_agent_class(agent_class)
         name = name or agent_class.__name__
         config = build_agent_config(agent_class, custom_config)
+        if supervision is not None:
+            if not isinstance(supervision, SupervisionConfig):
+                supervision = SupervisionConfig(**dict(supervision))
+            config = config.replace(supervision=supervision)
         flavour = agent_class.flavour
         assert flavour is not None
         for events in (control_events, state_events):
@@ -464,8 +476,11 @@ class Orchestrator:
             entry = self.registry.require(name)
             now = self._clock()
             uptime = None
-            if entry.started_mono is not None and entry.state in LIVE_STATES:
+            if entry.started_mono is not None and entry.state in ACTIVE_STATES:
                 uptime = round(now - entry.started_mono, 3)
+            next_start_in = None
+            if entry.restart_at is not None:
+                next_start_in = round(max(entry.restart_at - now, 0.0), 3)
             config = entry.config
             return {
                 "name": entry.name,
@@ -481,6 +496,11 @@ class Orchestrator:
                 "restarts": max(entry.starts - 1, 0),
                 "uptime": uptime,
                 "exit_code": entry.exit_code,
+                "signal": entry.last_signal,
+                "restart_policy": entry.supervision.restart,
+                "restart_attempt": entry.restart_attempt,
+                "next_start_in": next_start_in,
+                "fatal_reason": entry.fatal_reason,
                 "termination_status": (
                     entry.termination_status.value if entry.termination_status else None
                 ),

@@ -13,6 +13,7 @@ from ..agent.plugins import AgentPlugin
 from ..agent.signals import ControlEvents, StateEvents
 from ..agent.status import AgentTerminationStatus
 from ..errors import RegistrationError
+from ..supervision import RestartTracker, SupervisionConfig
 from ..utilities.messaging import AgentLink, MessageChannel
 from .states import ACTIVE_STATES, AgentState
 
@@ -61,11 +62,23 @@ class AgentEntry:
     started_mono: float | None = None
     ended_mono: float | None = None
     start_deadline: float | None = None
+    ready_deadline: float | None = None
+    beat_deadline: float | None = None
+    stop_deadline: float | None = None
+    restart_at: float | None = None
     stop_requested: bool = False
+    stop_reason: str | None = None
+    failure: str | None = None
+    reached_ready: bool = False
+    ready_mono: float | None = None
     exit_code: int | None = None
+    last_signal: str | None = None
     last_error: str | None = None
     termination_status: AgentTerminationStatus | None = None
     starts: int = 0
+    restart_attempt: int = 0
+    fatal_reason: str | None = None
+    tracker: RestartTracker = field(default_factory=RestartTracker)
 
     @property
     def name(self) -> str:
@@ -81,6 +94,12 @@ class AgentEntry:
     def flavour(self) -> str:
         """``thread`` or ``process``."""
         return str(self.spec.agent_class.flavour)
+
+    @property
+    def supervision(self) -> SupervisionConfig:
+        """The agent's supervision policy (restarts, watchdog, deadlines)."""
+        config = self.spec.config
+        return config.supervision if config is not None else _NO_SUPERVISION
 
     @property
     def is_initialized(self) -> bool:
@@ -117,6 +136,9 @@ class AgentEntry:
         if self.agent is not None:
             return self.agent.config
         return self.spec.config
+
+
+_NO_SUPERVISION = SupervisionConfig()
 
 
 class AgentRegistry:

@@ -5,15 +5,22 @@ reader checks to know what an agent can go through.
 
 ::
 
-    REGISTERED ──start──► QUEUED ──slot & deps──► STARTING ──START msg──► RUNNING
-        │                   │                        │                      │
-        │                   │ stop / dep failed      │ timeout              │ READY msg
-        ▼                   ▼                        ▼                      ▼
-    TERMINATED ◄────────────┘        FAILED ◄── (clean) ── QUARANTINED    READY
-        ▲                                                  (still alive)    │
-        └──────────── exit (process sentinel / thread link closed) ◄── STOPPING ◄── stop
+    REGISTERED ──start──► QUEUED ──slot & READY deps──► STARTING ──START──► RUNNING
+        │                   ▲  │                           │                 │ READY
+        │                   │  │ stop / dep failed         │ timeout         ▼
+        │                   │  ▼                           ▼               READY
+        │                   │ TERMINATED ◄── exit ── STOPPING / QUARANTINED  │
+        │                   │    │  ▲                      ▲                 │
+        ▼                   │    │  └── exit ──────────────┴───── stop ──────┘
+    TERMINATED              │    │ restart policy
+                            │    ▼
+                          BACKOFF ──flapping / max_restarts──► FATAL
 
-A TERMINATED or FAILED agent can be started again (its generation goes up by one).
+An agent that ends on its own goes TERMINATED (or FAILED if it never reported START);
+its restart policy then sends it to BACKOFF (waiting ``delay`` seconds, then QUEUED
+again) or to FATAL (no more automatic restarts). An operator stop in BACKOFF ends it
+TERMINATED. A TERMINATED, FAILED or FATAL agent can be started again by the operator
+(its generation goes up by one).
 """
 
 from __future__ import annotations
@@ -42,6 +49,8 @@ class AgentState(enum.StrEnum):
     QUARANTINED = "QUARANTINED"
     TERMINATED = "TERMINATED"
     FAILED = "FAILED"
+    BACKOFF = "BACKOFF"
+    FATAL = "FATAL"
 
 
 _S = AgentState
@@ -51,10 +60,10 @@ ACTIVE_STATES: frozenset[AgentState] = frozenset(
 )
 """States that hold a worker slot (something is, or may be, executing)."""
 
-LIVE_STATES: frozenset[AgentState] = ACTIVE_STATES | {_S.QUEUED}
+LIVE_STATES: frozenset[AgentState] = ACTIVE_STATES | {_S.QUEUED, _S.BACKOFF}
 """States in which the orchestrator still has work to do for the agent."""
 
-FINAL_STATES: frozenset[AgentState] = frozenset({_S.TERMINATED, _S.FAILED})
+FINAL_STATES: frozenset[AgentState] = frozenset({_S.TERMINATED, _S.FAILED, _S.FATAL})
 """States an agent ends in; it can be started again from them."""
 
 TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
@@ -69,8 +78,11 @@ TRANSITIONS: dict[AgentState, frozenset[AgentState]] = {
     # STOPPING -> FAILED: asked to stop while starting, ended before START.
     _S.STOPPING: frozenset({_S.QUARANTINED, _S.TERMINATED, _S.FAILED}),
     _S.QUARANTINED: frozenset({_S.STOPPING, _S.TERMINATED, _S.FAILED}),
-    _S.TERMINATED: frozenset({_S.QUEUED, _S.STARTING}),
-    _S.FAILED: frozenset({_S.QUEUED, _S.STARTING}),
+    # -> BACKOFF / FATAL: the restart policy's decision right after an end.
+    _S.TERMINATED: frozenset({_S.QUEUED, _S.STARTING, _S.BACKOFF, _S.FATAL}),
+    _S.FAILED: frozenset({_S.QUEUED, _S.STARTING, _S.BACKOFF, _S.FATAL}),
+    _S.BACKOFF: frozenset({_S.QUEUED, _S.TERMINATED}),
+    _S.FATAL: frozenset({_S.QUEUED, _S.STARTING}),
 }
 """Allowed ``from -> {to}`` edges; anything else is a bug and raises."""
 

@@ -13,7 +13,15 @@ receives only those its signature names (or all of them if it takes ``**kwargs``
 ``pid``             the agent's process id (the orchestrator's pid for threads)
 ``error_message``   AGENT_ERROR only: what went wrong, e.g. ``ValueError: boom``
 ``reason``          AGENT_ERROR: ``exception``, ``config``, ``killed``, ``exited``,
-                    ``start_timeout``, ``start_failed``, ``dependency_failed``
+                    ``start_timeout``, ``start_failed``, ``dependency_failed``,
+                    ``watchdog``, ``ready_timeout``, ``abandoned``;
+                    AGENT_RESTARTING: why the agent ended (``exited with code 3``);
+                    AGENT_FATAL: ``flapping`` or ``max_restarts``
+``attempt``         AGENT_RESTARTING: the restart's number since the agent was last
+                    stable (1 = first); AGENT_FATAL: restarts made before giving up
+``delay``           AGENT_RESTARTING: seconds until the restart
+``restarts``        AGENT_FATAL: restarts within the flap window
+``timeout``         AGENT_WATCHDOG_TIMEOUT: the ``heartbeat_timeout`` that passed
 ``exit_code``       AGENT_TERMINATED/AGENT_ERROR of process agents: the exit code,
                     negative for a signal (``-9``); ``None`` for threads
 ``signal``          the signal's name when a process was killed (``SIGKILL``)
@@ -51,6 +59,12 @@ class OrchestratorEvent(enum.Enum):
     AGENT_TERMINATED = "agent_terminated"
     AGENT_ERROR = "agent_error"
     AGENT_HEARTBEAT = "agent_heartbeat"
+    AGENT_RESTARTING = "agent_restarting"
+    """An agent ended on its own and will start again after ``delay`` seconds."""
+    AGENT_FATAL = "agent_fatal"
+    """An agent flapped or used up ``max_restarts``: no more automatic restarts."""
+    AGENT_WATCHDOG_TIMEOUT = "agent_watchdog_timeout"
+    """An agent sent no heartbeat for ``heartbeat_timeout`` seconds."""
 
 
 class AgentEvent(enum.Enum):
@@ -75,6 +89,8 @@ class Severity(enum.StrEnum):
 
 CALLBACK_KEYWORDS: tuple[str, ...] = (
     "agent_name",
+    "attempt",
+    "delay",
     "error_message",
     "event",
     "event_date",
@@ -85,9 +101,11 @@ CALLBACK_KEYWORDS: tuple[str, ...] = (
     "pid",
     "reason",
     "record",
+    "restarts",
     "seq",
     "signal",
     "termination_status",
+    "timeout",
 )
 """Every keyword a callback may receive (see the module docstring)."""
 

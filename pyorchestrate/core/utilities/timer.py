@@ -51,8 +51,20 @@ class PeriodicTimer:
         """The clock value of the next tick after the last ``wait``."""
         return self._deadline
 
-    def wait(self, event: Waitable) -> bool:
+    def wait(
+        self,
+        event: Waitable,
+        *,
+        beat: Callable[[], None] | None = None,
+        beat_every: float | None = None,
+    ) -> bool:
         """Move the deadline one interval on and wait for it or for ``event``.
+
+        Args:
+            event: ends the wait early when set.
+            beat: called every ``beat_every`` seconds while waiting (a watchdog's
+                heartbeat, so a long interval is not mistaken for a hang).
+            beat_every: seconds between beats.
 
         Returns:
             ``True`` if ``event`` was set (stop requested), ``False`` at the tick.
@@ -63,4 +75,10 @@ class PeriodicTimer:
             if not self.compensate:
                 self._deadline = now
             return bool(event.wait(0))
-        return bool(event.wait(self._deadline - now))
+        if beat is None or beat_every is None:
+            return bool(event.wait(self._deadline - now))
+        while (remaining := self._deadline - self._clock()) > 0:
+            if event.wait(min(remaining, beat_every)):
+                return True
+            beat()
+        return False

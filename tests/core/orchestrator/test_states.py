@@ -31,13 +31,18 @@ EXPECTED: dict[AgentState, set[AgentState]] = {
     # asked to stop while starting, then ended before its START message
     S.STOPPING: {S.QUARANTINED, S.TERMINATED, S.FAILED},
     S.QUARANTINED: {S.STOPPING, S.TERMINATED, S.FAILED},
-    S.TERMINATED: {S.QUEUED, S.STARTING},
-    S.FAILED: {S.QUEUED, S.STARTING},
+    # the restart policy's decision right after an end: BACKOFF, or FATAL
+    S.TERMINATED: {S.QUEUED, S.STARTING, S.BACKOFF, S.FATAL},
+    S.FAILED: {S.QUEUED, S.STARTING, S.BACKOFF, S.FATAL},
+    # the delay is over (QUEUED), or an operator stop cancelled it (TERMINATED)
+    S.BACKOFF: {S.QUEUED, S.TERMINATED},
+    # only an operator start leaves FATAL
+    S.FATAL: {S.QUEUED, S.STARTING},
 }
 """The documented edges (states.py diagram, reference §3)."""
 
 
-def test_the_nine_states() -> None:
+def test_the_eleven_states() -> None:
     assert {s.value for s in AgentState} == {
         "REGISTERED",
         "QUEUED",
@@ -48,6 +53,8 @@ def test_the_nine_states() -> None:
         "QUARANTINED",
         "TERMINATED",
         "FAILED",
+        "BACKOFF",
+        "FATAL",
     }
 
 
@@ -70,8 +77,8 @@ def test_state_groups() -> None:
         S.STOPPING,
         S.QUARANTINED,
     }
-    assert set(LIVE_STATES) == ACTIVE_STATES | {S.QUEUED}
-    assert set(FINAL_STATES) == {S.TERMINATED, S.FAILED}
+    assert set(LIVE_STATES) == ACTIVE_STATES | {S.QUEUED, S.BACKOFF}
+    assert set(FINAL_STATES) == {S.TERMINATED, S.FAILED, S.FATAL}
 
 
 def test_no_state_goes_to_itself() -> None:
@@ -86,7 +93,8 @@ def test_every_live_state_can_end() -> None:
 
 def test_final_states_only_restart() -> None:
     for state in FINAL_STATES:
-        assert TRANSITIONS[state] == {S.QUEUED, S.STARTING}
+        assert TRANSITIONS[state] - {S.BACKOFF, S.FATAL} == {S.QUEUED, S.STARTING}
+    assert TRANSITIONS[S.FATAL] == {S.QUEUED, S.STARTING}
 
 
 def test_change_state_refuses_an_illegal_edge(
