@@ -54,6 +54,7 @@ if TYPE_CHECKING:
         StartStatus,
         WorkerStartResult,
     )
+    from .core.supervision import SupervisionConfig
     from .core.utilities.event import (
         AgentEvent,
         EventRecord,
@@ -104,6 +105,7 @@ _LAZY: dict[str, str] = {
     "Severity": ".core.utilities.event",
     "StartStatus": ".core.orchestrator",
     "StateEvents": ".core.agent",
+    "SupervisionConfig": ".core.supervision",
     "TerminateAgent": ".core.errors",
     "ValidationPolicy": ".core.config",
     "ValidationResult": ".core.config",
@@ -177,6 +179,7 @@ __all__ = [
     "Severity",
     "StartStatus",
     "StateEvents",
+    "SupervisionConfig",
     "TerminateAgent",
     "ValidationPolicy",
     "ValidationResult",

@@ -17,7 +17,57 @@ from typing import Any, Protocol
 
 from .core.utilities.event import OrchestratorEvent
 
-__all__ = ["EventRecorder", "SupportsRegisterEvent", "wait_until"]
+__all__ = ["EventRecorder", "FakeClock", "SupportsRegisterEvent", "wait_until"]
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told to, for fast deterministic tests.
+
+    Pass it as ``Orchestrator(name, config, clock=clock)``: every deadline of the
+    orchestrator (backoff delays, watchdog, ready, start and stop timeouts) is then
+    measured on it, and :meth:`advance` wakes the orchestrator at once to act on what
+    became due. A test of a 30-second backoff takes milliseconds::
+
+        clock = FakeClock()
+        orchestrator = Orchestrator("t", config, clock=clock)
+        ...
+        clock.advance(30.0)   # the restart happens now
+
+    Keep real agents cooperative under a fake clock: a shutdown waits for them on this
+    clock too, and it does not move by itself.
+    """
+
+    def __init__(self, start: float = 1_000.0) -> None:
+        self._now = float(start)
+        self._lock = threading.Lock()
+        self._listeners: list[Callable[[], None]] = []
+
+    def __call__(self) -> float:
+        return self._now
+
+    def monotonic(self) -> float:
+        """The current fake time (seconds)."""
+        return self._now
+
+    def advance(self, seconds: float) -> float:
+        """Move time on by ``seconds`` and wake whoever listens; return the new time."""
+        if seconds < 0:
+            raise ValueError(f"seconds: a monotonic clock cannot go back ({seconds})")
+        with self._lock:
+            self._now += seconds
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+        return self._now
+
+    def sleep(self, seconds: float) -> None:
+        """What ``time.sleep`` becomes under this clock: time moves, nobody waits."""
+        self.advance(seconds)
+
+    def on_advance(self, listener: Callable[[], None]) -> None:
+        """Call ``listener`` after every :meth:`advance` (the orchestrator's wake-up)."""
+        with self._lock:
+            self._listeners.append(listener)
 
 
 class SupportsRegisterEvent(Protocol):

@@ -59,6 +59,9 @@ class Orchestrator:
         name: the orchestrator's name (logs, events, default socket path).
         config: an :class:`OrchestratorConfig` (``Orchestrator.Config(...)``), a mapping,
             or ``None`` for the defaults.
+        clock: the monotonic clock every deadline is measured on (backoff, watchdog,
+            start/ready/stop timeouts); inject ``pyorchestrate.testing.FakeClock`` to
+            test supervision policies without waiting.
 
     Example::
 
@@ -129,6 +132,11 @@ class Orchestrator:
             on_tick=self._on_router_tick,
         )
         self.lifecycle.wake = self.router.wake
+        # A clock that can jump (pyorchestrate.testing.FakeClock) wakes the router so
+        # what became due happens at once.
+        on_advance = getattr(clock, "on_advance", None)
+        if callable(on_advance):
+            on_advance(self.router.wake)
         self._started = False
         self._shutdown_requested = False
         self._shutdown_done = False
