@@ -36,6 +36,8 @@ STATE_STYLES = {
     "STOPPING": "yellow",
     "QUARANTINED": "bold red",
     "FAILED": "bold red",
+    "BACKOFF": "yellow",
+    "FATAL": "bold white on red",
     "TERMINATED": "dim",
     "REGISTERED": "dim",
 }
@@ -60,8 +62,33 @@ def _state(state: str) -> Text:
     return Text(state, style=STATE_STYLES.get(state, ""))
 
 
+def _ps_state(agent: dict[str, Any]) -> Text:
+    """The state, with the time to the next try while in BACKOFF."""
+    text = _state(str(agent.get("lifecycle_state")))
+    next_start_in = agent.get("next_start_in")
+    if isinstance(next_start_in, int | float):
+        text.append(f" (retry in {next_start_in:.1f}s)", style="yellow")
+    return text
+
+
+def _ps_exit(agent: dict[str, Any]) -> str:
+    """The last exit: the signal's name if one killed it, else the exit code."""
+    if agent.get("signal"):
+        return str(agent["signal"])
+    exit_code = agent.get("exit_code")
+    return "-" if exit_code is None else str(exit_code)
+
+
+def _ps_error(agent: dict[str, Any]) -> Text:
+    parts = [
+        str(agent[key]) for key in ("fatal_reason", "last_error") if agent.get(key)
+    ]
+    return Text("; ".join(parts), style="red")
+
+
 def ps_table(data: dict[str, Any]) -> Table:
-    """The ``ps`` table: name, state, pid, uptime, restarts, last error."""
+    """The ``ps`` table: name, state (BACKOFF with its next try), pid, uptime,
+    restarts, last exit code or signal, last error (with why it is FATAL)."""
     table = Table(
         title=(
             f"running {data.get('running_count', 0)}/{data.get('max_workers', '?')}, "
@@ -74,15 +101,14 @@ def ps_table(data: dict[str, Any]) -> Table:
     for column in ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "LAST ERROR"):
         table.add_column(column, overflow="fold")
     for agent in data.get("agents", []):
-        exit_code = agent.get("exit_code")
         table.add_row(
             str(agent.get("name")),
-            _state(str(agent.get("lifecycle_state"))),
+            _ps_state(agent),
             str(agent.get("pid") or "-") if agent.get("alive") else "-",
             format_uptime(agent.get("uptime")),
             str(agent.get("restarts", 0)),
-            "-" if exit_code is None else str(exit_code),
-            Text(str(agent.get("last_error") or ""), style="red"),
+            _ps_exit(agent),
+            _ps_error(agent),
         )
     return table
 
