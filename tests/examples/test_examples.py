@@ -75,6 +75,27 @@ def test_dependencies_example(tmp_path: Path) -> None:
     assert "start order: Extract -> Transform -> Load" in out
 
 
+@pytest.mark.process
+def test_supervision_example(tmp_path: Path) -> None:
+    out = run_example("supervision.py", tmp_path)
+    lines = out.splitlines()
+    assert "restarting importer (attempt 1) in 0." in out
+    assert "FlakyImport: imported on try 3" in out
+    assert "importer: TERMINATED after 2 restarts (success)" in lines
+    assert "watchdog: poller sent no heartbeat for 0.5 s" in lines
+    assert (
+        "poller: FATAL after 1 restarts (gave up after 1 restart (max_restarts))"
+        in lines
+    )
+    assert "broken: FATAL after 3 restarts (flapping: 3 restarts within 60 s)" in lines
+    assert sum(line.startswith("FATAL broken:") for line in lines) == 1
+    broken = [line for line in lines if line.startswith("restarting broken")]
+    assert [line.split(" in ")[0] for line in broken] == [
+        f"restarting broken (attempt {n})" for n in (1, 2, 3)
+    ]
+    assert all(line.endswith(": exited with code 1") for line in broken)
+
+
 @contextmanager
 def daemon_example(cwd: Path) -> Iterator[subprocess.Popen[str]]:
     """The DAEMON example as a subprocess; killed and its pipes closed at the end."""

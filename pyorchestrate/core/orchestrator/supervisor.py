@@ -249,7 +249,8 @@ class SupervisorMixin:
                     f"{policy.flap_window:g} s"
                 )
             else:
-                text = f"gave up after {decision.attempt} restarts (max_restarts)"
+                plural = "" if decision.attempt == 1 else "s"
+                text = f"gave up after {decision.attempt} restart{plural} (max_restarts)"
             entry.fatal_reason = text
             self.change_state(entry, S.FATAL)
             logger.critical(
