@@ -135,6 +135,8 @@ class StoppingMixin:
                 return f"agent {name!r}: pending restart cancelled"
             agent = self.mark_stopping(entry, "operator")
             if agent is None:
+                if entry.state in ACTIVE_STATES:
+                    return f"agent {name!r} is already stopping ({entry.state.value})"
                 return f"agent {name!r} is not running ({entry.state.value})"
         # The user's on_stop runs in this (the caller's) thread, with no lock held: a
         # slow or stuck on_stop must not freeze the orchestrator.
@@ -147,10 +149,12 @@ class StoppingMixin:
         """Under the lock: note the stop, move to STOPPING, set the stop deadline.
 
         Returns the agent whose ``stop()`` the caller must call (outside the lock), or
-        ``None`` if there is nothing to stop.
+        ``None`` if there is nothing to stop or it was already asked (a second request
+        only tightens the deadline and, if it is an operator's, the reason).
         """
         if entry.state not in ACTIVE_STATES or entry.agent is None:
             return None
+        already = entry.state in (S.STOPPING, S.QUARANTINED)
         if entry.stop_reason is None or reason in OPERATOR_REASONS:
             entry.stop_reason = reason
         if reason in OPERATOR_REASONS:
@@ -165,7 +169,7 @@ class StoppingMixin:
             entry.stop_deadline = deadline
         entry.ready_deadline = entry.beat_deadline = None
         self.wake()
-        return entry.agent
+        return None if already else entry.agent
 
     def request_restart(self, name: str) -> str:
         """Stop ``name`` if it runs, then start it again; return what happened.
