@@ -270,3 +270,70 @@ _KINDS: dict[str, dict[str, type]] = {
 def agent(kind: str, flavour: str) -> type:
     """The test agent class of ``kind`` in ``flavour`` (``thread`` or ``process``)."""
     return _KINDS[kind][flavour]
+
+
+# ---------------------------------------------------------------- supervision
+
+
+class _Hanging:
+    """Loops like ``forever`` once the ``gate`` event (kwarg) is set; until then its
+    cycle blocks on the gate and ignores stop (it stops beating: a hang)."""
+
+    gate: Any = None
+
+    def cycle(self) -> None:
+        if not self.gate.is_set():
+            self.gate.wait(30)
+        self.wait(0.01)  # type: ignore[attr-defined]
+
+
+class HangingThread(_Hanging, LoopingThreadAgent):
+    pass
+
+
+class HangingProcess(_Hanging, LoopingProcessAgent):
+    pass
+
+
+class _Beating:
+    """A plain agent that calls ``heartbeat()`` itself every ``beat_every`` seconds."""
+
+    beat_every: float = 0.02
+
+    def execute(self) -> None:
+        while not self.wait(self.beat_every):  # type: ignore[attr-defined]
+            self.heartbeat()  # type: ignore[attr-defined]
+
+
+class BeatingThread(_Beating, BaseThreadAgent):
+    pass
+
+
+class BeatingProcess(_Beating, BaseProcessAgent):
+    pass
+
+
+class _StopLog:
+    """Loops until stopped; its ``on_stop`` (run in the orchestrator's process, for
+    both flavours) appends ``(name, time.monotonic_ns())`` to ``stop_log`` (kwarg)."""
+
+    stop_log: Any = None
+
+    def cycle(self) -> None:
+        self.wait(0.01)  # type: ignore[attr-defined]
+
+    def on_stop(self) -> None:
+        self.stop_log.append((self.name, time.monotonic_ns()))  # type: ignore[attr-defined]
+
+
+class StopLogThread(_StopLog, LoopingThreadAgent):
+    pass
+
+
+class StopLogProcess(_StopLog, LoopingProcessAgent):
+    pass
+
+
+_KINDS["hanging"] = {"thread": HangingThread, "process": HangingProcess}
+_KINDS["beating"] = {"thread": BeatingThread, "process": BeatingProcess}
+_KINDS["stop_log"] = {"thread": StopLogThread, "process": StopLogProcess}

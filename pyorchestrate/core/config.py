@@ -126,9 +126,15 @@ class ConfigModel(BaseModel):
             raise ConfigError(title, render_validation_error(exc)) from None
 
     def __setattr__(self, name: str, value: Any) -> None:
+        missing = object()
+        old = self.__dict__.get(name, missing)
         try:
             super().__setattr__(name, value)
         except ValidationError as exc:
+            # pydantic assigns before a model validator runs: a refused value must not
+            # stay behind (it would fail every later assignment too).
+            if old is not missing and self.__dict__.get(name, missing) is not old:
+                self.__dict__[name] = old
             title = f"invalid {type(self).__qualname__}"
             raise ConfigError(title, render_validation_error(exc)) from None
 

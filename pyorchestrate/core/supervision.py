@@ -137,7 +137,7 @@ def backoff_delay(
     try:
         base = config.backoff_initial * config.backoff_multiplier**exponent
     except OverflowError:
-        base = config.backoff_max
+        base = config.backoff_max if config.backoff_initial else 0.0
     base = min(base, config.backoff_max)
     if config.backoff_jitter and base > 0:
         spread = (rng or random).uniform(-1.0, 1.0) * config.backoff_jitter

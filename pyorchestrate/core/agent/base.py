@@ -293,6 +293,10 @@ class BaseAgent(abc.ABC):
             self._validate_config()
             self.plugin_manager.initialize()
             self.setup()
+            if self.stop_requested:
+                # Stopped before it was ready: it never was, so say nothing of READY.
+                self.logger.debug("agent %r stopped during setup", self.name)
+                return
             self._send_status(AgentEvent.READY)
             self._set(self.state_events.ready_event)
             self.execute()

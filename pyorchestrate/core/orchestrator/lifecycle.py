@@ -399,7 +399,17 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             entry.ended_mono = self.clock()
             signame = _signal_name(code)
             entry.last_signal = signame
-            if not entry.close_seen:
+            if entry.failure is not None:
+                # Stopped for a reason already reported (watchdog, ready or start
+                # timeout): the signal that ended it is ours, not a second error.
+                logger.info(
+                    "agent %r ended (%s) after %s",
+                    entry.name,
+                    signame or f"exit code {code}",
+                    entry.failure,
+                    extra={"agent": entry.name},
+                )
+            elif not entry.close_seen:
                 if signame:
                     text = f"killed by {signame}"
                 else:

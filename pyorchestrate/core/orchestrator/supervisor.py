@@ -250,7 +250,9 @@ class SupervisorMixin:
                 )
             else:
                 plural = "" if decision.attempt == 1 else "s"
-                text = f"gave up after {decision.attempt} restart{plural} (max_restarts)"
+                text = (
+                    f"gave up after {decision.attempt} restart{plural} (max_restarts)"
+                )
             entry.fatal_reason = text
             self.change_state(entry, S.FATAL)
             logger.critical(

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
 from pyorchestrate import Orchestrator
+from pyorchestrate.testing import FakeClock
 
 FAST: dict[str, Any] = {
     "enable_command_interface": False,
@@ -34,3 +37,52 @@ def make_orchestrator() -> Iterator[MakeOrchestrator]:
     yield make
     for orchestrator in made:
         orchestrator.shutdown(timeout=2.0)
+
+
+@contextlib.contextmanager
+def clock_running(
+    clock: FakeClock, step: float = 0.25, every: float = 0.02
+) -> Iterator[None]:
+    """Move ``clock`` on by ``step`` every ``every`` real seconds while the block runs."""
+    done = threading.Event()
+
+    def tick() -> None:
+        while not done.wait(every):
+            clock.advance(step)
+
+    thread = threading.Thread(target=tick, name="test-fake-clock", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        done.set()
+        thread.join()
+
+
+@pytest.fixture
+def clock() -> FakeClock:
+    """The fake monotonic clock of the orchestrators ``make_clocked`` builds."""
+    return FakeClock()
+
+
+@pytest.fixture
+def make_clocked(clock: FakeClock) -> Iterator[MakeOrchestrator]:
+    """Like ``make_orchestrator``, but every deadline is measured on the fake ``clock``.
+
+    Nothing times out, backs off or fires until the test moves the clock (the start
+    timeout is 60 s of it). At teardown the clock runs by itself while the
+    orchestrators shut down, so an agent that will not stop is escalated rather than
+    waited for forever.
+    """
+    made: list[Orchestrator] = []
+
+    def make(name: str = "orch", **overrides: Any) -> Orchestrator:
+        settings = {**FAST, "agent_start_timeout": 60.0, **overrides}
+        orchestrator = Orchestrator(name, Orchestrator.Config(**settings), clock=clock)
+        made.append(orchestrator)
+        return orchestrator
+
+    yield make
+    with clock_running(clock):
+        for orchestrator in made:
+            orchestrator.shutdown(timeout=2.0)
