@@ -282,8 +282,10 @@ class ProcessFlavour:
     def kill_leftovers(self) -> None:
         """SIGKILL what is left of the agent's process group after the agent ended.
 
-        Call it before the process is reaped (its zombie keeps the group id from being
-        reused); a group with no member left is nothing to do.
+        Call it as soon as the end is seen: a group id is not reused while any member
+        lives, so a group with members left is still the agent's. A group with no
+        member left is nothing to do (its id could only name another group after the
+        kernel's pids wrapped around in between, which this does not guard against).
         """
         pid = self.pid
         if pid is None:

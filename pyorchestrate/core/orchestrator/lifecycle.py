@@ -391,7 +391,8 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             entry.exit_seen = True
             self.watch_version += 1
             if entry.flavour == "process":
-                # While the zombie is unreaped its pid cannot name anyone else's group.
+                # Right away: while a member of its group lives, the group id cannot be
+                # reused (with forkserver the agent itself is already reaped here).
                 instance.kill_leftovers()  # type: ignore[attr-defined]
             instance.join(1.0)
             code = getattr(instance, "exitcode", None)

@@ -228,7 +228,9 @@ def _spawn(script: Path, *args: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
-        start_new_session=True,  # its agents share its group: killpg reaches them
+        # Its own session, so killpg reaches it; its agents lead groups of their own
+        # and end by themselves when it dies (their parent watch).
+        start_new_session=True,
     )
 
 
