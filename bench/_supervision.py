@@ -15,8 +15,8 @@ Each cycle (a fresh orchestrator each, one supervisord for the whole run) measur
 * **kill -9**: ``os.kill(pid, SIGKILL)`` of one READY agent until the AGENT_ERROR
   callback (``reason="killed"``: detection) and until the AGENT_READY callback of the
   next generation (restarted and ready again). Half the agents have the default
-  policy (``backoff_initial`` 0.1 s, ± 10 % jitter), the other half
-  ``backoff_initial=0``; kills alternate between the two, each on an agent not
+  policy (the first restart comes at once), the other half ``immediate_restarts=0``
+  (the 0.1 s ± 10 % backoff that a second crash in a row gets); kills alternate between the two, each on an agent not
   killed before in that cycle (flap detection never comes into play). supervisord's
   kills alternate between two ways of waiting: RPC-polled every 5 ms (flattering:
   the polls wake its 1-second main loop) and unpolled, read from its own log stamps
@@ -74,7 +74,7 @@ class Figures:
     start: list[float] = dataclasses.field(default_factory=list)
     detect: list[float] = dataclasses.field(default_factory=list)
     restart_default: list[float] = dataclasses.field(default_factory=list)
-    restart_immediate: list[float] = dataclasses.field(default_factory=list)
+    restart_backoff: list[float] = dataclasses.field(default_factory=list)
     stop: list[float] = dataclasses.field(default_factory=list)
     sv_start: list[float] = dataclasses.field(default_factory=list)
     sv_polled: list[float] = dataclasses.field(default_factory=list)
@@ -132,15 +132,16 @@ class _Cycle:
     start: float = 0.0
     detect: list[float] = dataclasses.field(default_factory=list)
     restart_default: list[float] = dataclasses.field(default_factory=list)
-    restart_immediate: list[float] = dataclasses.field(default_factory=list)
+    restart_backoff: list[float] = dataclasses.field(default_factory=list)
     stop: float = 0.0
 
 
 def orchestrator_cycle(agents: int, kills: int) -> _Cycle:
     """Start ``agents`` process agents, kill ``kills`` of each policy, shut down.
 
-    Even-numbered agents have the default restart policy, odd ones
-    ``backoff_initial=0``. The orchestrator is shut down on the way out, whatever
+    Even-numbered agents have the default restart policy (the first restart at once),
+    odd ones ``immediate_restarts=0`` (the 0.1 s backoff a second crash in a row
+    gets). The orchestrator is shut down on the way out, whatever
     happens (``with``); the timed shutdown is the same call, made earlier.
     """
     import psutil
@@ -149,7 +150,8 @@ def orchestrator_cycle(agents: int, kills: int) -> _Cycle:
     from pyorchestrate import Orchestrator, OrchestratorEvent, SupervisionConfig
 
     default = SupervisionConfig(restart="on-failure")
-    immediate = SupervisionConfig(restart="on-failure", backoff_initial=0.0)
+    # A second crash in a row: what a crash loop gets (0.1 s backoff, +-10 % jitter).
+    backed_off = SupervisionConfig(restart="on-failure", immediate_restarts=0)
     config = Orchestrator.Config(
         max_workers=200, enable_command_interface=False, run_mode="daemon"
     )
@@ -164,7 +166,7 @@ def orchestrator_cycle(agents: int, kills: int) -> _Cycle:
         ):
             orchestrator.register_event(event, stamps)
         for i, name in enumerate(names):
-            policy = immediate if i % 2 else default
+            policy = backed_off if i % 2 else default
             orchestrator.register_agent(IdleProcess, name, supervision=policy)
 
         t0 = time.perf_counter()
@@ -175,7 +177,7 @@ def orchestrator_cycle(agents: int, kills: int) -> _Cycle:
         for j in range(kills):
             for name, into in (
                 (names[2 * j], result.restart_default),
-                (names[2 * j + 1], result.restart_immediate),
+                (names[2 * j + 1], result.restart_backoff),
             ):
                 detect, restart = kill_agent(orchestrator, stamps, name)
                 result.detect.append(detect)
@@ -333,16 +335,16 @@ def print_table(figures: Figures, agents: int) -> None:
     absolute_row(
         "kill -9 -> AGENT_ERROR vs sv 'exited'", f.detect, f.sv_exited, RESTART_TARGET
     )
-    for label, ours in (("0.1 s", f.restart_default), ("0", f.restart_immediate)):
+    for label, ours in (("default", f.restart_default), ("0.1 s", f.restart_backoff)):
         absolute_row(
-            f"kill -9 -> READY, backoff {label} vs unpolled",
+            f"kill -9 -> READY, {label} vs unpolled",
             ours,
             f.sv_running,
             RESTART_TARGET,
         )
-    for label, ours in (("0.1 s", f.restart_default), ("0", f.restart_immediate)):
+    for label, ours in (("default", f.restart_default), ("0.1 s", f.restart_backoff)):
         absolute_row(
-            f"kill -9 -> READY, backoff {label} vs polled",
+            f"kill -9 -> READY, {label} vs polled",
             ours,
             f.sv_polled,
             RESTART_TARGET,
@@ -368,9 +370,9 @@ def print_table(figures: Figures, agents: int) -> None:
         print(
             "restart p50, supervisord unpolled RUNNING / ours: "
             f"{_ratio(f.sv_running, f.restart_default)} (default policy), "
-            f"{_ratio(f.sv_running, f.restart_immediate)} (backoff 0); "
+            f"{_ratio(f.sv_running, f.restart_backoff)} (backoff 0); "
             f"vs 'spawned': {_ratio(f.sv_spawned, f.restart_default)}, "
-            f"{_ratio(f.sv_spawned, f.restart_immediate)}"
+            f"{_ratio(f.sv_spawned, f.restart_backoff)}"
         )
 
 
@@ -433,7 +435,7 @@ def main(argv: list[str] | None = None) -> int:
                 figures.start.append(ours.start)
                 figures.detect += ours.detect
                 figures.restart_default += ours.restart_default
-                figures.restart_immediate += ours.restart_immediate
+                figures.restart_backoff += ours.restart_backoff
                 figures.stop.append(ours.stop)
             if isinstance(handle, _NoSupervisord):
                 continue

@@ -13,7 +13,12 @@ from tests.agents import agent
 
 from .conftest import Invoke, MakeFleet
 
-SLOW_RETRY = {"restart": "on-failure", "backoff_initial": 30.0, "backoff_jitter": 0}
+SLOW_RETRY = {
+    "restart": "on-failure",
+    "immediate_restarts": 0,
+    "backoff_initial": 30.0,
+    "backoff_jitter": 0,
+}
 
 
 def _row(output: str, name: str) -> str:

