@@ -300,16 +300,15 @@ def _cells(samples: list[float]) -> tuple[str, str]:
 
 
 def absolute_row(
-    name: str, samples: list[float], baseline: list[float], target: float
+    name: str, samples: list[float], baseline: list[float], target: float | None
 ) -> None:
-    """A row judged on our p95 against ``target`` seconds."""
-    verdict = "met" if _stats.percentile(samples, 95) < target else "MISSED"
-    _stats.print_row(
-        name,
-        *_cells(samples),
-        *_cells(baseline),
-        f"p95 < {target * 1e3:g} ms: {verdict}",
-    )
+    """A row judged on our p95 against ``target`` seconds (``None``: shown only)."""
+    if target is None:
+        judged = "- (a backoff, by design)"
+    else:
+        verdict = "met" if _stats.percentile(samples, 95) < target else "MISSED"
+        judged = f"p95 < {target * 1e3:g} ms: {verdict}"
+    _stats.print_row(name, *_cells(samples), *_cells(baseline), judged)
 
 
 def relative_row(name: str, samples: list[float], baseline: list[float]) -> None:
@@ -340,14 +339,14 @@ def print_table(figures: Figures, agents: int) -> None:
             f"kill -9 -> READY, {label} vs unpolled",
             ours,
             f.sv_running,
-            RESTART_TARGET,
+            RESTART_TARGET if label == "default" else None,
         )
     for label, ours in (("default", f.restart_default), ("0.1 s", f.restart_backoff)):
         absolute_row(
             f"kill -9 -> READY, {label} vs polled",
             ours,
             f.sv_polled,
-            RESTART_TARGET,
+            RESTART_TARGET if label == "default" else None,
         )
     relative_row(f"stop {agents} agents -> processes gone", f.stop, f.sv_stop)
     print()
@@ -370,7 +369,7 @@ def print_table(figures: Figures, agents: int) -> None:
         print(
             "restart p50, supervisord unpolled RUNNING / ours: "
             f"{_ratio(f.sv_running, f.restart_default)} (default policy), "
-            f"{_ratio(f.sv_running, f.restart_backoff)} (backoff 0); "
+            f"{_ratio(f.sv_running, f.restart_backoff)} (after a 0.1 s backoff); "
             f"vs 'spawned': {_ratio(f.sv_spawned, f.restart_default)}, "
             f"{_ratio(f.sv_spawned, f.restart_backoff)}"
         )
