@@ -37,11 +37,14 @@ from .errors import (
 from .redact import install_log_redaction, redact
 from .retry import RetryPolicy
 
-__all__ = ["ChannelStats", "Dispatcher"]
+__all__ = ["ChannelStats", "Dispatcher", "SendGate"]
 
 logger = logging.getLogger("notifiers.dispatcher")
 
 ResultHook = Callable[[DeliveryResult], object]
+SendGate = Callable[[Notifier, Notification], Awaitable[None]]
+"""Awaited on the dispatcher's loop before each attempt to send (a rate limiter): it
+may wait (an asyncio sleep, never a thread's), so only that channel's worker waits."""
 
 
 @dataclass
@@ -83,6 +86,7 @@ class Dispatcher:
         on_result: hooks called with each :class:`DeliveryResult` (on the
             dispatcher's thread; their errors are logged).
         sleep: the async sleep used between retries (injectable for tests).
+        gate: awaited before each attempt to send (see :data:`SendGate`).
         name: the thread's name.
     """
 
@@ -96,6 +100,7 @@ class Dispatcher:
         results_size: int = 1000,
         on_result: Iterable[ResultHook] = (),
         sleep: Callable[[float], Awaitable[None]] | None = None,
+        gate: SendGate | None = None,
         name: str = "notifiers-dispatch",
     ) -> None:
         default = policy or RetryPolicy()
@@ -111,6 +116,7 @@ class Dispatcher:
         self.results: deque[DeliveryResult] = deque(maxlen=results_size)
         self._hooks: list[ResultHook] = list(on_result)
         self._sleep = sleep
+        self._gate = gate
         self._intake: queue.SimpleQueue[Notification] = queue.SimpleQueue()
         self._wake_scheduled = False
         self._closed = False
@@ -323,6 +329,8 @@ class Dispatcher:
             nonlocal attempts
             attempts += 1
             try:
+                if self._gate is not None:
+                    await self._gate(notifier, notification)
                 await notifier.send(notification)
             except DeliveryError:
                 raise
