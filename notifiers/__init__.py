@@ -2,6 +2,10 @@
 
 Install with ``pip install pyorchestrate[notify]``. The core never imports this package;
 alerts attach to an orchestrator through ``register_event`` (see :mod:`notifiers.presets`).
+
+Names load on first use: ``import notifiers`` (and ``pyorchestrate notify --help``)
+costs nothing, and a channel's extra (python-telegram-bot, apprise) is only needed by
+the channel that uses it.
 """
 
 from __future__ import annotations
@@ -12,48 +16,103 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from .apprise import AppriseNotifier
+    from .base import (
+        DeliveryResult,
+        DeliveryStatus,
+        Notification,
+        Notifier,
+        Severity,
+        TextFormat,
+    )
+    from .dispatcher import ChannelStats, Dispatcher
+    from .errors import (
+        DeliveryError,
+        DispatcherClosed,
+        MaybeDelivered,
+        NotifierConfigError,
+        NotifierError,
+        PermanentDeliveryError,
+        RateLimited,
+        RetriesExhausted,
+        TransientDeliveryError,
+    )
+    from .presets import (
+        PRESETS,
+        Attachment,
+        Preset,
+        attach,
+        attach_from_settings,
+        detach,
+    )
+    from .ratelimit import RateLimit, RateLimiter, RateLimitStats, TokenBucket
+    from .redact import RedactingFilter, install_log_redaction
+    from .retry import RetryPolicy
+    from .settings import NotifierSettings, build_notifiers, load_settings
     from .telegram import TelegramNotifier
+    from .templates import DEFAULT_TEMPLATES, Template, format_text, render
 
-from .base import (
-    DeliveryResult,
-    DeliveryStatus,
-    Notification,
-    Notifier,
-    Severity,
-    TextFormat,
-)
-from .dispatcher import ChannelStats, Dispatcher
-from .errors import (
-    DeliveryError,
-    DispatcherClosed,
-    MaybeDelivered,
-    NotifierConfigError,
-    NotifierError,
-    PermanentDeliveryError,
-    RateLimited,
-    RetriesExhausted,
-    TransientDeliveryError,
-)
-from .presets import PRESETS, Attachment, Preset, attach, attach_from_settings, detach
-from .redact import RedactingFilter, install_log_redaction, redact
-from .retry import RetryPolicy
-from .settings import NotifierSettings, build_notifiers, load_settings
-from .templates import DEFAULT_TEMPLATES, Template, format_text, render
+# Eager, and light (standard library only): the function shares its module's name, and
+# a lazy name would be shadowed by the submodule once anything imports it.
+from .redact import redact
 
 logging.getLogger("notifiers").addHandler(logging.NullHandler())
 
-# The channels need their extra (python-telegram-bot, apprise): loaded on first use,
-# so ``pip install pyorchestrate[telegram]`` alone still imports this package.
-_CHANNELS = {"TelegramNotifier": ".telegram", "AppriseNotifier": ".apprise"}
+_LAZY: dict[str, str] = {
+    "AppriseNotifier": ".apprise",
+    "Attachment": ".presets",
+    "ChannelStats": ".dispatcher",
+    "DEFAULT_TEMPLATES": ".templates",
+    "DeliveryError": ".errors",
+    "DeliveryResult": ".base",
+    "DeliveryStatus": ".base",
+    "Dispatcher": ".dispatcher",
+    "DispatcherClosed": ".errors",
+    "MaybeDelivered": ".errors",
+    "Notification": ".base",
+    "Notifier": ".base",
+    "NotifierConfigError": ".errors",
+    "NotifierError": ".errors",
+    "NotifierSettings": ".settings",
+    "PRESETS": ".presets",
+    "PermanentDeliveryError": ".errors",
+    "Preset": ".presets",
+    "RateLimit": ".ratelimit",
+    "RateLimitStats": ".ratelimit",
+    "RateLimited": ".errors",
+    "RateLimiter": ".ratelimit",
+    "RedactingFilter": ".redact",
+    "RetriesExhausted": ".errors",
+    "RetryPolicy": ".retry",
+    "Severity": ".base",
+    "TelegramNotifier": ".telegram",
+    "Template": ".templates",
+    "TextFormat": ".base",
+    "TokenBucket": ".ratelimit",
+    "TransientDeliveryError": ".errors",
+    "attach": ".presets",
+    "attach_from_settings": ".presets",
+    "build_notifiers": ".settings",
+    "detach": ".presets",
+    "format_text": ".templates",
+    "install_log_redaction": ".redact",
+    "load_settings": ".settings",
+    "render": ".templates",
+}
+"""Each public name and the module that defines it (to add a name: add it here and to
+``__all__``)."""
 
 
 def __getattr__(name: str) -> Any:
-    module = _CHANNELS.get(name)
+    module = _LAZY.get(name)
     if module is None:
         raise AttributeError(f"module 'notifiers' has no attribute {name!r}")
     value = getattr(importlib.import_module(module, __name__), name)
     globals()[name] = value
     return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
 
 
 __all__ = [
@@ -75,7 +134,10 @@ __all__ = [
     "NotifierSettings",
     "PermanentDeliveryError",
     "Preset",
+    "RateLimit",
+    "RateLimitStats",
     "RateLimited",
+    "RateLimiter",
     "RedactingFilter",
     "RetriesExhausted",
     "RetryPolicy",
@@ -83,6 +145,7 @@ __all__ = [
     "TelegramNotifier",
     "Template",
     "TextFormat",
+    "TokenBucket",
     "TransientDeliveryError",
     "attach",
     "attach_from_settings",

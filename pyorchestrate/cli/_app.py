@@ -18,7 +18,7 @@ from ..core.control.client import ControlClient
 from ..core.errors import ControlError, ControlUnavailable
 from . import _render as render
 
-__all__ = ["app", "run"]
+__all__ = ["PLUGINS", "PLUGIN_GROUP", "add_plugins", "app", "run"]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
 
@@ -408,6 +408,46 @@ def create(
         f"\nNext: [bold]cd {report.root} && python starter.py[/] "
         "(then, in another shell: [bold]pyorchestrate ps[/])"
     )
+
+
+PLUGIN_GROUP = "pyorchestrate.cli"
+"""Entry-point group of command groups added to ``pyorchestrate`` by other packages.
+
+Each entry point names a ``typer.Typer``; it becomes ``pyorchestrate <entry name> ...``.
+This is how ``notifiers`` adds ``pyorchestrate notify`` while the core never imports it.
+"""
+
+
+def add_plugins(target: typer.Typer) -> list[str]:
+    """Add every installed ``pyorchestrate.cli`` command group to ``target``.
+
+    A plugin that fails to load is reported on stderr and skipped: the core commands
+    always work. Returns the names added.
+    """
+    from importlib.metadata import entry_points
+
+    added: list[str] = []
+    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
+        try:
+            group = entry.load()
+        except Exception as exc:  # a broken plugin must not break ps/stop/...
+            render.err_console.print(
+                f"[yellow]warning:[/] command group {entry.name!r} "
+                f"({entry.value}) could not be loaded: {type(exc).__name__}: {exc}"
+            )
+            continue
+        if not isinstance(group, typer.Typer):
+            render.err_console.print(
+                f"[yellow]warning:[/] {entry.value} is not a typer.Typer; skipped"
+            )
+            continue
+        target.add_typer(group, name=entry.name)
+        added.append(entry.name)
+    return added
+
+
+PLUGINS = add_plugins(app)
+"""The command groups added from the ``pyorchestrate.cli`` entry-point group."""
 
 
 def run() -> None:

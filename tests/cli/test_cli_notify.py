@@ -1,0 +1,113 @@
+"""``pyorchestrate notify``: added through the ``pyorchestrate.cli`` entry-point group,
+tried against local fakes only (a loopback webhook sink)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+
+import pytest
+import typer
+
+from notifiers.testing import WebhookSink
+from pyorchestrate.cli import _app
+
+from .conftest import Invoke
+
+SECRET_PATH = "/po-notify-cli-9d2e"
+
+
+@pytest.fixture
+def sink() -> Iterator[WebhookSink]:
+    with WebhookSink() as sink:
+        yield sink
+
+
+@pytest.fixture
+def webhook_env(sink: WebhookSink, monkeypatch: pytest.MonkeyPatch) -> WebhookSink:
+    for name in list(__import__("os").environ):
+        if name.startswith("PYORCHESTRATE_NOTIFY_"):
+            monkeypatch.delenv(name)
+    monkeypatch.setenv("PYORCHESTRATE_NOTIFY_WEBHOOK__URL", sink.json_url(SECRET_PATH))
+    monkeypatch.setenv("PYORCHESTRATE_NOTIFY_RETRY__MAX_ATTEMPTS", "2")
+    monkeypatch.setenv("PYORCHESTRATE_NOTIFY_RETRY__JITTER", "0")
+    monkeypatch.setenv("PYORCHESTRATE_NOTIFY_RETRY__INITIAL", "0.01")
+    return sink
+
+
+def test_the_notify_group_comes_from_the_entry_point_group() -> None:
+    assert "notify" in _app.PLUGINS
+    names = {group.name for group in _app.app.registered_groups}
+    assert "notify" in names
+
+
+def test_a_broken_plugin_is_skipped_with_a_warning(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    class Broken:
+        name = "broken"
+        value = "nowhere.module:app"
+
+        def load(self) -> object:
+            raise ImportError("No module named 'nowhere'")
+
+    class NotAnApp(Broken):
+        name = "odd"
+        value = "json:dumps"
+
+        def load(self) -> object:
+            return json.dumps
+
+    monkeypatch.setattr(
+        "importlib.metadata.entry_points", lambda group: [Broken(), NotAnApp()]
+    )
+    target = typer.Typer()
+    assert _app.add_plugins(target) == []
+    err = capsys.readouterr().err
+    assert "'broken'" in err and "ImportError" in err
+    assert "json:dumps is not a typer.Typer" in err
+
+
+def test_notify_test_delivers_on_each_channel(
+    webhook_env: WebhookSink, cli: Invoke
+) -> None:
+    result = cli("notify", "test")
+    assert result.exit_code == 0, result.stdout + result.stderr
+    assert "webhook" in result.stdout and "delivered" in result.stdout
+    (request,) = webhook_env.wait_for(1)
+    assert "pyorchestrate test message" in json.dumps(request.json)
+    assert SECRET_PATH not in result.stdout + result.stderr
+
+
+def test_notify_test_reports_a_failing_channel_without_its_secret(
+    webhook_env: WebhookSink, cli: Invoke
+) -> None:
+    webhook_env.script(500, 500)
+    result = cli("notify", "test", "webhook", "--json")
+    assert result.exit_code == 1
+    (row,) = json.loads(result.stdout)
+    assert row["channel"] == "webhook"
+    assert row["ok"] is False
+    assert row["attempts"] == 2
+    assert SECRET_PATH not in result.stdout + result.stderr
+
+
+def test_notify_test_names_an_unknown_channel(
+    webhook_env: WebhookSink, cli: Invoke
+) -> None:
+    result = cli("notify", "test", "pager")
+    assert result.exit_code == 2
+    assert "no channel named 'pager'" in result.stderr
+    assert "webhook" in result.stderr
+
+
+def test_notify_test_without_settings_says_what_to_set(
+    monkeypatch: pytest.MonkeyPatch, cli: Invoke
+) -> None:
+    for name in list(__import__("os").environ):
+        if name.startswith("PYORCHESTRATE_NOTIFY_"):
+            monkeypatch.delenv(name)
+    result = cli("notify", "test")
+    assert result.exit_code == 2
+    assert "no notification channel is configured" in result.stderr
+    assert "PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN" in result.stderr
