@@ -19,6 +19,11 @@ at DEBUG. Each service therefore logs to a private logger kept at DEBUG (whose
 records are forwarded to the ``apprise`` logger only at the level that logger
 allows), so the reason is always in the per-service result.
 
+Rate limits (with a :class:`~notifiers.ratelimit.RateLimiter` as the dispatcher's
+gate) apply per URL: Slack webhooks 1/s, apprise's ``tgram://`` 1/s (Telegram's per
+chat), ntfy bursts of 60 then 1 per 5 s; other services (e-mail, ``json://`` and
+the other webhooks, …) have none by default. ``rate_limits=`` replaces them.
+
 Secrets (passwords, tokens, webhook paths, whole URLs) are registered in
 :data:`notifiers.redact.SECRETS` before apprise sees the URL, and the ``urllib3``
 logger, which prints every request path at DEBUG, is redacted too.
@@ -32,14 +37,16 @@ import logging
 import re
 import warnings
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from urllib.parse import unquote, urlsplit
 
 from apprise import Apprise, AppriseAsset, NotifyFormat, NotifyType
 from apprise.manager_plugins import NotificationManager
 from apprise.plugins.base import NotifyBase
+from apprise.plugins.ntfy import NotifyNtfy
 from apprise.plugins.slack import NotifySlack
+from apprise.plugins.telegram import NotifyTelegram
 from apprise.result import AppriseResult, AppriseResultStatus, NotifyResult
 
 from .base import Notification, Notifier, Severity, TextFormat
@@ -49,6 +56,13 @@ from .errors import (
     NotifierConfigError,
     PermanentDeliveryError,
     TransientDeliveryError,
+)
+from .ratelimit import (
+    NTFY_PER_URL,
+    SLACK_PER_WEBHOOK,
+    TELEGRAM_PER_CHAT,
+    RateLimit,
+    destination_id,
 )
 from .redact import LEAKY_LOGGERS, SECRETS, install_log_redaction, redact
 
@@ -169,11 +183,41 @@ def _register_plugin(plugin: NotifyBase, scheme: str) -> None:
         logger.debug("could not render a %s:// URL to register it", scheme)
 
 
+# Default limits per URL, by plugin class (checked in order).
+_DEFAULT_LIMITS: tuple[tuple[type[NotifyBase], str, tuple[RateLimit, ...]], ...] = (
+    (NotifySlack, "slack", (SLACK_PER_WEBHOOK,)),
+    (NotifyTelegram, "tgram", (TELEGRAM_PER_CHAT,)),
+    (NotifyNtfy, "ntfy", (NTFY_PER_URL,)),
+)
+
+
+def _limit_key(plugin: NotifyBase, scheme: str) -> tuple[str, tuple[RateLimit, ...]]:
+    """The URL's rate-limit key (no secret in it) and its default limits."""
+    label = scheme
+    limits: tuple[RateLimit, ...] = ()
+    for cls, name, defaults in _DEFAULT_LIMITS:
+        if isinstance(plugin, cls):
+            label, limits = name, defaults
+            break
+    try:  # apprise's identity of the URL: credentials and host, not the options
+        identity = plugin.url_id()  # type: ignore[no-untyped-call]
+    except Exception:
+        identity = None
+    if not identity:
+        try:
+            identity = plugin.url(privacy=False)  # type: ignore[no-untyped-call]
+        except Exception:
+            identity = id(plugin)
+    return f"{label}:{destination_id('apprise', identity)}", limits
+
+
 @dataclass(eq=False)
 class _Service:
     plugin: NotifyBase
     scheme: str
     name: str
+    limit_key: str = ""
+    default_limits: tuple[RateLimit, ...] = ()
 
 
 @dataclass
@@ -206,6 +250,12 @@ class AppriseNotifier(Notifier):
             ``2 * timeout + 1`` seconds per service whatever happens.
         slack_webhook_base: replaces Slack's hard-coded
             ``https://hooks.slack.com/services`` (tests point it at loopback).
+        rate_limits: limits per URL, replacing the defaults (``None``: Slack
+            webhooks 1/s, ``tgram://`` 1/s, ntfy bursts of 60 then 1 per 5 s,
+            others none); a :class:`~notifiers.ratelimit.RateLimit` or text such
+            as ``"1/s"``, or several; ``()``: none. They hold when the
+            dispatcher's gate is a :class:`~notifiers.ratelimit.RateLimiter`; a
+            send waits for the URLs it still has to reach.
 
     Raises:
         NotifierConfigError: a URL apprise does not accept (the message names its
@@ -229,8 +279,9 @@ class AppriseNotifier(Notifier):
         tags: str | Sequence[str] | None = None,
         timeout: float = 10.0,
         slack_webhook_base: str | None = None,
+        rate_limits: RateLimit | str | Iterable[RateLimit | str] | None = None,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, rate_limits=rate_limits)
         install_log_redaction(_REDACTED_LOGGERS)
         entries = [urls] if isinstance(urls, str) else list(urls)
         problems: list[tuple[str, str]] = []
@@ -264,8 +315,11 @@ class AppriseNotifier(Notifier):
                 continue
             _register_plugin(plugin, scheme)
             self._tune(plugin, plugin_logger)
+            key, defaults = _limit_key(plugin, scheme)
             self._services.append(
-                _Service(plugin, scheme, str(plugin.service_name or scheme))
+                _Service(
+                    plugin, scheme, str(plugin.service_name or scheme), key, defaults
+                )
             )
         if slack_webhook_base is not None:
             slack = [s.plugin for s in self._services]
@@ -329,6 +383,24 @@ class AppriseNotifier(Notifier):
             executor.shutdown(wait=False, cancel_futures=True)
 
     # ------------------------------------------------------------ sending
+    def rate_limits(
+        self, notification: Notification
+    ) -> Sequence[tuple[str, RateLimit]]:
+        """The limits of each URL this attempt still sends to (see ``rate_limits=``)."""
+        progress = self._progress.get(notification.id)
+        pairs: list[tuple[str, RateLimit]] = []
+        for index in self._selected:
+            if progress is not None and (
+                index in progress.delivered or index in progress.permanent
+            ):
+                continue  # a retry skips the URLs already done
+            service = self._services[index]
+            limits = self.custom_rate_limits
+            if limits is None:
+                limits = service.default_limits
+            pairs.extend((service.limit_key, limit) for limit in limits)
+        return pairs
+
     async def send(self, notification: Notification) -> None:
         """Send once to every selected service that has not yet succeeded."""
         if self._executor is None:

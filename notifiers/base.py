@@ -7,10 +7,12 @@ import datetime as _dt
 import enum
 import itertools
 import socket
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
 from .errors import DeliveryError
+from .ratelimit import RateLimit, coerce_rate_limits
 
 __all__ = [
     "DeliveryResult",
@@ -128,16 +130,36 @@ class Notifier(abc.ABC):
     or :class:`~notifiers.errors.PermanentDeliveryError`; any other exception counts as
     transient. Everything runs on the dispatcher's event loop thread.
 
+    Rate limits: a :class:`~notifiers.ratelimit.RateLimiter` given to the dispatcher
+    as its ``gate`` asks :meth:`rate_limits` before each attempt which token buckets
+    the send needs. Channels that know their service's limits override it (Telegram,
+    Slack); the base class limits nothing unless ``rate_limits`` is given.
+
     Args:
         name: the channel's name in results and logs (default: the class's ``channel``).
+        rate_limits: limits for this channel as one destination, as
+            :class:`~notifiers.ratelimit.RateLimit` or text (``"1/s"``,
+            ``"20/min"``); ``None`` (default): the channel's own defaults (none
+            here); ``()``: no limits. Subclasses apply them per destination.
+
+    Raises:
+        NotifierConfigError: a rate limit that cannot be read.
     """
 
     channel: ClassVar[str] = "notifier"
     text_format: ClassVar[TextFormat] = TextFormat.PLAIN
     max_length: ClassVar[int | None] = None
 
-    def __init__(self, *, name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        name: str | None = None,
+        rate_limits: RateLimit | str | Iterable[RateLimit | str] | None = None,
+    ) -> None:
         self.name = name or self.channel
+        self.custom_rate_limits: tuple[RateLimit, ...] | None = coerce_rate_limits(
+            rate_limits
+        )  # None: the channel's defaults
 
     async def start(self) -> None:
         """Prepare the channel on the dispatcher's loop (e.g. create a client)."""
@@ -148,6 +170,22 @@ class Notifier(abc.ABC):
 
     async def aclose(self) -> None:
         """Release what :meth:`start` took."""
+
+    def rate_limits(
+        self, notification: Notification
+    ) -> Sequence[tuple[str, RateLimit]]:
+        """The buckets one attempt to send ``notification`` takes a token from.
+
+        Pairs of (destination key, limit). A key names the destination as the
+        service counts it (the same chat, webhook, …) and must hold no secret: use
+        :func:`~notifiers.ratelimit.destination_id` for tokens and URLs. Called on
+        the dispatcher's loop before each attempt; keep it cheap.
+
+        Default: the ``rate_limits`` given to the constructor, for the whole channel
+        (key ``"<channel>:<name>"``); none if none were given.
+        """
+        key = f"{self.channel}:{self.name}"
+        return [(key, limit) for limit in self.custom_rate_limits or ()]
 
     def classify(self, exc: BaseException) -> DeliveryError:
         """Map a foreign exception to our error tree (override per channel)."""

@@ -17,6 +17,11 @@ subclass ``NetworkError``, so the specific ones are checked first)::
     NetworkError (5xx, refused, …)      → Transient
     anything else                       → Transient
 
+Rate limits (with a :class:`~notifiers.ratelimit.RateLimiter` as the dispatcher's
+gate): 1 message/s per chat, 20/min more for a group, supergroup or channel (a
+negative chat id or an ``@name``), and 30/s per bot, shared by every channel of the
+same bot token. Waiting happens on the dispatcher's loop, per channel.
+
 Every message is redacted: the token and ``bot<token>`` are registered in
 :data:`notifiers.redact.SECRETS`, and httpx's request log lines are filtered.
 """
@@ -29,6 +34,7 @@ import functools
 import json
 import logging
 import ssl
+from collections.abc import Iterable, Sequence
 from typing import Any, Protocol
 
 import httpx
@@ -54,6 +60,14 @@ from .errors import (
     PermanentDeliveryError,
     RateLimited,
     TransientDeliveryError,
+)
+from .ratelimit import (
+    TELEGRAM_PER_BOT,
+    TELEGRAM_PER_CHAT,
+    TELEGRAM_PER_GROUP,
+    RateLimit,
+    coerce_rate_limits,
+    destination_id,
 )
 from .redact import SECRETS, install_log_redaction, redact
 from .templates import format_text
@@ -123,6 +137,14 @@ class _Request(HTTPXRequest):
         return code, payload
 
 
+def _is_group(chat_id: int | str) -> bool:
+    """Whether Telegram counts ``chat_id`` as a group, supergroup or channel."""
+    if isinstance(chat_id, int):
+        return chat_id < 0
+    text = str(chat_id).strip()
+    return text.startswith(("@", "-"))
+
+
 def _seconds(exc: RetryAfter) -> float:
     value = getattr(exc, "_retry_after", None)
     if isinstance(value, _dt.timedelta):
@@ -146,6 +168,14 @@ class TelegramNotifier(Notifier):
         connect_timeout: seconds to connect.
         disable_notification: send silently.
         message_thread_id: the forum topic to post in.
+        rate_limits: the limits of this chat, replacing Telegram's (``None``, the
+            default: 1/s, and 20/min more if the chat is a group or channel); a
+            :class:`~notifiers.ratelimit.RateLimit` or text such as ``"20/min"``,
+            or several; ``()``: none. They hold when the dispatcher's gate is a
+            :class:`~notifiers.ratelimit.RateLimiter`.
+        bot_rate_limit: the limit of the bot, across all its chats and every
+            channel using the same token (default 30/s); ``None``: none. With
+            ``rate_limits=()`` too, this channel is not rate limited at all.
     """
 
     channel = "telegram"
@@ -163,8 +193,10 @@ class TelegramNotifier(Notifier):
         connect_timeout: float = 5.0,
         disable_notification: bool = False,
         message_thread_id: int | None = None,
+        rate_limits: RateLimit | str | Iterable[RateLimit | str] | None = None,
+        bot_rate_limit: RateLimit | str | None = TELEGRAM_PER_BOT,
     ) -> None:
-        super().__init__(name=name)
+        super().__init__(name=name, rate_limits=rate_limits)
         secret = token if isinstance(token, str) else token.get_secret_value()
         secret = secret.strip()
         if not secret:
@@ -177,6 +209,9 @@ class TelegramNotifier(Notifier):
             )
         SECRETS.add(secret, f"bot{secret}")
         self._token = secret
+        self._bot_key = f"telegram:bot:{destination_id('telegram', secret)}"
+        bot_limits = coerce_rate_limits(bot_rate_limit, field_name="bot_rate_limit")
+        self.bot_rate_limit = bot_limits[0] if bot_limits else None
         self.chat_id: int | str = chat_id
         self.base_url = base_url
         self.read_timeout = read_timeout
@@ -248,6 +283,22 @@ class TelegramNotifier(Notifier):
                 )
                 self.chat_id = exc.new_chat_id
             raise self.classify(exc) from None
+
+    def rate_limits(
+        self, notification: Notification
+    ) -> Sequence[tuple[str, RateLimit]]:
+        """Per chat 1/s (+ 20/min for a group or channel), per bot 30/s (see the
+        constructor to change them); follows a migrated chat to its new id."""
+        chat = f"{self._bot_key}:chat:{str(self.chat_id).strip()}"
+        limits = self.custom_rate_limits
+        if limits is None:
+            limits = (TELEGRAM_PER_CHAT,)
+            if _is_group(self.chat_id):
+                limits += (TELEGRAM_PER_GROUP,)
+        pairs = [(chat, limit) for limit in limits]
+        if self.bot_rate_limit is not None:
+            pairs.append((self._bot_key, self.bot_rate_limit))
+        return pairs
 
     async def aclose(self) -> None:
         """Shut the Bot down (closes its connections); idempotent."""

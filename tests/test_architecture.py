@@ -33,8 +33,8 @@ def test_importing_the_core_loads_no_notifier_module() -> None:
 
 def test_the_cli_help_loads_only_the_light_notify_plugin() -> None:
     """``pyorchestrate --help`` lists ``notify`` (an entry-point plugin, not an import
-    of the core): that loads ``notifiers`` (lazy) and ``notifiers.cli``, nothing else:
-    no channel library, no settings machinery."""
+    of the core): that loads ``notifiers`` (lazy), ``notifiers.cli`` and the
+    stdlib-only ``notifiers.redact``; no channel library, no settings machinery."""
     probe = (
         "import sys, runpy\n"
         "sys.argv = ['pyorchestrate', '--help']\n"
