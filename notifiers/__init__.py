@@ -36,6 +36,13 @@ if TYPE_CHECKING:
         RetriesExhausted,
         TransientDeliveryError,
     )
+    from .pipeline import (
+        AlertPipeline,
+        GroupRule,
+        MuteRule,
+        PipelineConfig,
+        QuietHours,
+    )
     from .presets import (
         PRESETS,
         Attachment,
@@ -48,8 +55,15 @@ if TYPE_CHECKING:
     from .redact import RedactingFilter, install_log_redaction
     from .retry import RetryPolicy
     from .settings import NotifierSettings, build_notifiers, load_settings
+    from .state import NotifierState
     from .telegram import TelegramNotifier
-    from .templates import DEFAULT_TEMPLATES, Template, format_text, render
+    from .templates import (
+        DEFAULT_TEMPLATES,
+        PIPELINE_TEMPLATES,
+        Template,
+        format_text,
+        render,
+    )
 
 # Eager, and light (standard library only): the function shares its module's name, and
 # a lazy name would be shadowed by the submodule once anything imports it.
@@ -58,6 +72,12 @@ from .redact import redact
 logging.getLogger("notifiers").addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
+    "AlertPipeline": ".pipeline",
+    "GroupRule": ".pipeline",
+    "MuteRule": ".pipeline",
+    "PIPELINE_TEMPLATES": ".templates",
+    "PipelineConfig": ".pipeline",
+    "QuietHours": ".pipeline",
     "AppriseNotifier": ".apprise",
     "Attachment": ".presets",
     "ChannelStats": ".dispatcher",
@@ -73,6 +93,7 @@ _LAZY: dict[str, str] = {
     "NotifierConfigError": ".errors",
     "NotifierError": ".errors",
     "NotifierSettings": ".settings",
+    "NotifierState": ".state",
     "PRESETS": ".presets",
     "PermanentDeliveryError": ".errors",
     "Preset": ".presets",
@@ -117,7 +138,9 @@ def __dir__() -> list[str]:
 
 __all__ = [
     "DEFAULT_TEMPLATES",
+    "PIPELINE_TEMPLATES",
     "PRESETS",
+    "AlertPipeline",
     "AppriseNotifier",
     "Attachment",
     "ChannelStats",
@@ -126,14 +149,19 @@ __all__ = [
     "DeliveryStatus",
     "Dispatcher",
     "DispatcherClosed",
+    "GroupRule",
     "MaybeDelivered",
+    "MuteRule",
     "Notification",
     "Notifier",
     "NotifierConfigError",
     "NotifierError",
     "NotifierSettings",
+    "NotifierState",
     "PermanentDeliveryError",
+    "PipelineConfig",
     "Preset",
+    "QuietHours",
     "RateLimit",
     "RateLimitStats",
     "RateLimited",

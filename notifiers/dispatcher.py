@@ -7,20 +7,57 @@ Each delivery runs under the channel's :class:`~notifiers.retry.RetryPolicy` and
 as one :class:`~notifiers.base.DeliveryResult`, kept in a ring buffer and handed to
 ``on_result`` hooks. ``close(timeout)`` drains what it can, records what it abandons,
 and joins the thread.
+
+With a :class:`~notifiers.state.NotifierState` (``state=``), nothing accepted is lost:
+
+* every (notification, channel) is written ahead to the outbox, on the loop thread
+  and in one transaction per wake-up (never on the thread calling ``submit()``), and
+  deleted once delivered;
+* retries exhausted, or a retry-after beyond the policy's ``retry_after_cap``: the
+  row stays (``failed``) and the channel is *parked*: the alerts after it are kept in
+  the outbox too (result ``failed``, ``error_class="Outboxed"``), nothing is sent to
+  that channel until ``outbox_retry`` seconds (or the server's retry-after) have
+  passed, and then the outbox is delivered from its oldest row on, in order;
+* a permanent error or a "maybe delivered" timeout leaves the row ``dead``: kept for
+  ``notify outbox list``, replayed only on request (no duplicate is ever sent on
+  our own);
+* a queue overflow is not a drop: the alert waits in the outbox, in order;
+* ``close()`` leaves what it abandons ``pending``; the next dispatcher on the same
+  file (same channel names) replays the ``pending`` and ``failed`` rows first, in
+  the order they were accepted, once each;
+* mutes (agent, event or channel, with expiry) are read from the file, re-read within
+  ``state_refresh`` seconds of a change by another process; a muted alert is counted
+  as ``suppressed`` and not sent (no result);
+* the channel counters are saved to the file at most every ``state_refresh``
+  seconds, and at ``close()``.
+
+Rows belong to the dispatcher that wrote them until it closes (or its process dies:
+a running dispatcher takes a dead one's rows over within ~30 s, a new one at once),
+so two processes on one file never send each other's alerts. Delivery is once per
+(alert, channel), except an alert cut off mid-send (``close()``'s timeout, a killed
+process, or a crash between the send and the row's delete): it stays ``pending``
+and is sent again (at least once, never lost). A failing state file (disk full,
+locked too long) is logged at ERROR and alerts go on without it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
+import os
 import queue
+import socket
+import sqlite3
 import threading
 import time
+import uuid
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Future
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from tenacity import RetryCallState
 
@@ -36,6 +73,7 @@ from .errors import (
 )
 from .redact import install_log_redaction, redact
 from .retry import RetryPolicy
+from .state import Mute, NotifierState, OutboxRow
 
 __all__ = ["ChannelStats", "Dispatcher", "SendGate"]
 
@@ -49,7 +87,13 @@ may wait (an asyncio sleep, never a thread's), so only that channel's worker wai
 
 @dataclass
 class ChannelStats:
-    """Counters of one channel."""
+    """Counters of one channel.
+
+    ``failed`` counts deliveries that ended undelivered (a replay from the outbox
+    that fails again counts again); ``suppressed``: alerts not sent because muted;
+    ``outboxed``: alerts kept in the outbox for a later try (their channel failed);
+    ``replayed``: alerts delivered from the outbox rather than straight from the queue.
+    """
 
     sent: int = 0
     failed: int = 0
@@ -59,18 +103,47 @@ class ChannelStats:
     queued: int = 0
     last_success: float | None = None
     last_error: str | None = None
+    suppressed: int = 0
+    outboxed: int = 0
+    replayed: int = 0
+
+
+class _Wake:
+    """Put in a channel's queue to make its idle worker look at the outbox."""
+
+
+_WAKE = _Wake()
+_T = TypeVar("_T")
+_OUTBOX_BATCH = 100  # rows read from the outbox at a time
+_HEARTBEAT = 5.0  # seconds between heartbeats (the state's stale_after is 30 s)
+_RECLAIM = 30.0  # seconds between looks for a dead process's rows, if nothing changed
+
+
+@dataclass(eq=False, slots=True)
+class _Item:
+    notification: Notification
+    row: int | None = None  # its outbox row
+    counted: bool = True  # owes a result to flush()'s count (a replay does not)
 
 
 @dataclass(eq=False)
 class _Channel:
     notifier: Notifier
     policy: RetryPolicy
-    queue: asyncio.Queue[Notification | None] | None = None
+    queue: asyncio.Queue[_Item | _Wake | None] | None = None
     task: asyncio.Task[None] | None = None
-    current: Notification | None = None
+    current: _Item | None = None
     closing: bool = False
     started: asyncio.Event = field(default_factory=asyncio.Event)
     stats: ChannelStats = field(default_factory=ChannelStats)
+    # With a state: the outbox holds alerts that go before the queue's, so the
+    # worker delivers from the outbox (in row order) until it is empty.
+    backlog: bool = False
+    probe: asyncio.Task[None] | None = None  # parked: the wait before trying again
+    # Items whose outbox rows the worker delivers instead (by row id): the same
+    # objects (same ids in results); those still ``counted`` owe their result.
+    awaiting: dict[int, _Item] = field(default_factory=dict)
+    stop_seen: bool = False
 
 
 class Dispatcher:
@@ -81,13 +154,22 @@ class Dispatcher:
         policy: the retry policy of every channel (override per channel with
             ``policies={"telegram": RetryPolicy(...)}``).
         queue_size: pending notifications per channel; beyond it they are dropped,
-            counted and logged at ERROR.
+            counted and logged at ERROR (with a state they wait in the outbox).
         results_size: how many results the ring buffer keeps.
         on_result: hooks called with each :class:`DeliveryResult` (on the
             dispatcher's thread; their errors are logged).
         sleep: the async sleep used between retries (injectable for tests).
         gate: awaited before each attempt to send (see :data:`SendGate`).
         name: the thread's name.
+        state: a :class:`~notifiers.state.NotifierState`, or the path of its file
+            (opened here, closed by :meth:`close`): the durable outbox, mutes and
+            saved counters (see the module docstring). ``None``: memory only.
+        close_state: whether :meth:`close` closes the state (default: only if
+            given as a path).
+        outbox_retry: seconds a parked channel waits before trying its outbox again
+            (a server's longer retry-after wins). Waited with ``sleep``.
+        state_refresh: seconds between looks at the state file (mutes, replays asked
+            for by another process) and saves of the counters.
     """
 
     def __init__(
@@ -102,6 +184,10 @@ class Dispatcher:
         sleep: Callable[[float], Awaitable[None]] | None = None,
         gate: SendGate | None = None,
         name: str = "notifiers-dispatch",
+        state: NotifierState | str | os.PathLike[str] | None = None,
+        close_state: bool | None = None,
+        outbox_retry: float = 30.0,
+        state_refresh: float = 1.0,
     ) -> None:
         default = policy or RetryPolicy()
         self._channels: dict[str, _Channel] = {}
@@ -126,9 +212,32 @@ class Dispatcher:
         # Outstanding work, counted on the loop thread only: submit() takes no lock
         # the loop thread also takes (it would wait behind deliveries' bookkeeping).
         self._idle = threading.Condition()
-        self._accepted = 0  # notifications taken from the intake (x channels = due)
+        self._due = 0  # (notification, channel) pairs that owe a result
         self._recorded = 0  # results recorded for them
         self._draining = False
+        # The durable state (all of it used on the loop thread only).
+        self._owns_state = (
+            close_state
+            if close_state is not None
+            else state is not None and not isinstance(state, NotifierState)
+        )
+        self._state: NotifierState | None = (
+            NotifierState(state)
+            if state is not None and not isinstance(state, NotifierState)
+            else state
+        )
+        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+        self._outbox_retry = outbox_retry
+        self._state_refresh = state_refresh
+        self._mutes: list[Mute] = []
+        self._version: tuple[int, int] | None = None
+        self._saved: dict[str, dict[str, object]] | None = None
+        self._beat = 0.0
+        self._claimed_at = 0.0
+        self._done_rows: list[int] = []
+        self._done_scheduled = False
+        self._db_errors = 0
+        self._housekeeper: asyncio.Task[None] | None = None
         install_log_redaction()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -140,6 +249,29 @@ class Dispatcher:
     def channels(self) -> list[str]:
         """The channel names."""
         return list(self._channels)
+
+    @property
+    def state(self) -> NotifierState | None:
+        """The durable state, if any."""
+        return self._state
+
+    def is_muted(
+        self, agent: str | None, event: str | None, channel: str | None = None
+    ) -> bool:
+        """Whether the state's mutes (as last read, at most ``state_refresh`` old)
+        cover an alert of ``agent`` and ``event`` (to ``channel``, if given).
+
+        Cheap and thread-safe, no file access: fits the alert pipeline's
+        ``muted(agent, event)``. Always ``False`` without a state.
+        """
+        mutes, state = self._mutes, self._state
+        if not mutes or state is None:
+            return False
+        now = state.clock()
+        return any(
+            m.active(now) and m.matches(channel=channel, agent=agent, event=event)
+            for m in mutes
+        )
 
     def stats(self) -> dict[str, ChannelStats]:
         """Counters per channel (a snapshot)."""
@@ -169,7 +301,11 @@ class Dispatcher:
                 self._loop.call_soon_threadsafe(self._drain_intake)
 
     def flush(self, timeout: float = 10.0) -> bool:
-        """Wait until every submitted notification has a result; ``False`` on timeout."""
+        """Wait until every submitted notification has a result; ``False`` on timeout.
+
+        With a state it also waits for the outbox replays under way (not for a parked
+        channel's next try).
+        """
         deadline = time.monotonic() + timeout
         with self._idle:
             while not self._settled():
@@ -180,9 +316,14 @@ class Dispatcher:
         return True
 
     def _settled(self) -> bool:
-        if self._draining or not self._intake.empty():
+        """Every result recorded and every delivered row deleted, and no outbox being
+        delivered (a parked channel, waiting to try again, does not count: nothing
+        will happen soon)."""
+        if self._draining or not self._intake.empty() or self._done_scheduled:
             return False
-        return self._recorded >= self._accepted * len(self._channels)
+        if any(c.backlog and c.probe is None for c in self._channels.values()):
+            return False
+        return self._recorded >= self._due
 
     def send_now(
         self, notification: Notification, channel: str, timeout: float = 30.0
@@ -214,7 +355,8 @@ class Dispatcher:
     def close(self, timeout: float = 10.0) -> list[DeliveryResult]:
         """Deliver what is queued until ``timeout``, then stop; return what was abandoned.
 
-        Idempotent: a second call returns ``[]``.
+        Idempotent: a second call returns ``[]``. With a state, what is abandoned
+        stays in the outbox for the next start.
         """
         with self._submit_lock:
             if self._closed:
@@ -241,16 +383,24 @@ class Dispatcher:
     # ------------------------------------------------------------ the loop
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        self._loop.call_soon(self._ready.set)  # ready to take submissions at once
-        self._start_task = self._loop.create_task(self._start())
+        self._loop.call_soon(self._prepare)
         self._loop.run_forever()
 
-    async def _start(self) -> None:
+    def _prepare(self) -> None:
         # Queues and workers exist before any channel starts, so a submit() that
-        # arrives while a slow channel is starting is queued, not lost.
-        for channel in self._channels.values():
-            channel.queue = asyncio.Queue(self.queue_size)
-            channel.task = self._loop.create_task(self._work(channel))
+        # arrives while a slow channel is starting is queued, not lost; and the
+        # state is read (mutes, rows to replay) before the constructor returns.
+        try:
+            for channel in self._channels.values():
+                channel.queue = asyncio.Queue(self.queue_size)
+                channel.task = self._loop.create_task(self._work(channel))
+            if self._state is not None:
+                self._open_state(self._state)
+        finally:
+            self._ready.set()  # ready to take submissions
+        self._start_task = self._loop.create_task(self._start())
+
+    async def _start(self) -> None:
         await asyncio.gather(*(self._start_channel(c) for c in self._channels.values()))
 
     async def _start_channel(self, channel: _Channel) -> None:
@@ -272,52 +422,139 @@ class Dispatcher:
             self._draining = False
 
     def _distribute(self) -> None:
+        batch: list[Notification] = []
         while True:
             try:
-                notification = self._intake.get_nowait()
+                batch.append(self._intake.get_nowait())
             except queue.Empty:
-                return
-            self._accepted += 1
+                break
+        if not batch:
+            return
+        plan: list[tuple[Notification, list[_Channel]]] = []
+        for notification in batch:
+            targets = []
             for channel in self._channels.values():
-                assert channel.queue is not None
-                try:
-                    channel.queue.put_nowait(notification)
-                except asyncio.QueueFull:
-                    channel.stats.dropped += 1
-                    logger.error(
-                        "channel %r: queue full (%d pending); dropped notification %d (%s)",
-                        channel.notifier.name,
-                        self.queue_size,
-                        notification.id,
-                        redact(notification.title),
-                    )
-                    self._record(
-                        DeliveryResult(
-                            notification.id,
+                mute = self._muted(notification, channel.notifier.name)
+                if mute is None:
+                    targets.append(channel)
+                    continue
+                channel.stats.suppressed += 1
+                logger.info(
+                    "channel %r: notification %d (%s) muted (%s %s)",
+                    channel.notifier.name,
+                    notification.id,
+                    redact(notification.title),
+                    mute.kind,
+                    mute.value,
+                )
+            plan.append((notification, targets))
+        rows: list[dict[str, int | None]] | None = None
+        state = self._state
+        if state is not None:
+            rows = self._db(
+                "write-ahead",
+                lambda: state.put_many(
+                    [(n, [c.notifier.name for c in t]) for n, t in plan],
+                    owner=self._owner,
+                ),
+            )
+        for index, (notification, targets) in enumerate(plan):
+            ids = rows[index] if rows is not None else None
+            for channel in targets:
+                row = None
+                if ids is not None:
+                    row = ids.get(channel.notifier.name)
+                    if row is None:  # its uid is in the outbox already
+                        logger.warning(
+                            "channel %r: notification %d is already in the outbox; "
+                            "not sent twice",
                             channel.notifier.name,
-                            DeliveryStatus.DROPPED,
-                            agent=notification.agent,
-                            event=notification.event,
+                            notification.id,
                         )
-                    )
+                        continue
+                self._due += 1
+                self._enqueue(channel, _Item(notification, row))
+
+    def _enqueue(self, channel: _Channel, item: _Item) -> None:
+        assert channel.queue is not None
+        try:
+            channel.queue.put_nowait(item)
+            return
+        except asyncio.QueueFull:
+            pass
+        notification = item.notification
+        if item.row is not None:  # it waits in the outbox instead, in order
+            if not channel.backlog:
+                logger.warning(
+                    "channel %r: queue full (%d pending); alerts wait in the outbox",
+                    channel.notifier.name,
+                    self.queue_size,
+                )
+            channel.backlog = True
+            self._defer(channel, item)
+            return
+        channel.stats.dropped += 1
+        logger.error(
+            "channel %r: queue full (%d pending); dropped notification %d (%s)",
+            channel.notifier.name,
+            self.queue_size,
+            notification.id,
+            redact(notification.title),
+        )
+        self._record(
+            DeliveryResult(
+                notification.id,
+                channel.notifier.name,
+                DeliveryStatus.DROPPED,
+                agent=notification.agent,
+                event=notification.event,
+            )
+        )
 
     async def _work(self, channel: _Channel) -> None:
         assert channel.queue is not None
         await channel.started.wait()
         while True:
-            notification = await channel.queue.get()
-            if notification is None:
+            if channel.backlog:
+                if not await self._work_outbox(channel):
+                    return
+                continue
+            entry = await channel.queue.get()
+            if entry is None:
                 return
-            channel.current = notification
-            result = await self._deliver(channel, notification)
-            channel.current = None
-            self._record(result)
-            if channel.closing and channel.queue.empty():
+            if not isinstance(entry, _Item):
+                continue  # a wake-up: the outbox has rows for this channel
+            if channel.backlog and entry.row is not None:
+                self._defer(channel, entry)  # the outbox goes first
+                continue
+            await self._deliver_item(channel, entry)
+            if (
+                channel.closing
+                and channel.queue.empty()
+                and (not channel.backlog or channel.probe is not None)
+            ):
                 return  # closing, and the stop marker found no room in a full queue
+
+    async def _deliver_item(
+        self, channel: _Channel, item: _Item, *, from_outbox: bool = False
+    ) -> bool:
+        """Deliver one item and settle it; ``True`` if that parked the channel."""
+        channel.current = item
+        result, error = await self._attempt(
+            channel, item.notification, quiet=not item.counted
+        )
+        channel.current = None
+        return self._settle(channel, item, result, error, from_outbox=from_outbox)
 
     async def _deliver(
         self, channel: _Channel, notification: Notification
     ) -> DeliveryResult:
+        result, _error = await self._attempt(channel, notification)
+        return result
+
+    async def _attempt(
+        self, channel: _Channel, notification: Notification, *, quiet: bool = False
+    ) -> tuple[DeliveryResult, DeliveryError | None]:
         notifier = channel.notifier
         started = time.monotonic()
         attempts = 0
@@ -360,7 +597,8 @@ class Dispatcher:
         else:
             stats.failed += 1
             stats.last_error = redact(error) if error else status.value
-            logger.error(
+            logger.log(
+                logging.WARNING if quiet else logging.ERROR,
                 "channel %r: notification %d %s after %d attempt(s): %s",
                 notifier.name,
                 notification.id,
@@ -368,7 +606,7 @@ class Dispatcher:
                 attempts,
                 stats.last_error,
             )
-        return DeliveryResult(
+        result = DeliveryResult(
             notification.id,
             notifier.name,
             status,
@@ -379,19 +617,329 @@ class Dispatcher:
             agent=notification.agent,
             event=notification.event,
         )
+        return result, error
 
-    def _record(self, result: DeliveryResult) -> None:
+    def _record(self, result: DeliveryResult, *, counted: bool = True) -> None:
         self.results.append(result)
         for hook in list(self._hooks):
             try:
                 hook(result)
             except Exception:
                 logger.exception("on_result hook %r failed", hook)
-        self._recorded += 1
-        if self._recorded >= self._accepted * len(self._channels):
-            with self._idle:
-                self._idle.notify_all()
+        if counted:
+            self._recorded += 1
+        if self._recorded >= self._due:
+            self._notify_idle()
 
+    def _notify_idle(self) -> None:
+        with self._idle:
+            self._idle.notify_all()
+
+    # ------------------------------------------------------------ the outbox
+    def _db(self, what: str, call: Callable[[], _T]) -> _T | None:
+        """Run a state call; on a database error log it (redacted) and return None."""
+        try:
+            return call()
+        except (sqlite3.Error, OSError, ValueError) as exc:
+            self._db_errors += 1
+            if self._db_errors == 1 or self._db_errors % 100 == 0:
+                logger.error(
+                    "notifier state %s failed (%d error(s) so far): %s; alerts go "
+                    "on without it",
+                    what,
+                    self._db_errors,
+                    redact(f"{type(exc).__name__}: {exc}"),
+                )
+            return None
+
+    def _open_state(self, state: NotifierState) -> None:
+        self._db("register", lambda: state.register(self._owner))
+        self._refresh(state)
+        saved = self._db("load stats", state.load_stats) or {}
+        for name, channel in self._channels.items():
+            previous = saved.get(name, {})
+            channel.stats.last_success = previous.get("last_success")
+            channel.stats.last_error = previous.get("last_error")
+        self._housekeeper = self._loop.create_task(self._housekeep(state))
+
+    def _refresh(self, state: NotifierState, *, force: bool = False) -> None:
+        """Re-read mutes; claim the rows nobody alive owns (a replay, or a dead
+        process's) and let their channels deliver them. Only if the file changed
+        (or ``force``)."""
+        version = self._db("version", state.version)
+        if not force and version is not None and version == self._version:
+            return
+        self._version = version
+        self._claimed_at = self._loop.time()
+        mutes = self._db("read mutes", state.mutes)
+        if mutes is not None:
+            self._mutes = mutes
+        claimed = self._db(
+            "claim", lambda: state.claim(self._owner, list(self._channels))
+        )
+        for name, count in (claimed or {}).items():
+            channel = self._channels[name]
+            logger.info(
+                "channel %r: %d alert(s) to replay from the outbox", name, count
+            )
+            channel.backlog = True
+            if channel.queue is not None:
+                with contextlib.suppress(asyncio.QueueFull):
+                    channel.queue.put_nowait(_WAKE)
+
+    async def _housekeep(self, state: NotifierState) -> None:
+        while True:
+            await asyncio.sleep(self._state_refresh)
+            # A process that died does not write: look for its rows now and then.
+            idle = self._loop.time() - self._claimed_at >= _RECLAIM
+            self._refresh(state, force=idle)
+            self._save_stats(state)
+
+    def _save_stats(self, state: NotifierState, *, force: bool = False) -> None:
+        snapshot = {name: dataclasses.asdict(s) for name, s in self.stats().items()}
+        now = self._loop.time()
+        if not force and snapshot == self._saved and now - self._beat < _HEARTBEAT:
+            return
+        self._db(
+            "save stats", lambda: state.save_stats(snapshot, heartbeat=self._owner)
+        )
+        self._saved, self._beat = snapshot, now
+
+    def _muted(self, notification: Notification, channel: str) -> Mute | None:
+        mutes, state = self._mutes, self._state
+        if not mutes or state is None:
+            return None
+        now = state.clock()
+        for mute in mutes:
+            if mute.active(now) and mute.matches(
+                channel=channel, agent=notification.agent, event=notification.event
+            ):
+                return mute
+        return None
+
+    def _done(self, row: int) -> None:
+        """A row delivered: deleted with the others of this loop iteration."""
+        self._done_rows.append(row)
+        if not self._done_scheduled:
+            self._done_scheduled = True
+            self._loop.call_soon(self._flush_done)
+
+    def _flush_done(self) -> None:
+        self._done_scheduled = False
+        rows, self._done_rows = self._done_rows, []
+        state = self._state
+        if rows and state is not None:
+            self._db("delete delivered", lambda: state.delivered(rows))
+        if self._recorded >= self._due:
+            self._notify_idle()
+
+    def _settle(
+        self,
+        channel: _Channel,
+        item: _Item,
+        result: DeliveryResult,
+        error: DeliveryError | None,
+        *,
+        from_outbox: bool = False,
+    ) -> bool:
+        """Update the outbox row, record the result; park the channel on a failure
+        that the outbox keeps. Returns whether it parked."""
+        status, row, state = result.status, item.row, self._state
+        parks = False
+        if state is not None and row is not None:
+            if status is DeliveryStatus.DELIVERED:
+                self._done(row)
+            else:
+                mark = state.failed if status is DeliveryStatus.FAILED else state.dead
+                self._db(
+                    f"mark {status.value}",
+                    lambda: mark(
+                        row,
+                        attempts=result.attempts,
+                        error=result.error,
+                        error_class=result.error_class,
+                    ),
+                )
+                parks = status is DeliveryStatus.FAILED
+        if status is DeliveryStatus.DELIVERED and from_outbox:
+            channel.stats.replayed += 1
+        if item.counted or not parks:
+            self._record(result, counted=item.counted)
+        if parks:
+            assert row is not None
+            if item.counted:
+                channel.stats.outboxed += 1
+                item.counted = False  # its later delivery is an extra result
+            channel.awaiting[row] = item  # tried again from the outbox, as it is
+            self._park(channel, error)
+        return parks
+
+    def _park(self, channel: _Channel, error: DeliveryError | None) -> None:
+        delay = self._outbox_retry
+        if isinstance(error, RateLimited):
+            delay = max(delay, error.retry_after)
+        channel.backlog = True
+        channel.probe = self._loop.create_task(self._wait(delay))
+        for item in channel.awaiting.values():
+            self._record_outboxed(channel, item)
+        logger.warning(
+            "channel %r parked: its alerts wait in the outbox; next try in %.0f s",
+            channel.notifier.name,
+            delay,
+        )
+        self._notify_idle()
+
+    async def _wait(self, seconds: float) -> None:
+        if self._sleep is not None:
+            await self._sleep(seconds)
+        else:
+            await asyncio.sleep(seconds)
+
+    def _defer(self, channel: _Channel, item: _Item) -> None:
+        """An item whose row the outbox delivers (in order) instead of the queue."""
+        assert item.row is not None
+        if channel.probe is not None:  # parked: it will wait; say so now
+            self._record_outboxed(channel, item)
+        channel.awaiting[item.row] = item
+
+    def _record_outboxed(self, channel: _Channel, item: _Item) -> None:
+        if not item.counted:
+            return
+        item.counted = False  # its later delivery is an extra result
+        channel.stats.outboxed += 1
+        notification = item.notification
+        self._record(
+            DeliveryResult(
+                notification.id,
+                channel.notifier.name,
+                DeliveryStatus.FAILED,
+                error_class="Outboxed",
+                error="kept in the outbox behind an earlier failure on this channel; "
+                "sent in order when the channel is back",
+                agent=notification.agent,
+                event=notification.event,
+            )
+        )
+
+    async def _work_outbox(self, channel: _Channel) -> bool:
+        """Deliver this channel's outbox rows in order; ``False``: the worker ends."""
+        assert channel.queue is not None
+        queue_ = channel.queue
+        while channel.probe is not None:  # parked: wait, keeping arrivals outboxed
+            if channel.closing or channel.stop_seen:
+                return False
+            if channel.probe.done():
+                channel.probe = None
+                break
+            getter = self._loop.create_task(queue_.get())
+            try:
+                done, _ = await asyncio.wait(
+                    {getter, channel.probe}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if getter in done and not getter.cancelled():
+                entry = getter.result()
+                if entry is None:
+                    return False
+                if isinstance(entry, _Item):
+                    if entry.row is None:
+                        await self._deliver_item(channel, entry)
+                    else:
+                        self._defer(channel, entry)
+        self._flush_done()  # delivered rows must not be read again
+        direct: list[_Item] = []
+        while not queue_.empty():  # no await from here to the read below
+            entry = queue_.get_nowait()
+            if entry is None:
+                channel.stop_seen = True
+            elif isinstance(entry, _Item):
+                if entry.row is None:
+                    direct.append(entry)
+                else:
+                    self._defer(channel, entry)
+        for item in direct:  # not in the outbox (the state failed): send as they are
+            await self._deliver_item(channel, item)
+        if direct:
+            return True
+        state = self._state
+        assert state is not None
+        name = channel.notifier.name
+        rows = self._db(
+            "read the outbox",
+            lambda: state.pending(name, owner=self._owner, limit=_OUTBOX_BATCH),
+        )
+        if rows is None:  # the state failed: deliver what we hold, from memory
+            held = [channel.awaiting[k] for k in sorted(channel.awaiting)]
+            channel.awaiting.clear()
+            channel.backlog = False
+            for index, item in enumerate(held):
+                if await self._deliver_item(channel, item):  # parked again
+                    channel.awaiting.update(
+                        (i.row, i) for i in held[index + 1 :] if i.row
+                    )
+                    break
+            return not channel.stop_seen
+        if not rows:
+            for row_id in sorted(channel.awaiting):  # evicted or purged meanwhile
+                self._record_evicted(channel, channel.awaiting[row_id])
+            channel.awaiting.clear()
+            channel.backlog = False
+            self._notify_idle()
+            return not (channel.stop_seen or (channel.closing and queue_.empty()))
+        for row in rows:
+            waiting = channel.awaiting.pop(row.id, None)
+            next_item = waiting if waiting is not None else self._replayed(row)
+            if next_item is None:
+                continue
+            if await self._deliver_item(channel, next_item, from_outbox=True):
+                break  # parked again
+        return True
+
+    def _replayed(self, row: OutboxRow) -> _Item | None:
+        try:
+            notification = row.notification()
+        except Exception as exc:
+            state = self._state
+            assert state is not None
+            reason = type(exc).__name__
+            logger.error(
+                "outbox row %d (%s) cannot be read: %s; marked dead",
+                row.id,
+                row.channel,
+                redact(exc),
+            )
+            self._db(
+                "mark dead",
+                lambda: state.dead(row.id, error=f"unreadable: {reason}"),
+            )
+            return None
+        return _Item(notification, row.id, counted=False)
+
+    def _record_evicted(self, channel: _Channel, item: _Item) -> None:
+        channel.stats.dropped += 1
+        notification = item.notification
+        logger.error(
+            "channel %r: notification %d (%s) left the outbox before it was sent "
+            "(evicted or purged)",
+            channel.notifier.name,
+            notification.id,
+            redact(notification.title),
+        )
+        self._record(
+            DeliveryResult(
+                notification.id,
+                channel.notifier.name,
+                DeliveryStatus.DROPPED,
+                error_class="Evicted",
+                agent=notification.agent,
+                event=notification.event,
+            ),
+            counted=item.counted,
+        )
+
+    # ------------------------------------------------------------ shutdown
     async def _shutdown(self, budget: float) -> list[DeliveryResult]:
         self._drain_intake()
         for channel in self._channels.values():
@@ -399,6 +947,8 @@ class Dispatcher:
             channel.closing = True
             with contextlib.suppress(asyncio.QueueFull):
                 channel.queue.put_nowait(None)
+            if channel.probe is not None:
+                channel.probe.cancel()  # a parked channel stops at once
         tasks = [c.task for c in self._channels.values() if c.task is not None]
         _done, pending = (
             await asyncio.wait(tasks, timeout=budget) if tasks else (set(), set())
@@ -406,7 +956,7 @@ class Dispatcher:
         abandoned: list[DeliveryResult] = []
         for channel in self._channels.values():
             assert channel.queue is not None
-            leftovers: list[Notification] = []
+            leftovers: list[_Item] = []
             if channel.task in pending:
                 channel.task.cancel()
                 if channel.current is not None:  # cut off mid-delivery
@@ -414,21 +964,32 @@ class Dispatcher:
                     channel.current = None
             while not channel.queue.empty():
                 queued = channel.queue.get_nowait()
-                if queued is not None:
+                if isinstance(queued, _Item):
                     leftovers.append(queued)
+            leftovers += [channel.awaiting[k] for k in sorted(channel.awaiting)]
+            channel.awaiting.clear()
             for item in leftovers:
+                if not item.counted:
+                    continue  # a replay: it stays in the outbox, as it was
                 result = DeliveryResult(
-                    item.id,
+                    item.notification.id,
                     channel.notifier.name,
                     DeliveryStatus.ABANDONED,
-                    agent=item.agent,
-                    event=item.event,
+                    agent=item.notification.agent,
+                    event=item.notification.event,
                 )
                 channel.stats.abandoned += 1
                 abandoned.append(result)
                 self._record(result)
         if pending:
             await asyncio.wait(pending, timeout=1)
+        probes = [c.probe for c in self._channels.values() if c.probe is not None]
+        if self._housekeeper is not None:
+            probes.append(self._housekeeper)
+        for task in probes:
+            task.cancel()
+        if probes:
+            await asyncio.wait(probes, timeout=1)
         for channel in self._channels.values():
             try:
                 await asyncio.wait_for(channel.notifier.aclose(), 5)
@@ -438,6 +999,19 @@ class Dispatcher:
                 )
         if abandoned:
             logger.error(
-                "dispatcher closed with %d notification(s) abandoned", len(abandoned)
+                "dispatcher closed with %d notification(s) abandoned%s",
+                len(abandoned),
+                " (kept in the outbox for the next start)" if self._state else "",
             )
+        self._close_state()
         return abandoned
+
+    def _close_state(self) -> None:
+        state = self._state
+        if state is None:
+            return
+        self._flush_done()
+        self._save_stats(state, force=True)
+        self._db("release", lambda: state.release(self._owner))
+        if self._owns_state:
+            self._db("close", state.close)

@@ -11,17 +11,23 @@
 A preset names the events to send, a minimum severity and optional templates.
 :func:`attach` registers one handler per event through ``register_event`` (any object
 with ``register_event``/``unregister_event`` will do: the core is never imported).
-The handler runs on the orchestrator's callback threads and does only three cheap
+The handler runs on the orchestrator's callback threads and does only cheap
 things: filter (agent-name globs, event, severity), render a
-:class:`~notifiers.base.Notification` with :func:`~notifiers.templates.render`, and
-:meth:`Dispatcher.submit <notifiers.dispatcher.Dispatcher.submit>` it. Sending,
-retrying and waiting happen on the dispatcher's own thread.
+:class:`~notifiers.base.Notification` with :func:`~notifiers.templates.render`, pass
+it through the attachment's :class:`~notifiers.pipeline.AlertPipeline` (dedup,
+grouping, flapping, recovery, mutes, quiet hours: ``rules=``), and
+:meth:`Dispatcher.submit <notifiers.dispatcher.Dispatcher.submit>` what comes out.
+Sending, retrying and waiting happen on the dispatcher's own thread; group summaries
+and digests that fall due later are submitted by a small timer thread
+(``notifiers-pipeline-<preset>``), started only when one is pending and joined by
+:meth:`Attachment.detach`.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as _dt
 import fnmatch
 import logging
 import re
@@ -36,8 +42,15 @@ from pyorchestrate import OrchestratorEvent
 from .base import DeliveryResult, Notification, Notifier, Severity
 from .dispatcher import Dispatcher, ResultHook
 from .errors import DispatcherClosed, NotifierConfigError
+from .pipeline import (
+    OBSERVED_EVENTS,
+    AlertPipeline,
+    Mute,
+    PipelineConfig,
+    PipelineTimer,
+)
 from .retry import RetryPolicy
-from .templates import Template, render
+from .templates import PIPELINE_TEMPLATES, Template, render, render_alert
 
 if TYPE_CHECKING:
     from .settings import NotifierSettings
@@ -56,6 +69,10 @@ logger = logging.getLogger("notifiers.presets")
 
 EventHandler = Callable[..., object]
 """What is registered for each event: it takes the callback keywords as ``**kwargs``."""
+
+Rules = PipelineConfig | Mapping[str, Any] | AlertPipeline | bool | None
+"""What ``attach(rules=...)`` takes: a config, a mapping of its fields, a ready
+pipeline, ``None``/``True`` for the defaults, or ``False`` for no rules at all."""
 
 
 class SupportsRegisterEvent(Protocol):
@@ -148,7 +165,9 @@ class Attachment:
     """Alerts attached to one orchestrator; :meth:`detach` (or ``with``) ends them.
 
     Made by :func:`attach`. ``dispatcher`` is the one notifications go to; it is
-    closed by :meth:`detach` only if :func:`attach` built it.
+    closed by :meth:`detach` only if :func:`attach` built it. ``pipeline`` is the
+    :class:`~notifiers.pipeline.AlertPipeline` every alert passes (``None`` with
+    ``rules=False``).
     """
 
     def __init__(
@@ -161,6 +180,7 @@ class Attachment:
         agents: Sequence[str],
         min_severity: Severity,
         templates: Mapping[str, Template],
+        pipeline: AlertPipeline | None = None,
     ) -> None:
         self.orchestrator = orchestrator
         self.preset = preset
@@ -180,6 +200,22 @@ class Attachment:
         # compares callbacks by identity.
         self._handler: EventHandler = self._handle
         self.submitted = 0
+        self.pipeline = pipeline
+        self._observed = frozenset(OBSERVED_EVENTS if pipeline is not None else ())
+        # The preset's events, then what the pipeline watches besides (READY for
+        # recovery even if the preset does not send it).
+        self._registered = tuple(
+            dict.fromkeys(
+                [*preset.events, *(e for e in OrchestratorEvent if e in self._observed)]
+            )
+        )
+        self._timer = (
+            PipelineTimer(
+                pipeline, self._submit, name=f"notifiers-pipeline-{preset.name}"
+            )
+            if pipeline is not None
+            else None
+        )
 
     # ------------------------------------------------------------ public
     @property
@@ -193,7 +229,9 @@ class Attachment:
         return list(self.dispatcher.results)
 
     def detach(self, timeout: float = 10.0) -> list[DeliveryResult]:
-        """Unregister every handler; close the dispatcher if it is ours.
+        """Unregister every handler, send what the pipeline still holds (open groups'
+        summaries, the quiet-hours digest), stop its timer; close the dispatcher if it
+        is ours.
 
         Idempotent. Returns the notifications the owned dispatcher abandoned (still
         queued at the ``timeout``); ``[]`` for a shared dispatcher or a second call.
@@ -202,14 +240,66 @@ class Attachment:
             if not self._attached:
                 return []
             self._attached = False
-        for event in self.preset.events:
+        for event in self._registered:
             try:
                 self.orchestrator.unregister_event(event, self._handler)
             except Exception:
                 logger.exception("could not unregister the %s handler", event.value)
+        if self._timer is not None and not self._timer.close(5.0):
+            logger.error("the alert pipeline's timer thread did not stop")
+        if self.pipeline is not None:
+            for notification in self.pipeline.flush():
+                self._submit(notification, force=True)
         if self.owns_dispatcher:
             return self.dispatcher.close(timeout)
         return []
+
+    def mute(
+        self,
+        agent: str | None = None,
+        event: OrchestratorEvent | str | None = None,
+        *,
+        seconds: float | None = None,
+        until: _dt.datetime | None = None,
+        reason: str = "",
+    ) -> Mute:
+        """Drop this attachment's alerts of ``agent`` (glob) and ``event`` for a while.
+
+        See :meth:`AlertPipeline.mute <notifiers.pipeline.AlertPipeline.mute>`.
+
+        Raises:
+            RuntimeError: attached with ``rules=False`` (no pipeline).
+        """
+        return self._pipeline().mute(
+            agent, event, seconds=seconds, until=until, reason=reason
+        )
+
+    def unmute(
+        self,
+        mute: Mute | None = None,
+        *,
+        agent: str | None = None,
+        event: OrchestratorEvent | str | None = None,
+    ) -> int:
+        """End ``mute`` (or the mutes of ``agent`` and ``event``); return how many."""
+        return self._pipeline().unmute(mute, agent=agent, event=event)
+
+    def pump(self) -> int:
+        """Submit what the pipeline has due now (the timer does it by itself; this is
+        for a fake clock or a test). Returns how many were submitted."""
+        if self.pipeline is None:
+            return 0
+        due = self.pipeline.due()
+        for notification in due:
+            self._submit(notification)
+        return len(due)
+
+    def _pipeline(self) -> AlertPipeline:
+        if self.pipeline is None:
+            raise RuntimeError(
+                "attached with rules=False: there is no pipeline to mute"
+            )
+        return self.pipeline
 
     def __enter__(self) -> Self:
         return self
@@ -229,7 +319,7 @@ class Attachment:
         registered: list[OrchestratorEvent] = []
         self._attached = True  # before registering: the first events may come at once
         try:
-            for event in self.preset.events:
+            for event in self._registered:
                 self.orchestrator.register_event(event, self._handler)
                 registered.append(event)
         except BaseException:
@@ -240,24 +330,36 @@ class Attachment:
             raise
 
     def _handle(self, **kwargs: Any) -> None:
-        """Filter, render, submit: runs on the orchestrator's callback threads."""
+        """Filter, render, pass the pipeline, submit: on the orchestrator's callback
+        threads."""
         event = kwargs.get("event")
-        if event not in self.events:
+        forward = event in self.events
+        if not forward and event not in self._observed:
             return
         agent = kwargs.get("agent_name")
         if not self._agent_pattern.fullmatch(agent or ""):
             return
-        notification = render(kwargs, self.templates)
-        severity = max(notification.severity, _severity_of(kwargs))
-        if severity < self.min_severity:
+        if forward:
+            notification = render(kwargs, self.templates)
+            severity = max(notification.severity, _severity_of(kwargs))
+            forward = severity >= self.min_severity
+            if severity != notification.severity:
+                notification = dataclasses.replace(notification, severity=severity)
+        else:  # only watched by the pipeline: never sent, so not rendered
+            notification = _observed(kwargs)
+        pipeline = self.pipeline
+        if pipeline is None:
+            if forward:
+                self._submit(notification)
             return
-        if severity != notification.severity:
-            notification = dataclasses.replace(notification, severity=severity)
-        self._submit(notification)
+        for out in pipeline.offer(notification, forward=forward):
+            self._submit(out)
+        if self._timer is not None:
+            self._timer.schedule(pipeline.next_due())
 
-    def _submit(self, notification: Notification) -> None:
+    def _submit(self, notification: Notification, *, force: bool = False) -> None:
         with self._lock:
-            if not self._attached:  # detached while this callback was queued
+            if not self._attached and not force:  # detached while it was queued
                 return
             try:
                 self.dispatcher.submit(notification)
@@ -285,6 +387,8 @@ def attach(
     policy: RetryPolicy | None = None,
     queue_size: int = 1000,
     on_result: Iterable[ResultHook] = (),
+    rules: Rules = None,
+    muted: Callable[[str | None, str | None], bool] | None = None,
 ) -> Attachment:
     """Send ``preset``'s events of ``orchestrator`` to ``notifiers`` (or ``dispatcher``).
 
@@ -298,13 +402,22 @@ def attach(
         events: send only these of the preset's events.
         min_severity: send only notifications at least this severe (default: the
             preset's). A terminated agent's severity follows its termination status.
-        templates: templates by event value, over the preset's.
+        templates: templates by event value, over the preset's; also the pipeline's
+            texts by name (:data:`~notifiers.templates.PIPELINE_TEMPLATES`).
         policy, queue_size, on_result: for the dispatcher built from ``notifiers``.
+        rules: the alert rules (:class:`~notifiers.pipeline.PipelineConfig` or a
+            mapping of its fields; ``None``: the defaults: failures grouped over 60 s
+            with the first at once, identical alerts once per 5 min, flapping and
+            FATAL sent once then quiet; recovery and quiet hours off). ``False``:
+            no rules, every alert is sent as it comes. An
+            :class:`~notifiers.pipeline.AlertPipeline` is used as it is.
+        muted: ``muted(agent, event) -> bool``: drop the alerts it is true for.
 
     Raises:
-        TypeError: neither or both of ``notifiers`` and ``dispatcher``.
+        TypeError: neither or both of ``notifiers`` and ``dispatcher``; ``muted``
+            with ``rules=False`` or with a ready pipeline.
         NotifierConfigError: an unknown preset, an event outside the preset, a bad
-            severity or an empty glob.
+            severity, an empty glob, or bad rules (``rules.<field>: reason``).
     """
     chosen = _preset(preset)
     if dispatcher is not None and notifiers:
@@ -326,6 +439,7 @@ def attach(
     severity = _min_severity(chosen, min_severity)
     merged = {**chosen.templates, **(templates or {})}
     _check_templates(chosen, merged)
+    pipeline = _build_pipeline(rules, muted, merged)
     owned = dispatcher is None
     if dispatcher is None:
         dispatcher = Dispatcher(
@@ -339,6 +453,7 @@ def attach(
         agents=globs,
         min_severity=severity,
         templates=merged,
+        pipeline=pipeline,
     )
     try:
         attachment._register()
@@ -388,6 +503,8 @@ def attach_from_settings(
         policy=settings.retry,
         queue_size=settings.queue_size,
         on_result=on_result,
+        # ``rules`` once NotifierSettings has it (a PipelineConfig section).
+        rules=getattr(settings, "rules", None),
     )
 
 
@@ -445,8 +562,74 @@ def _check_templates(preset: Preset, templates: Mapping[str, Template]) -> None:
             render({"event": event, "agent_name": "agent"}, templates)
         except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
             errors.append((f"templates.{event.value}", f"cannot render: {exc}"))
+    for kind in PIPELINE_TEMPLATES.keys() & templates.keys():
+        try:
+            render_alert(kind, _SAMPLE_FIELDS, templates)
+        except (ValueError, KeyError, IndexError, AttributeError, TypeError) as exc:
+            errors.append((f"templates.{kind}", f"cannot render: {exc}"))
     if errors:
         raise NotifierConfigError("invalid attach() arguments", errors)
+
+
+_SAMPLE_FIELDS: Mapping[str, Any] = MappingProxyType(
+    {
+        "agent": "agent",
+        "event": "agent_error",
+        "count": 2,
+        "hidden": 1,
+        "span": "1 s",
+        "window": "60 s",
+        "first": "00:00:00",
+        "last_time": "00:00:01",
+        "first_sent": "",
+        "last": "ValueError: x",
+        "duration": "1 s",
+        "since": "00:00",
+        "up_at": "00:00:01",
+        "errors": 1,
+        "restarts": 1,
+        "stable_after": "30 s",
+        "outcome": "stable for 30 s",
+        "lines": "",
+        "shown": 0,
+        "more": 0,
+        "state": "flapping",
+    }
+)
+
+
+def _build_pipeline(
+    rules: Rules,
+    muted: Callable[[str | None, str | None], bool] | None,
+    templates: Mapping[str, Template],
+) -> AlertPipeline | None:
+    if rules is False:
+        if muted is not None:
+            raise TypeError("muted= needs the alert rules; not with rules=False")
+        return None
+    if isinstance(rules, AlertPipeline):
+        if muted is not None:
+            raise TypeError("give muted= to the AlertPipeline, not to attach()")
+        return rules
+    config = PipelineConfig.parse(None if rules is True else rules)
+    return AlertPipeline(config, muted=muted, templates=templates)
+
+
+def _observed(kwargs: Mapping[str, Any]) -> Notification:
+    """What the pipeline needs of an event it watches but does not send."""
+    event = kwargs.get("event")
+    generation = kwargs.get("generation_id")
+    agent = kwargs.get("agent_name")
+    name = str(getattr(event, "value", event))
+    return Notification(
+        f"{agent}: {name}",
+        "",
+        _severity_of(kwargs),
+        agent=agent,
+        event=name,
+        generation=generation if isinstance(generation, int) else None,
+        error=kwargs.get("error_message"),
+    )
 
 
 def _severity_of(kwargs: Mapping[str, Any]) -> Severity:

@@ -7,6 +7,7 @@ in upper case, with ``__`` between levels. Lists are written as JSON there::
     PYORCHESTRATE_NOTIFY_TELEGRAM__CHAT_ID=-1001234567
     PYORCHESTRATE_NOTIFY_EMAIL__RECIPIENTS='["ops@example.com"]'
     PYORCHESTRATE_NOTIFY_RETRY__MAX_ATTEMPTS=3
+    PYORCHESTRATE_NOTIFY_STATE_PATH=/var/lib/myapp/notify.sqlite3   # or "none"
 
 The same settings can come from a TOML file, named by
 :meth:`NotifierSettings.from_toml` or by ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``::
@@ -30,6 +31,7 @@ from __future__ import annotations
 import contextvars
 import json
 import os
+import sqlite3
 import tomllib
 import typing
 from pathlib import Path
@@ -64,9 +66,11 @@ from .base import Severity
 from .errors import NotifierConfigError
 from .redact import SECRETS
 from .retry import RetryPolicy
+from .state import default_state_path
 
 if TYPE_CHECKING:
     from .base import Notifier
+    from .state import NotifierState
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -82,6 +86,7 @@ __all__ = [
 ]
 
 _SECTIONS = ("telegram", "email", "slack", "webhook", "apprise")
+_NO_PATH = frozenset({"", "none", "off", "false", "no", "0"})
 _toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "notifiers_toml_file", default=None
 )
@@ -142,6 +147,19 @@ class NotifierSettings(BaseSettings):
     )
     min_severity: Severity | None = Field(
         default=None, description="Send only notifications at least this severe."
+    )
+    state_path: Path | None = Field(
+        default_factory=default_state_path,
+        description="The state file: durable outbox, mutes, channel status "
+        "(default $XDG_STATE_HOME/pyorchestrate/notify.sqlite3); "
+        "'none' or empty: keep nothing on disk.",
+    )
+    outbox_size: int = Field(
+        default=10_000,
+        ge=1,
+        le=10_000_000,
+        description="Alerts the outbox keeps at most; beyond it the oldest are "
+        "evicted (dead, then failed, then pending) and counted.",
     )
 
     def __init__(self, **values: Any) -> None:
@@ -238,6 +256,37 @@ class NotifierSettings(BaseSettings):
     _check_min_severity = field_validator("min_severity", mode="before")(
         _parse_severity
     )
+
+    @field_validator("state_path", mode="before")
+    @classmethod
+    def _state_path_off(cls, value: object) -> object:
+        if isinstance(value, str) and value.strip().lower() in _NO_PATH:
+            return None
+        return value
+
+    @field_validator("state_path")
+    @classmethod
+    def _expand_state_path(cls, value: Path | None) -> Path | None:
+        return None if value is None else value.expanduser()
+
+    def open_state(self) -> NotifierState | None:
+        """The :class:`~notifiers.state.NotifierState` at ``state_path`` (``None``
+        if it is off), bounded by ``outbox_size``; the caller closes it.
+
+        Raises:
+            NotifierConfigError: the file cannot be created or opened.
+        """
+        if self.state_path is None:
+            return None
+        from .state import NotifierState
+
+        try:
+            return NotifierState(self.state_path, max_outbox=self.outbox_size)
+        except (OSError, sqlite3.Error) as exc:
+            raise NotifierConfigError(
+                TITLE,
+                [("state_path", f"cannot open {str(self.state_path)!r}: {exc}")],
+            ) from None
 
     def configured(self) -> list[str]:
         """The channel sections that are set, in build order."""

@@ -22,11 +22,14 @@ from .base import Notification, Severity, TextFormat
 
 __all__ = [
     "DEFAULT_TEMPLATES",
+    "PIPELINE_TEMPLATES",
     "TRUNCATION_MARKER",
     "Template",
     "escape",
+    "format_duration",
     "format_text",
     "render",
+    "render_alert",
 ]
 
 TRUNCATION_MARKER = "… (truncated)"
@@ -83,6 +86,57 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
     ),
 }
 """The default template of each event (by its value)."""
+
+PIPELINE_TEMPLATES: dict[str, Template] = {
+    "alert_group": Template(
+        "{agent}: {event} ×{count} in {span}",  # noqa: RUF001
+        "{count} × {event} from {first} to {last_time}{first_sent}\nlast: {last}\n"  # noqa: RUF001
+        "host {host}",
+        Severity.WARNING,
+    ),
+    "agent_flapping": Template(
+        "⚠ {agent} is flapping: {count} errors in {span}",
+        "last: {last}\nIts further alerts are held back until it has run "
+        "{stable_after} without an error, or an operator starts it.\nhost {host}",
+        Severity.ERROR,
+    ),
+    "agent_recovered": Template(
+        "✔ {agent} recovered after {duration}",
+        "failing since {since}: {errors} error(s), {restarts} restart(s); up again "
+        "at {up_at}, {outcome}\nhost {host}",
+        Severity.INFO,
+    ),
+    "alerts_digest": Template(
+        "Quiet hours digest: {count} alerts held",
+        "{lines}",
+        Severity.WARNING,
+    ),
+    "digest_line": Template(
+        "",
+        "{first}–{last_time} {agent} {event} ×{count} (last: {last})",  # noqa: RUF001
+    ),
+    "note_identical": Template("", "(+{count} identical suppressed since {since})"),
+    "note_suppressed": Template(
+        "",
+        "(+{count} × {event} suppressed since {since}; last: {last})",  # noqa: RUF001
+    ),
+    "note_muted": Template("", "(+{count} alerts muted since {since})"),
+    "note_quiet": Template(
+        "", "(+{count} alerts held back while {agent} was {state}, since {since})"
+    ),
+}
+"""The texts the alert pipeline (:mod:`notifiers.pipeline`) writes itself.
+
+Override any of them through the same ``templates=`` mapping as the event templates.
+``alert_group`` is a group's summary (``count``, ``span``, ``first``, ``last_time``,
+``last``, ``first_sent``, ``window``); ``agent_flapping`` (``count``, ``span``, ``last``,
+``stable_after``), ``agent_recovered`` (``duration``, ``since``, ``up_at``,
+``errors``, ``restarts``, ``stable_after``, ``outcome``) and ``alerts_digest`` (``count``, ``lines``, ``shown``, ``more``) are messages of their
+own. The ``note_*`` and ``digest_line`` templates use only their body: a note is put
+on the first line of the next message sent for the agent, a digest line lists one
+(agent, event) held during quiet hours. The severity of ``alert_group`` and
+``alerts_digest`` is that of the worst alert they stand for, not the template's.
+"""
 
 
 class _Defaulting(dict[str, Any]):
@@ -143,6 +197,38 @@ def render(
         generation=generation if isinstance(generation, int) else None,
         error=kwargs.get("error_message"),
     )
+
+
+def render_alert(
+    kind: str,
+    fields: Mapping[str, Any],
+    templates: Mapping[str, Template] | None = None,
+) -> tuple[str, str, Severity]:
+    """Title, body and severity of one of :data:`PIPELINE_TEMPLATES` over ``fields``.
+
+    Missing fields render as ``-``; ``templates`` overrides the defaults by name.
+    """
+    template = (templates or {}).get(kind) or PIPELINE_TEMPLATES[kind]
+    values = _Defaulting({"host": Notification.__dataclass_fields__["host"].default})
+    values.update((k, "-" if v is None else v) for k, v in fields.items())
+    formatter = string.Formatter()
+    title = formatter.vformat(template.title, (), values)
+    body = formatter.vformat(template.body, (), values)
+    return title, body.strip(), template.severity
+
+
+def format_duration(seconds: float) -> str:
+    """``0.4 s``, ``42 s``, ``5 min``, ``2 h 5 min``: a duration for people."""
+    seconds = max(0.0, seconds)
+    if seconds < 10:
+        text = f"{seconds:.1f}".removesuffix(".0")
+        return f"{text} s"
+    if seconds < 120:
+        return f"{round(seconds)} s"
+    if seconds < 7200:
+        return f"{round(seconds / 60)} min"
+    hours, minutes = divmod(round(seconds / 60), 60)
+    return f"{hours} h {minutes} min" if minutes else f"{hours} h"
 
 
 _MD_SPECIAL = re.compile(r"([_*\[\]()~`>#+\-=|{}.!\\])")
