@@ -71,6 +71,7 @@ from .errors import (
     RetriesExhausted,
     TransientDeliveryError,
 )
+from .ratelimit import RateLimiter
 from .redact import install_log_redaction, redact
 from .retry import RetryPolicy
 from .state import Mute, NotifierState, OutboxRow
@@ -160,6 +161,9 @@ class Dispatcher:
             dispatcher's thread; their errors are logged).
         sleep: the async sleep used between retries (injectable for tests).
         gate: awaited before each attempt to send (see :data:`SendGate`).
+        rate_limits: with no ``gate``, limit each destination to its channel's
+            rate (:class:`~notifiers.ratelimit.RateLimiter`: Telegram 1/s per chat,
+            20/min per group; Slack 1/s per webhook); ``False``: no limits.
         name: the thread's name.
         state: a :class:`~notifiers.state.NotifierState`, or the path of its file
             (opened here, closed by :meth:`close`): the durable outbox, mutes and
@@ -183,6 +187,7 @@ class Dispatcher:
         on_result: Iterable[ResultHook] = (),
         sleep: Callable[[float], Awaitable[None]] | None = None,
         gate: SendGate | None = None,
+        rate_limits: bool = True,
         name: str = "notifiers-dispatch",
         state: NotifierState | str | os.PathLike[str] | None = None,
         close_state: bool | None = None,
@@ -202,6 +207,13 @@ class Dispatcher:
         self.results: deque[DeliveryResult] = deque(maxlen=results_size)
         self._hooks: list[ResultHook] = list(on_result)
         self._sleep = sleep
+        self.rate_limiter: RateLimiter | None = (
+            gate if isinstance(gate, RateLimiter) else None
+        )
+        if gate is None and rate_limits:
+            # Real time, whatever ``sleep`` is: a limiter waits on its own clock (give
+            # ``gate=RateLimiter(clock=..., sleep=...)`` to test it on fake time).
+            gate = self.rate_limiter = RateLimiter()
         self._gate = gate
         self._intake: queue.SimpleQueue[Notification] = queue.SimpleQueue()
         self._wake_scheduled = False
@@ -552,6 +564,14 @@ class Dispatcher:
         result, _error = await self._attempt(channel, notification)
         return result
 
+    def _hold_on_rate_limit(
+        self, notifier: Notifier, notification: Notification, error: DeliveryError
+    ) -> None:
+        """A server said "retry after N s": every channel sending to that destination
+        waits, not just this attempt's retry."""
+        if isinstance(error, RateLimited) and self.rate_limiter is not None:
+            self.rate_limiter.hold(notifier, notification, error.retry_after)
+
     async def _attempt(
         self, channel: _Channel, notification: Notification, *, quiet: bool = False
     ) -> tuple[DeliveryResult, DeliveryError | None]:
@@ -566,13 +586,21 @@ class Dispatcher:
             nonlocal attempts
             attempts += 1
             try:
-                if self._gate is not None:
+                # The first attempt's wait for a token comes before the retry clock
+                # starts (below): a slow rate is not a failing channel.
+                if attempts > 1 and self._gate is not None:
                     await self._gate(notifier, notification)
                 await notifier.send(notification)
-            except DeliveryError:
+            except DeliveryError as exc:
+                self._hold_on_rate_limit(notifier, notification, exc)
                 raise
             except Exception as exc:
-                raise notifier.classify(exc) from None
+                error = notifier.classify(exc)
+                self._hold_on_rate_limit(notifier, notification, error)
+                raise error from None
+
+        if self._gate is not None:
+            await self._gate(notifier, notification)
 
         status = DeliveryStatus.DELIVERED
         error: DeliveryError | None = None

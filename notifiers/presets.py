@@ -53,7 +53,10 @@ from .retry import RetryPolicy
 from .templates import PIPELINE_TEMPLATES, Template, render, render_alert
 
 if TYPE_CHECKING:
+    import os
+
     from .settings import NotifierSettings
+    from .state import NotifierState
 
 __all__ = [
     "PRESETS",
@@ -389,6 +392,8 @@ def attach(
     on_result: Iterable[ResultHook] = (),
     rules: Rules = None,
     muted: Callable[[str | None, str | None], bool] | None = None,
+    state: NotifierState | str | os.PathLike[str] | None = None,
+    rate_limits: bool = True,
 ) -> Attachment:
     """Send ``preset``'s events of ``orchestrator`` to ``notifiers`` (or ``dispatcher``).
 
@@ -412,6 +417,12 @@ def attach(
             no rules, every alert is sent as it comes. An
             :class:`~notifiers.pipeline.AlertPipeline` is used as it is.
         muted: ``muted(agent, event) -> bool``: drop the alerts it is true for.
+        state: the durable state file (a :class:`~notifiers.state.NotifierState` or
+            its path) of the dispatcher built here: write-ahead outbox replayed at
+            the next start, mutes set by ``pyorchestrate notify mute``, counters
+            for ``notify status``. ``None``: memory only.
+        rate_limits: limit each destination to its channel's rate (Telegram 1/s
+            per chat, 20/min per group; Slack 1/s per webhook).
 
     Raises:
         TypeError: neither or both of ``notifiers`` and ``dispatcher``; ``muted``
@@ -443,7 +454,13 @@ def attach(
     owned = dispatcher is None
     if dispatcher is None:
         dispatcher = Dispatcher(
-            notifiers, policy=policy, queue_size=queue_size, on_result=hooks
+            notifiers,
+            policy=policy,
+            queue_size=queue_size,
+            on_result=hooks,
+            state=state,
+            close_state=True if state is not None else None,
+            rate_limits=rate_limits,
         )
     attachment = Attachment(
         orchestrator,
@@ -503,8 +520,9 @@ def attach_from_settings(
         policy=settings.retry,
         queue_size=settings.queue_size,
         on_result=on_result,
-        # ``rules`` once NotifierSettings has it (a PipelineConfig section).
-        rules=getattr(settings, "rules", None),
+        rules=settings.rules,
+        state=settings.open_state(),
+        rate_limits=settings.rate_limiting,
     )
 
 

@@ -64,6 +64,7 @@ from ._settings_errors import (
 )
 from .base import Severity
 from .errors import NotifierConfigError
+from .pipeline import PipelineConfig
 from .redact import SECRETS
 from .retry import RetryPolicy
 from .state import default_state_path
@@ -153,6 +154,16 @@ class NotifierSettings(BaseSettings):
         description="The state file: durable outbox, mutes, channel status "
         "(default $XDG_STATE_HOME/pyorchestrate/notify.sqlite3); "
         "'none' or empty: keep nothing on disk.",
+    )
+    rules: PipelineConfig = Field(
+        default_factory=PipelineConfig,
+        description="Alert rules: dedup, grouping, flapping/FATAL quiet, recovery, "
+        "quiet hours, mutes (see notifiers.pipeline).",
+    )
+    rate_limiting: bool = Field(
+        default=True,
+        description="Limit each destination to its channel's rate (Telegram 1/s per "
+        "chat and 20/min per group, Slack 1/s per webhook).",
     )
     outbox_size: int = Field(
         default=10_000,

@@ -23,6 +23,9 @@ from pyorchestrate.testing import EventRecorder
 # (examples, the CLI) inherit it.
 _RUNTIME_DIR = Path(tempfile.mkdtemp(prefix="po-run-", dir="/tmp"))
 os.environ["XDG_RUNTIME_DIR"] = str(_RUNTIME_DIR)
+# Likewise the notifiers' default state file ($XDG_STATE_HOME/pyorchestrate/...): a
+# test must never write to the real ~/.local/state.
+os.environ["XDG_STATE_HOME"] = str(_RUNTIME_DIR / "state")
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:

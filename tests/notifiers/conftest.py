@@ -67,6 +67,7 @@ def make_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
 
     def make(notifiers: Iterable[Notifier], **kwargs: Any) -> Dispatcher:
         kwargs.setdefault("name", f"notifiers-test-{len(made)}")
+        kwargs.setdefault("rate_limits", False)  # they have their own tests
         dispatcher = Dispatcher(notifiers, **kwargs)
         made.append(dispatcher)
         return dispatcher

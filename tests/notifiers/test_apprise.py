@@ -50,7 +50,9 @@ def new_dispatcher() -> Iterator[MakeDispatcher]:
     made: list[Dispatcher] = []
 
     def make(*notifiers: Notifier, policy: RetryPolicy = POLICY) -> Dispatcher:
-        dispatcher = Dispatcher(list(notifiers), policy=policy, sleep=FakeSleep())
+        dispatcher = Dispatcher(  # rate limits: test_ratelimit*.py
+            list(notifiers), policy=policy, sleep=FakeSleep(), rate_limits=False
+        )
         made.append(dispatcher)
         return dispatcher
 

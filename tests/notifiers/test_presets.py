@@ -442,3 +442,43 @@ def test_severity_comes_from_the_template_unless_the_record_says_worse(
         record = types.SimpleNamespace(severity=record_severity)
         fake.emit(E.AGENT_HEARTBEAT, agent_name="a", record=record)
     assert len(channel.sent) == int(sent)
+
+
+def test_attach_from_settings_wires_state_rules_and_rate_limits(
+    fake: FakeOrchestrator, fake_channels: type[Any], tmp_path: Any
+) -> None:
+    from notifiers.settings import load_settings
+
+    path = tmp_path / "state" / "notify.sqlite3"
+    settings = load_settings(
+        webhook={"url": "http://127.0.0.1:9/po-settings-hook-4f1c"},
+        state_path=str(path),
+        rules={"dedup_window": 30, "recovery": True},
+        rate_limiting=False,
+    )
+    with attach_from_settings(fake, settings) as attachment:
+        assert attachment.dispatcher.state is not None
+        assert path.exists()  # the write-ahead outbox, mutes and counters live here
+        assert attachment.pipeline is not None
+        assert attachment.pipeline.config.dedup_window == 30
+        assert attachment.pipeline.config.recovery is True
+        assert attachment.dispatcher.rate_limiter is None
+    with attach_from_settings(
+        fake,
+        load_settings(
+            webhook={"url": "http://127.0.0.1:9/po-settings-hook-4f1c"},
+            state_path="none",
+        ),
+    ) as attachment:
+        assert attachment.dispatcher.state is None
+        assert attachment.dispatcher.rate_limiter is not None  # on by default
+
+
+def test_bad_rules_in_settings_name_the_field() -> None:
+    from notifiers.settings import load_settings
+
+    with pytest.raises(NotifierConfigError) as caught:
+        load_settings(
+            webhook={"url": "http://127.0.0.1:9/x"}, rules={"dedup_window": -1}
+        )
+    assert any(loc.startswith("rules.dedup_window") for loc, _ in caught.value.errors)

@@ -69,6 +69,8 @@ def retry_sleep(waits: list[float]) -> Sleep:
 def dispatching(*notifiers: Any, sleep: Sleep, **kwargs: Any) -> Iterator[Dispatcher]:
     """A real Dispatcher, closed afterwards; fails if its thread outlives close()."""
     name = "notifiers-telegram-test"
+    # Rate limits (1/s per chat) have their own tests: test_ratelimit*.py.
+    kwargs.setdefault("rate_limits", False)
     dispatcher = Dispatcher(notifiers, policy=POLICY, sleep=sleep, name=name, **kwargs)
     try:
         yield dispatcher
