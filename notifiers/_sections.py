@@ -42,6 +42,12 @@ class _Section(BaseModel):
         min_length=1,
         description="The channel's name in results and logs (default: the section's).",
     )
+    fallback: str | None = Field(
+        default=None,
+        min_length=1,
+        description="The channel (by name) that gets an alert this one failed to "
+        "deliver after its retries; it then gets only what is handed to it.",
+    )
 
 
 _BOT_TOKEN = re.compile(r"\d+:[A-Za-z0-9_-]+")

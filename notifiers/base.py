@@ -115,6 +115,9 @@ class DeliveryResult:
     duration: float = 0.0
     agent: str | None = None
     event: str | None = None
+    fallback_for: str | None = None
+    """Set when this channel got the notification because ``fallback_for`` (the
+    channel before it in an escalation chain) failed to deliver it."""
 
     @property
     def ok(self) -> bool:

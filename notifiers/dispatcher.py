@@ -54,7 +54,7 @@ import threading
 import time
 import uuid
 from collections import deque
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import TypeVar
@@ -125,6 +125,7 @@ class _Item:
     notification: Notification
     row: int | None = None  # its outbox row
     counted: bool = True  # owes a result to flush()'s count (a replay does not)
+    fallback_for: str | None = None  # the channel that failed and handed it over
 
 
 @dataclass(eq=False)
@@ -174,6 +175,12 @@ class Dispatcher:
             (a server's longer retry-after wins). Waited with ``sleep``.
         state_refresh: seconds between looks at the state file (mutes, replays asked
             for by another process) and saves of the counters.
+        fallbacks: escalation chains, ``{channel: its fallback}``, e.g.
+            ``{"telegram": "email"}``: a notification goes to ``telegram`` only; if
+            that fails for good (retries exhausted, or a permanent error), it goes to
+            ``email``, whose result says ``fallback_for="telegram"``. Chains may be
+            longer (``{"telegram": "email", "email": "slack"}``). A fallback channel
+            gets only what is handed to it.
     """
 
     def __init__(
@@ -193,6 +200,7 @@ class Dispatcher:
         close_state: bool | None = None,
         outbox_retry: float = 30.0,
         state_refresh: float = 1.0,
+        fallbacks: Mapping[str, str] | None = None,
     ) -> None:
         default = policy or RetryPolicy()
         self._channels: dict[str, _Channel] = {}
@@ -203,6 +211,9 @@ class Dispatcher:
             self._channels[notifier.name] = _Channel(notifier, chosen)
         if not self._channels:
             raise ValueError("a dispatcher needs at least one notifier")
+        self.fallbacks: dict[str, str] = _check_fallbacks(
+            dict(fallbacks or {}), list(self._channels)
+        )
         self.queue_size = queue_size
         self.results: deque[DeliveryResult] = deque(maxlen=results_size)
         self._hooks: list[ResultHook] = list(on_result)
@@ -443,9 +454,12 @@ class Dispatcher:
         if not batch:
             return
         plan: list[tuple[Notification, list[_Channel]]] = []
+        standby = set(self.fallbacks.values())  # they get only what is handed over
         for notification in batch:
             targets = []
             for channel in self._channels.values():
+                if channel.notifier.name in standby:
+                    continue
                 mute = self._muted(notification, channel.notifier.name)
                 if mute is None:
                     targets.append(channel)
@@ -556,7 +570,51 @@ class Dispatcher:
             channel, item.notification, quiet=not item.counted
         )
         channel.current = None
+        if item.fallback_for is not None:
+            result = dataclasses.replace(result, fallback_for=item.fallback_for)
+        fallback = self.fallbacks.get(channel.notifier.name)
+        if fallback is not None and result.status in _HANDED_OVER:
+            self._hand_over(channel, self._channels[fallback], item, result)
+            return False
         return self._settle(channel, item, result, error, from_outbox=from_outbox)
+
+    def _hand_over(
+        self, failed: _Channel, fallback: _Channel, item: _Item, result: DeliveryResult
+    ) -> None:
+        """``failed`` could not deliver ``item``: record that, and give it to its
+        fallback (which owns it from now on, in the outbox too)."""
+        notification = item.notification
+        logger.warning(
+            "channel %r failed notification %d (%s): handing it to %r",
+            failed.notifier.name,
+            notification.id,
+            result.status.value,
+            fallback.notifier.name,
+        )
+        state, old_row = self._state, item.row
+        row: int | None = None
+        if state is not None:
+            rows = self._db(
+                "hand over",
+                lambda: state.put_many(
+                    [(notification, [fallback.notifier.name])], owner=self._owner
+                ),
+            )
+            row = rows[0].get(fallback.notifier.name) if rows else None
+            if old_row is not None:
+                self._done(old_row)  # the fallback's row replaces it
+        if item.counted:
+            self._due += 1  # first: flush() must never see this item as settled
+            self._record(result)
+        self._enqueue(
+            fallback,
+            _Item(
+                notification,
+                row,
+                counted=item.counted,
+                fallback_for=failed.notifier.name,
+            ),
+        )
 
     async def _deliver(
         self, channel: _Channel, notification: Notification
@@ -1043,3 +1101,34 @@ class Dispatcher:
         self._db("release", lambda: state.release(self._owner))
         if self._owns_state:
             self._db("close", state.close)
+
+
+_HANDED_OVER = frozenset({DeliveryStatus.FAILED, DeliveryStatus.PERMANENT})
+"""Ends of a delivery that send the notification on to the channel's fallback (not
+MAYBE_DELIVERED: it may have arrived, and a second channel would say it twice)."""
+
+
+def _check_fallbacks(fallbacks: dict[str, str], channels: list[str]) -> dict[str, str]:
+    """Validate escalation chains: known channels, one fallback each, no loop."""
+    for name, fallback in fallbacks.items():
+        for what in (name, fallback):
+            if what not in channels:
+                raise ValueError(
+                    f"fallbacks: no channel named {what!r} "
+                    f"(channels: {', '.join(channels)})"
+                )
+    targets = list(fallbacks.values())
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise ValueError(
+            f"fallbacks: {', '.join(twice)} is the fallback of two channels"
+        )
+    for start in fallbacks:
+        seen = [start]
+        current = start
+        while current in fallbacks:
+            current = fallbacks[current]
+            if current in seen:
+                raise ValueError("fallbacks: a loop: " + " -> ".join([*seen, current]))
+            seen.append(current)
+    return fallbacks

@@ -394,6 +394,7 @@ def attach(
     muted: Callable[[str | None, str | None], bool] | None = None,
     state: NotifierState | str | os.PathLike[str] | None = None,
     rate_limits: bool = True,
+    fallbacks: Mapping[str, str] | None = None,
 ) -> Attachment:
     """Send ``preset``'s events of ``orchestrator`` to ``notifiers`` (or ``dispatcher``).
 
@@ -423,6 +424,8 @@ def attach(
             for ``notify status``. ``None``: memory only.
         rate_limits: limit each destination to its channel's rate (Telegram 1/s
             per chat, 20/min per group; Slack 1/s per webhook).
+        fallbacks: escalation chains ``{channel: its fallback}`` (see
+            :class:`~notifiers.dispatcher.Dispatcher`).
 
     Raises:
         TypeError: neither or both of ``notifiers`` and ``dispatcher``; ``muted``
@@ -453,15 +456,21 @@ def attach(
     pipeline = _build_pipeline(rules, muted, merged)
     owned = dispatcher is None
     if dispatcher is None:
-        dispatcher = Dispatcher(
-            notifiers,
-            policy=policy,
-            queue_size=queue_size,
-            on_result=hooks,
-            state=state,
-            close_state=True if state is not None else None,
-            rate_limits=rate_limits,
-        )
+        try:
+            dispatcher = Dispatcher(
+                notifiers,
+                policy=policy,
+                queue_size=queue_size,
+                on_result=hooks,
+                state=state,
+                close_state=True if state is not None else None,
+                rate_limits=rate_limits,
+                fallbacks=fallbacks,
+            )
+        except ValueError as exc:
+            raise NotifierConfigError(
+                "invalid attach() arguments", [("fallbacks", str(exc))]
+            ) from None
     attachment = Attachment(
         orchestrator,
         chosen,
@@ -511,10 +520,23 @@ def attach_from_settings(
 
     if settings is None:
         settings = load_settings()
+    notifiers = build_notifiers(settings)
+    fallbacks: dict[str, str] = {}
+    for section, notifier in zip(settings.configured(), notifiers, strict=True):
+        wanted = getattr(settings, section).fallback
+        if wanted is not None:
+            if wanted not in {n.name for n in notifiers}:
+                known = ", ".join(n.name for n in notifiers)
+                raise NotifierConfigError(
+                    "invalid notifier settings",
+                    [(f"{section}.fallback", f"no channel named {wanted!r} ({known})")],
+                )
+            fallbacks[notifier.name] = wanted
     return attach(
         orchestrator,
         settings.preset,
-        *build_notifiers(settings),
+        *notifiers,
+        fallbacks=fallbacks,
         agents=settings.agents,
         min_severity=settings.min_severity,
         policy=settings.retry,
