@@ -782,3 +782,16 @@ class Titled:
 
     def __repr__(self) -> str:
         return f"<notification {self.title!r}>"
+
+
+def test_a_mute_built_by_hand_matches_only_its_agents() -> None:
+    from notifiers.pipeline import Mute
+
+    one = Mute("worker-1", None, until=1e12)
+    assert one.matches("worker-1", "agent_error")
+    assert not one.matches("other", "agent_error")
+    glob = Mute("worker-*", "agent_error", until=1e12)
+    assert glob.matches("worker-9", "agent_error")
+    assert not glob.matches("worker-9", "agent_ready")
+    assert not glob.matches("db", "agent_error")
+    assert Mute(None, None, until=1e12).matches("anything", None)

@@ -1,0 +1,57 @@
+"""The notifier's durable state: one SQLite file for the outbox, mutes and channel stats.
+
+Standard library only (``sqlite3``), so ``pyorchestrate notify outbox|mute|status`` can
+read and change it from another process without loading the channels.
+
+**Outbox.** With a state, a dispatcher writes every (notification, channel) it accepts
+*ahead* of delivery, as a ``pending`` row, and deletes the row once delivered. Retries
+exhausted (or a retry-after beyond the cap) leave it ``failed``; a permanent error, or
+a "maybe delivered" timeout, leaves it ``dead`` (kept for inspection, never replayed on
+its own: :meth:`NotifierState.replay` does it on request). A dispatcher that starts
+again replays the ``pending`` and ``failed`` rows of its channels first, in ``id``
+order (the order they were accepted in), once each. The table is bounded by
+``max_outbox``: beyond it the oldest rows go, ``dead`` first, then ``failed``, then
+``pending``, and each one is counted (:meth:`NotifierState.evicted`).
+
+**Ownership.** Each running dispatcher registers as an *owner* (host, pid, a random
+token) with a heartbeat, and owns the rows it wrote or claimed. It only replays rows
+that nobody owns, or whose owner is gone: closed (it releases its rows), dead (same
+host, the pid no longer runs), or silent for ``stale_after`` seconds. So a second
+process on the same file (a CLI ``notify test``) never sends another one's alerts.
+
+**Identity.** Rows carry a ``uid`` (per notification, shared by its channels; a random
+UUID given at :meth:`~NotifierState.put` time unless the notification has a ``uid`` of
+its own) with ``UNIQUE(uid, channel)``: the same alert is never stored twice for a
+channel. The notification itself is kept as JSON (every dataclass field but the
+process-local ``id``) and rebuilt by :func:`notification_from_json`.
+
+**Threads and processes.** One :class:`NotifierState` holds one connection, opened with
+``check_same_thread=False`` and guarded by a lock: it may be built on one thread and
+used on another (a dispatcher builds it on the caller's thread and uses it only on its
+own loop thread). Processes each open their own: the file is in WAL mode (readers never
+block the writer), with a ``busy_timeout`` for writers, and ``synchronous=NORMAL``: a
+committed row survives the process being killed (not necessarily a power cut; pass
+``synchronous="FULL"`` for that, at an fsync per commit).
+"""
+
+from __future__ import annotations
+
+from .core import NotifierState
+from .mutes import Mute, MuteKind
+from .outbox import OutboxRow, OutboxState
+from .schema import DEFAULT_STATE_FILE, SCHEMA_VERSION, default_state_path
+from .serialize import notification_from_json, notification_to_json, notification_uid
+
+__all__ = [
+    "DEFAULT_STATE_FILE",
+    "SCHEMA_VERSION",
+    "Mute",
+    "MuteKind",
+    "NotifierState",
+    "OutboxRow",
+    "OutboxState",
+    "default_state_path",
+    "notification_from_json",
+    "notification_to_json",
+    "notification_uid",
+]
