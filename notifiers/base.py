@@ -7,6 +7,7 @@ import datetime as _dt
 import enum
 import itertools
 import socket
+import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
@@ -81,6 +82,9 @@ class Notification:
     error: str | None = None
     host: str = _HOST
     id: int = field(default_factory=lambda: next(_ids))
+    uid: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+    """Unique across processes: the outbox stores a notification once per channel,
+    and a replay after a restart keeps it (``id`` is only this process's counter)."""
 
     @property
     def key(self) -> tuple[str | None, str | None, str | None]:

@@ -480,3 +480,17 @@ def test_errors_are_stored_redacted(state: NotifierState) -> None:
     assert state.rows()[0].last_error == "POST *** refused"
     state.save_stats({"a": {"last_error": f"denied {secret}"}})
     assert state.load_stats()["a"]["last_error"] == "denied ***"
+
+
+def test_a_notification_keeps_its_uid_and_is_stored_once_per_channel(
+    state: NotifierState,
+) -> None:
+    note = Notification("✖ worker failed", "boom")
+    again = Notification("✖ worker failed", "boom")
+    assert note.uid != again.uid  # two alerts, even if alike
+    first = state.put(note, ["telegram", "email"])
+    second = state.put(note, ["telegram", "email"])  # the same alert: not twice
+    assert set(first) == {"telegram", "email"}
+    assert all(v is None for v in second.values())
+    (row, *_) = state.rows(channels=["telegram"])
+    assert row.notification().uid == note.uid  # survives the round trip
