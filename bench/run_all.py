@@ -17,6 +17,7 @@ BENCHMARKS = (
     "bench_callbacks.py",
     "bench_control.py",
     "bench_notify.py",
+    "bench_alerts.py",
     "bench_supervision.py",
 )
 

@@ -29,6 +29,7 @@ HIGH_PERCENTILE = {"bench_control.py": "p99", "bench_notify.py": "p99"}
         "bench_callbacks.py",
         "bench_control.py",
         "bench_notify.py",
+        "bench_alerts.py",
         "bench_supervision.py",
     ],
 )
@@ -65,4 +66,4 @@ def test_run_all_runs_every_benchmark() -> None:
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, output
     headers = [line for line in result.stdout.splitlines() if line.startswith(HEADER)]
-    assert len(headers) == 6, output
+    assert len(headers) == 7, output
