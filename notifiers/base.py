@@ -6,6 +6,7 @@ import abc
 import datetime as _dt
 import enum
 import itertools
+import os
 import socket
 import uuid
 from collections.abc import Iterable, Sequence
@@ -59,6 +60,16 @@ class TextFormat(enum.StrEnum):
 
 
 _ids = itertools.count(1)
+_uids = itertools.count(1)
+_UID_PREFIX = uuid.uuid4().hex[:16] + "-"  # random per process: unique across them
+
+
+def _new_uid_prefix() -> None:
+    global _UID_PREFIX
+    _UID_PREFIX = uuid.uuid4().hex[:16] + "-"
+
+
+os.register_at_fork(after_in_child=_new_uid_prefix)  # a forked child is another process
 _HOST = socket.gethostname()
 
 
@@ -82,7 +93,9 @@ class Notification:
     error: str | None = None
     host: str = _HOST
     id: int = field(default_factory=lambda: next(_ids))
-    uid: str = field(default_factory=lambda: uuid.uuid4().hex, compare=False)
+    uid: str = field(
+        default_factory=lambda: f"{_UID_PREFIX}{next(_uids):x}", compare=False
+    )
     """Unique across processes: the outbox stores a notification once per channel,
     and a replay after a restart keeps it (``id`` is only this process's counter)."""
 

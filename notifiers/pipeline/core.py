@@ -103,6 +103,9 @@ class AlertPipeline(_AgentsMixin):
                 for note in agent.notes.values():
                     self._stats.notes_dropped += note.count
                 agent.notes.clear()
+                # Held back while flapping or FATAL, and never reported: count them.
+                self._stats.notes_dropped += agent.quiet_count
+                agent.quiet_count = 0
             if self._stats.notes_dropped:
                 logger.info(
                     "alert pipeline flushed; %d suppressed alert(s) were never "
