@@ -1,0 +1,241 @@
+"""Attachment: the handlers on one orchestrator, the pipeline they feed, detach()."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as _dt
+import fnmatch
+import logging
+import re
+import threading
+from collections.abc import Mapping, Sequence
+from types import MappingProxyType
+from typing import Any, Self
+
+from pyorchestrate import OrchestratorEvent
+
+from ..base import DeliveryResult, Notification, Severity
+from ..dispatcher import Dispatcher
+from ..errors import DispatcherClosed
+from ..pipeline import OBSERVED_EVENTS, AlertPipeline, Mute, PipelineTimer
+from ..templates import Template, render
+from .events import EventHandler, SupportsRegisterEvent, _observed, _severity_of
+from .preset import Preset
+
+__all__ = ["Attachment"]
+
+logger = logging.getLogger("notifiers.presets")
+
+
+class Attachment:
+    """Alerts attached to one orchestrator; :meth:`detach` (or ``with``) ends them.
+
+    Made by :func:`attach`. ``dispatcher`` is the one notifications go to; it is
+    closed by :meth:`detach` only if :func:`attach` built it. ``pipeline`` is the
+    :class:`~notifiers.pipeline.AlertPipeline` every alert passes (``None`` with
+    ``rules=False``).
+    """
+
+    def __init__(
+        self,
+        orchestrator: SupportsRegisterEvent,
+        preset: Preset,
+        dispatcher: Dispatcher,
+        *,
+        owns_dispatcher: bool,
+        agents: Sequence[str],
+        min_severity: Severity,
+        templates: Mapping[str, Template],
+        pipeline: AlertPipeline | None = None,
+    ) -> None:
+        self.orchestrator = orchestrator
+        self.preset = preset
+        self.dispatcher = dispatcher
+        self.owns_dispatcher = owns_dispatcher
+        self.agents = tuple(agents)
+        self.events = frozenset(preset.events)
+        self.min_severity = min_severity
+        self.templates = MappingProxyType(dict(templates))
+        self._agent_pattern = re.compile(
+            "|".join(f"(?:{fnmatch.translate(glob)})" for glob in self.agents)
+        )
+        self._lock = threading.Lock()
+        self._attached = False
+        self._warned_closed = False
+        # One bound-method object, registered for every event: unregister_event
+        # compares callbacks by identity.
+        self._handler: EventHandler = self._handle
+        self.submitted = 0
+        self.pipeline = pipeline
+        self._observed = frozenset(OBSERVED_EVENTS if pipeline is not None else ())
+        # The preset's events, then what the pipeline watches besides (READY for
+        # recovery even if the preset does not send it).
+        self._registered = tuple(
+            dict.fromkeys(
+                [*preset.events, *(e for e in OrchestratorEvent if e in self._observed)]
+            )
+        )
+        self._timer = (
+            PipelineTimer(
+                pipeline, self._submit, name=f"notifiers-pipeline-{preset.name}"
+            )
+            if pipeline is not None
+            else None
+        )
+
+    # ------------------------------------------------------------ public
+    @property
+    def attached(self) -> bool:
+        """Whether the handlers are registered."""
+        return self._attached
+
+    @property
+    def results(self) -> list[DeliveryResult]:
+        """The delivery results the dispatcher keeps (a snapshot, oldest first)."""
+        return list(self.dispatcher.results)
+
+    def detach(self, timeout: float = 10.0) -> list[DeliveryResult]:
+        """Unregister every handler, send what the pipeline still holds (open groups'
+        summaries, the quiet-hours digest), stop its timer; close the dispatcher if it
+        is ours.
+
+        Idempotent. Returns the notifications the owned dispatcher abandoned (still
+        queued at the ``timeout``); ``[]`` for a shared dispatcher or a second call.
+        """
+        with self._lock:
+            if not self._attached:
+                return []
+            self._attached = False
+        for event in self._registered:
+            try:
+                self.orchestrator.unregister_event(event, self._handler)
+            except Exception:
+                logger.exception("could not unregister the %s handler", event.value)
+        if self._timer is not None and not self._timer.close(5.0):
+            logger.error("the alert pipeline's timer thread did not stop")
+        if self.pipeline is not None:
+            for notification in self.pipeline.flush():
+                self._submit(notification, force=True)
+        if self.owns_dispatcher:
+            return self.dispatcher.close(timeout)
+        return []
+
+    def mute(
+        self,
+        agent: str | None = None,
+        event: OrchestratorEvent | str | None = None,
+        *,
+        seconds: float | None = None,
+        until: _dt.datetime | None = None,
+        reason: str = "",
+    ) -> Mute:
+        """Drop this attachment's alerts of ``agent`` (glob) and ``event`` for a while.
+
+        See :meth:`AlertPipeline.mute <notifiers.pipeline.AlertPipeline.mute>`.
+
+        Raises:
+            RuntimeError: attached with ``rules=False`` (no pipeline).
+        """
+        return self._pipeline().mute(
+            agent, event, seconds=seconds, until=until, reason=reason
+        )
+
+    def unmute(
+        self,
+        mute: Mute | None = None,
+        *,
+        agent: str | None = None,
+        event: OrchestratorEvent | str | None = None,
+    ) -> int:
+        """End ``mute`` (or the mutes of ``agent`` and ``event``); return how many."""
+        return self._pipeline().unmute(mute, agent=agent, event=event)
+
+    def pump(self) -> int:
+        """Submit what the pipeline has due now (the timer does it by itself; this is
+        for a fake clock or a test). Returns how many were submitted."""
+        if self.pipeline is None:
+            return 0
+        due = self.pipeline.due()
+        for notification in due:
+            self._submit(notification)
+        return len(due)
+
+    def _pipeline(self) -> AlertPipeline:
+        if self.pipeline is None:
+            raise RuntimeError(
+                "attached with rules=False: there is no pipeline to mute"
+            )
+        return self.pipeline
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.detach()
+
+    def __repr__(self) -> str:
+        state = "attached" if self._attached else "detached"
+        return (
+            f"<Attachment {self.preset.name!r} {state}, agents {list(self.agents)}, "
+            f"channels {self.dispatcher.channels}>"
+        )
+
+    # ------------------------------------------------------------ internals
+    def _register(self) -> None:
+        registered: list[OrchestratorEvent] = []
+        self._attached = True  # before registering: the first events may come at once
+        try:
+            for event in self._registered:
+                self.orchestrator.register_event(event, self._handler)
+                registered.append(event)
+        except BaseException:
+            with self._lock:
+                self._attached = False
+            for event in registered:
+                self.orchestrator.unregister_event(event, self._handler)
+            raise
+
+    def _handle(self, **kwargs: Any) -> None:
+        """Filter, render, pass the pipeline, submit: on the orchestrator's callback
+        threads."""
+        event = kwargs.get("event")
+        forward = event in self.events
+        if not forward and event not in self._observed:
+            return
+        agent = kwargs.get("agent_name")
+        if not self._agent_pattern.fullmatch(agent or ""):
+            return
+        if forward:
+            notification = render(kwargs, self.templates)
+            severity = max(notification.severity, _severity_of(kwargs))
+            forward = severity >= self.min_severity
+            if severity != notification.severity:
+                notification = dataclasses.replace(notification, severity=severity)
+        else:  # only watched by the pipeline: never sent, so not rendered
+            notification = _observed(kwargs)
+        pipeline = self.pipeline
+        if pipeline is None:
+            if forward:
+                self._submit(notification)
+            return
+        for out in pipeline.offer(notification, forward=forward):
+            self._submit(out)
+        if self._timer is not None:
+            self._timer.schedule(pipeline.next_due())
+
+    def _submit(self, notification: Notification, *, force: bool = False) -> None:
+        with self._lock:
+            if not self._attached and not force:  # detached while it was queued
+                return
+            try:
+                self.dispatcher.submit(notification)
+            except DispatcherClosed:
+                if not self._warned_closed:
+                    self._warned_closed = True
+                    logger.warning(
+                        "preset %r: the dispatcher is closed; notifications are "
+                        "dropped until detach()",
+                        self.preset.name,
+                    )
+                return
+            self.submitted += 1

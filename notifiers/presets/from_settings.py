@@ -1,0 +1,63 @@
+"""attach_from_settings(): the channels, preset and rules that the settings name."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import TYPE_CHECKING
+
+from ..dispatcher import ResultHook
+from ..errors import NotifierConfigError
+from .attaching import attach
+from .attachment import Attachment
+from .events import SupportsRegisterEvent
+
+if TYPE_CHECKING:
+    from ..settings import NotifierSettings
+
+__all__ = ["attach_from_settings"]
+
+
+def attach_from_settings(
+    orchestrator: SupportsRegisterEvent,
+    settings: NotifierSettings | None = None,
+    *,
+    on_result: Iterable[ResultHook] = (),
+) -> Attachment:
+    """Attach the channels, preset, agents and severity that ``settings`` name.
+
+    ``settings`` defaults to :func:`~notifiers.settings.load_settings` (environment and
+    ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``).
+
+    Raises:
+        NotifierConfigError: settings missing or malformed (names the field).
+    """
+    from ..settings import build_notifiers, load_settings
+
+    if settings is None:
+        settings = load_settings()
+    notifiers = build_notifiers(settings)
+    fallbacks: dict[str, str] = {}
+    for section, notifier in zip(settings.configured(), notifiers, strict=True):
+        wanted = getattr(settings, section).fallback
+        if wanted is not None:
+            if wanted not in {n.name for n in notifiers}:
+                known = ", ".join(n.name for n in notifiers)
+                raise NotifierConfigError(
+                    "invalid notifier settings",
+                    [(f"{section}.fallback", f"no channel named {wanted!r} ({known})")],
+                )
+            fallbacks[notifier.name] = wanted
+    return attach(
+        orchestrator,
+        settings.preset,
+        *notifiers,
+        fallbacks=fallbacks,
+        agents=settings.agents,
+        min_severity=settings.min_severity,
+        policy=settings.retry,
+        queue_size=settings.queue_size,
+        on_result=on_result,
+        rules=settings.rules,
+        state=settings.open_state(),
+        rate_limits=settings.rate_limiting,
+    )
