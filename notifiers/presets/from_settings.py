@@ -47,17 +47,23 @@ def attach_from_settings(
                     [(f"{section}.fallback", f"no channel named {wanted!r} ({known})")],
                 )
             fallbacks[notifier.name] = wanted
-    return attach(
-        orchestrator,
-        settings.preset,
-        *notifiers,
-        fallbacks=fallbacks,
-        agents=settings.agents,
-        min_severity=settings.min_severity,
-        policy=settings.retry,
-        queue_size=settings.queue_size,
-        on_result=on_result,
-        rules=settings.rules,
-        state=settings.open_state(),
-        rate_limits=settings.rate_limiting,
-    )
+    state = settings.open_state()
+    try:
+        return attach(
+            orchestrator,
+            settings.preset,
+            *notifiers,
+            fallbacks=fallbacks,
+            agents=settings.agents,
+            min_severity=settings.min_severity,
+            policy=settings.retry,
+            queue_size=settings.queue_size,
+            on_result=on_result,
+            rules=settings.rules,
+            state=state,
+            rate_limits=settings.rate_limiting,
+        )
+    except BaseException:
+        if state is not None:  # attach() refused: nothing owns the state file yet
+            state.close()
+        raise
