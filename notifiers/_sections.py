@@ -42,6 +42,11 @@ class _Section(BaseModel):
         min_length=1,
         description="The channel's name in results and logs (default: the section's).",
     )
+    recovery: bool | None = Field(
+        default=None,
+        description="Send 'recovered after 42 s' messages on this channel (true turns "
+        "the rule on for it alone); None: as rules.recovery says.",
+    )
     fallback: str | None = Field(
         default=None,
         min_length=1,

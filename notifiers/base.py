@@ -180,6 +180,13 @@ class Notifier(abc.ABC):
         self.custom_rate_limits: tuple[RateLimit, ...] | None = coerce_rate_limits(
             rate_limits
         )  # None: the channel's defaults
+        self.skip_events: frozenset[str] = frozenset()
+        """Events this channel does not want (e.g. ``agent_recovered`` where
+        recovery messages are opted in on other channels only)."""
+
+    def accepts(self, notification: Notification) -> bool:
+        """Whether this channel wants ``notification`` (see :attr:`skip_events`)."""
+        return notification.event not in self.skip_events
 
     async def start(self) -> None:
         """Prepare the channel on the dispatcher's loop (e.g. create a client)."""

@@ -43,6 +43,8 @@ class _Intake(_Outbox):
             for channel in self._channels.values():
                 if channel.notifier.name in standby:
                     continue
+                if not channel.notifier.accepts(notification):
+                    continue
                 mute = self._muted(notification, channel.notifier.name)
                 if mute is None:
                     targets.append(channel)

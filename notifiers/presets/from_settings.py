@@ -7,6 +7,7 @@ from typing import TYPE_CHECKING
 
 from ..dispatcher import ResultHook
 from ..errors import NotifierConfigError
+from ..pipeline.events import AGENT_RECOVERED
 from .attaching import attach
 from .attachment import Attachment
 from .events import SupportsRegisterEvent
@@ -47,6 +48,18 @@ def attach_from_settings(
                     [(f"{section}.fallback", f"no channel named {wanted!r} ({known})")],
                 )
             fallbacks[notifier.name] = wanted
+    rules = settings.rules
+    wants = {
+        n.name: getattr(settings, section).recovery
+        for section, n in zip(settings.configured(), notifiers, strict=True)
+    }
+    if any(wants.values()) and not rules.recovery:
+        rules = rules.model_copy(update={"recovery": True})
+    if rules.recovery:  # per channel: opted out, or not opted in while others are
+        for notifier in notifiers:
+            choice = wants[notifier.name]
+            if choice is False or (choice is None and not settings.rules.recovery):
+                notifier.skip_events = frozenset({AGENT_RECOVERED})
     state = settings.open_state()
     try:
         return attach(
@@ -59,7 +72,7 @@ def attach_from_settings(
             policy=settings.retry,
             queue_size=settings.queue_size,
             on_result=on_result,
-            rules=settings.rules,
+            rules=rules,
             state=state,
             rate_limits=settings.rate_limiting,
         )
