@@ -33,8 +33,9 @@ def test_importing_the_core_loads_no_notifier_module() -> None:
 
 def test_the_cli_help_loads_only_the_light_notify_plugin() -> None:
     """``pyorchestrate --help`` lists ``notify`` (an entry-point plugin, not an import
-    of the core): that loads ``notifiers`` (lazy), ``notifiers.cli`` and the
-    stdlib-only ``notifiers.redact``; no channel library, no settings machinery."""
+    of the core): that loads ``notifiers`` (lazy), the ``notifiers.cli`` package and
+    its modules, and the stdlib-only ``notifiers.redact``; no channel library, no
+    settings machinery."""
     probe = (
         "import sys, runpy\n"
         "sys.argv = ['pyorchestrate', '--help']\n"
@@ -52,7 +53,12 @@ def test_the_cli_help_loads_only_the_light_notify_plugin() -> None:
         timeout=60,
         check=True,
     )
-    light = "LOADED ['notifiers', 'notifiers.cli', 'notifiers.redact']"
+    light = (
+        "LOADED ['notifiers', 'notifiers.cli', 'notifiers.cli._common', "
+        "'notifiers.cli._durations', 'notifiers.cli._format', "
+        "'notifiers.cli._statefile', 'notifiers.cli.mutes', 'notifiers.cli.outbox', "
+        "'notifiers.cli.sending', 'notifiers.cli.status', 'notifiers.redact']"
+    )
     assert light in result.stdout, result.stdout
     assert "notify" in result.stdout  # listed in the help
 

@@ -63,16 +63,14 @@ def _quiet_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None
         if name.startswith("PYORCHESTRATE_NOTIFY_"):
             monkeypatch.delenv(name)
     monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(
-        notify_cli,
-        "console",
-        Console(highlight=False, width=WIDTH, color_system=None),
-    )
-    monkeypatch.setattr(
-        notify_cli,
-        "err_console",
-        Console(stderr=True, highlight=False, width=WIDTH, color_system=None),
-    )
+    out = Console(highlight=False, width=WIDTH, color_system=None)
+    err = Console(stderr=True, highlight=False, width=WIDTH, color_system=None)
+    # Every module of the notify group that prints (each imported the consoles).
+    for name, module in list(sys.modules.items()):
+        if name == notify_cli.__name__ or name.startswith(notify_cli.__name__ + "."):
+            for attr, console in (("console", out), ("err_console", err)):
+                if attr in vars(module):
+                    monkeypatch.setattr(module, attr, console)
     yield
 
 

@@ -1,0 +1,116 @@
+"""Finding and opening the state file, and masking the configured secrets."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from ._common import _OFF, EXIT_FAILED, STATE_PATH_ENV, _fail, _load
+
+if TYPE_CHECKING:
+    from ..state import NotifierState
+
+__all__: list[str] = []
+
+
+def _state_file(state_path: Path | None, config: Path | None) -> Path:
+    """``--state-path`` (or its variable), else the settings' ``state_path``; exit 2
+    if the state is off or the settings are wrong."""
+    if state_path is None:
+        settings = _load(config)
+        _register_secrets(settings)
+        if settings.state_path is None:
+            raise _fail(
+                "the state file is off in the settings (state_path = none): nothing "
+                "is kept on disk; name a file with --state-path"
+            )
+        return Path(settings.state_path)
+    if str(state_path).strip().lower() in _OFF:
+        raise _fail(
+            f"the state file is off ({STATE_PATH_ENV} or --state-path is "
+            f"{str(state_path)!r}); name a file with --state-path"
+        )
+    return state_path.expanduser()
+
+
+def _register_secrets(settings: Any) -> None:
+    """Mask the configured secrets too (tokens, passwords, URLs and their paths),
+    without building the channels: the stored texts were masked by the process
+    that wrote them; this is a second net."""
+    from urllib.parse import urlsplit
+
+    from pydantic import SecretStr
+
+    from ..redact import SECRETS
+
+    for name in settings.configured():
+        for _field, value in getattr(settings, name):
+            values = value if isinstance(value, list | tuple) else [value]
+            for secret in (
+                v.get_secret_value() for v in values if isinstance(v, SecretStr)
+            ):
+                SECRETS.add(secret)
+                if "://" not in secret:
+                    continue
+                rest = secret.split("://", 1)[1]
+                if re.search(r"[/?#@]", rest):  # a bare host:port is no secret
+                    SECRETS.add(rest)
+                try:
+                    path = urlsplit(secret).path.rstrip("/")
+                except ValueError:
+                    continue
+                if len(path) > 1:  # with its "/": "/hook" must not mask "webhook"
+                    SECRETS.add(path)
+
+
+@contextmanager
+def _opened(path: Path, *, create: bool = False) -> Iterator[NotifierState]:
+    """The state at ``path``. A missing file is exit 1 (unless ``create``: it is
+    never created just to be read); one that cannot be opened is exit 2."""
+    import sqlite3
+
+    from ..redact import redact
+    from ..state import NotifierState
+
+    if not create and not path.exists():
+        raise _fail(
+            f"no state file at {str(path)!r}: nothing has been recorded there yet (a "
+            "dispatcher with this state_path creates it when it starts); name "
+            "another with --state-path or --config",
+            EXIT_FAILED,
+        )
+    try:
+        state = NotifierState(path)
+    except (OSError, sqlite3.Error) as exc:
+        raise _fail(
+            f"cannot open the state file {str(path)!r}: {redact(exc)}"
+        ) from None
+    try:
+        yield state
+    except sqlite3.Error as exc:
+        raise _fail(
+            f"the state file {str(path)!r} failed: {redact(exc)}", EXIT_FAILED
+        ) from None
+    finally:
+        state.close()
+
+
+def _process_running(host: Any, pid: Any) -> bool | None:
+    """Whether ``pid`` runs (``None``: another host, or cannot tell)."""
+    import socket
+
+    if host != socket.gethostname() or not isinstance(pid, int):
+        return None
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # it exists, as another user
+    except OSError:
+        return None
+    return True
