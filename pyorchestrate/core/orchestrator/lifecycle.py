@@ -11,7 +11,6 @@ lock held except :meth:`shutdown_agents`, which waits on the condition (releasin
 from __future__ import annotations
 
 import logging
-import signal as _signal
 import threading
 import time
 from collections.abc import Callable
@@ -28,7 +27,7 @@ from .dependencies import DependencyGraph
 from .registry import AgentEntry, AgentRegistry
 from .states import ACTIVE_STATES, FINAL_STATES, LIVE_STATES, AgentState, can_transition
 from .stopping import StoppingMixin
-from .supervisor import SupervisorMixin
+from .supervisor import SupervisorMixin, describe_end, signal_name
 from .workers import StartStatus, WorkerPool, WorkerStartResult
 
 __all__ = ["LifecycleManager"]
@@ -41,15 +40,6 @@ _STATE_EVENTS: dict[AgentState, OrchestratorEvent] = {
     S.RUNNING: OrchestratorEvent.AGENT_STARTED,
     S.READY: OrchestratorEvent.AGENT_READY,
 }
-
-
-def _signal_name(code: int | None) -> str | None:
-    if code is None or code >= 0:
-        return None
-    try:
-        return _signal.Signals(-code).name
-    except ValueError:
-        return f"signal {-code}"
 
 
 class LifecycleManager(SupervisorMixin, StoppingMixin):
@@ -398,7 +388,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             code = getattr(instance, "exitcode", None)
             entry.exit_code = code
             entry.ended_mono = self.clock()
-            signame = _signal_name(code)
+            signame = signal_name(code)
             entry.last_signal = signame
             if entry.failure is not None:
                 # Stopped for a reason already reported (watchdog, ready or start
@@ -446,7 +436,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 if self.pool.accepting:
                     self.request_start(entry.name)
             else:
-                self.apply_restart_policy(entry, _describe_end(entry, code), failed)
+                self.apply_restart_policy(entry, describe_end(entry, code), failed)
             self.pump()
             self.release_pending_stops()
 
@@ -482,21 +472,6 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         """Whether no agent is queued, starting, running or stopping."""
         with self.lock:
             return not any(e.state in LIVE_STATES for e in self.registry)
-
-
-def _describe_end(entry: AgentEntry, code: int | None) -> str:
-    """How a generation ended, for AGENT_RESTARTING's ``reason`` and the logs."""
-    if entry.failure == "watchdog":
-        return "stopped by the watchdog"
-    if entry.failure is not None:
-        return f"stopped after {entry.failure.replace('_', ' ')}"
-    signame = _signal_name(code)
-    if signame:
-        return f"killed by {signame}"
-    if code is not None:
-        return f"exited with code {code}"
-    status = entry.termination_status
-    return f"ended ({status.value})" if status else "ended without closing"
 
 
 def _launch_error(entry: AgentEntry, exc: BaseException) -> str:

@@ -22,6 +22,7 @@ When an agent ends without being asked to (see :data:`.stopping.OPERATOR_REASONS
 from __future__ import annotations
 
 import logging
+import signal as _signal
 import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -34,7 +35,7 @@ from .states import ACTIVE_STATES, AgentState
 from .stopping import OPERATOR_REASONS, call_stop
 from .workers import WorkerPool
 
-__all__ = ["SupervisorMixin"]
+__all__ = ["SupervisorMixin", "describe_end", "signal_name"]
 
 logger = logging.getLogger("pyorchestrate.lifecycle")
 
@@ -279,3 +280,28 @@ class SupervisorMixin:
         self.change_state(entry, S.QUEUED)
         self.pool.enqueue(entry.name)
         self.pump()
+
+
+def signal_name(code: int | None) -> str | None:
+    """The name of the signal that ended a process (exit code -9 -> ``SIGKILL``)."""
+    if code is None or code >= 0:
+        return None
+    try:
+        return _signal.Signals(-code).name
+    except ValueError:
+        return f"signal {-code}"
+
+
+def describe_end(entry: AgentEntry, code: int | None) -> str:
+    """How a generation ended, for AGENT_RESTARTING's ``reason`` and the logs."""
+    if entry.failure == "watchdog":
+        return "stopped by the watchdog"
+    if entry.failure is not None:
+        return f"stopped after {entry.failure.replace('_', ' ')}"
+    signame = signal_name(code)
+    if signame:
+        return f"killed by {signame}"
+    if code is not None:
+        return f"exited with code {code}"
+    status = entry.termination_status
+    return f"ended ({status.value})" if status else "ended without closing"
