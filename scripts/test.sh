@@ -8,4 +8,8 @@ PY=${PYTHON:-python3}
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy pyorchestrate notifiers
+.venv/bin/lint-imports --no-cache
+site=$(mktemp -d)  # the docs must build with no broken link or stale reference
+NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
+rm -rf "$site"
 .venv/bin/python -m pytest "$@"

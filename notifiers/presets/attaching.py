@@ -67,7 +67,9 @@ def attach(
             preset's). A terminated agent's severity follows its termination status.
         templates: templates by event value, over the preset's; also the pipeline's
             texts by name (:data:`~notifiers.templates.PIPELINE_TEMPLATES`).
-        policy, queue_size, on_result: for the dispatcher built from ``notifiers``.
+        policy: the retry policy of the dispatcher built from ``notifiers``.
+        queue_size: pending notifications per channel of that dispatcher.
+        on_result: result hooks of that dispatcher.
         rules: the alert rules (:class:`~notifiers.pipeline.PipelineConfig` or a
             mapping of its fields; ``None``: the defaults: failures grouped over 60 s
             with the first at once, identical alerts once per 5 min, flapping and

@@ -1,5 +1,10 @@
 """``pyorchestrate create APP``: a small application that runs as generated.
 
+One agent (``Worker``), and the ``errors_only`` alert preset on the channels that
+``PYORCHESTRATE_NOTIFY_*`` configure (``notifiers.attach_from_settings``); with no
+channel, or without the ``notify`` extra, the application runs without alerts and
+prints a hint. ``notifiers`` is imported only when a channel is configured.
+
 Re-running it keeps every file that already exists (``--force`` overwrites).
 """
 
@@ -11,22 +16,11 @@ from pathlib import Path
 
 __all__ = ["ScaffoldReport", "create_app"]
 
-_MODELS = '''"""The agents of {name}. Process agents must live in an importable module like this."""
+_MODELS = '''"""The agent of {name}. Process agents must live in an importable module like this."""
 
 from __future__ import annotations
 
-from pyorchestrate.core.agent import LoopingProcessAgent, PeriodicThreadAgent
-
-
-class Heartbeat(PeriodicThreadAgent):
-    """Prints a line every ``execution_interval`` seconds, ``limit`` times."""
-
-    class Config(PeriodicThreadAgent.Config):
-        execution_interval: float = 0.5
-        limit: int = 3
-
-    def runner(self) -> None:
-        print(f"{{self.name}}: beat {{self.cycles_done + 1}}", flush=True)
+from pyorchestrate.core.agent import LoopingProcessAgent
 
 
 class Worker(LoopingProcessAgent):
@@ -35,9 +29,13 @@ class Worker(LoopingProcessAgent):
     class Config(LoopingProcessAgent.Config):
         limit: int = 5
         pause: float = 0.1
+        fail_at: int = 0  # > 0: that unit raises (``python starter.py --fail``)
 
     def cycle(self) -> None:
-        print(f"{{self.name}}: unit {{self.cycles_done + 1}} of {{self.config.limit}}", flush=True)
+        unit = self.cycles_done + 1
+        if unit == self.config.fail_at:
+            raise RuntimeError(f"unit {{unit}} failed")
+        print(f"{{self.name}}: unit {{unit}} of {{self.config.limit}}", flush=True)
         self.wait(self.config.pause)
 '''
 
@@ -57,38 +55,98 @@ def build_config(daemon: bool = False) -> Orchestrator.Config:
     )
 '''
 
-_STARTER = '''"""Start {name}: python starter.py [--daemon]"""
+_ALERTS = '''"""{name}'s alerts: one preset on the channels that PYORCHESTRATE_NOTIFY_* name.
+
+Alerts need ``pip install 'pyorchestrate[notify]'``. Without a channel, or without
+that extra, {name} runs without alerts and says so: ``notifiers`` is imported only
+when a channel is configured.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+PREFIX = "PYORCHESTRATE_NOTIFY_"
+CHANNELS = ("TELEGRAM__", "EMAIL__", "SLACK__", "WEBHOOK__", "APPRISE__")
+PRESET = "errors_only"  # or "lifecycle"; PYORCHESTRATE_NOTIFY_PRESET overrides it
+
+HINT = (
+    "No alert channel configured: running without alerts. For alerts, set e.g.\\n"
+    "  PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN and PYORCHESTRATE_NOTIFY_TELEGRAM__CHAT_ID,\\n"
+    "  or PYORCHESTRATE_NOTIFY_WEBHOOK__URL=json://host/path\\n"
+    "(with pip install 'pyorchestrate[notify]')"
+)
+
+
+def channel_configured(environ: Mapping[str, str] = os.environ) -> bool:
+    """Whether the environment names a channel (or a notify TOML file)."""
+    prefixes = tuple(PREFIX + channel for channel in CHANNELS)
+    return bool(environ.get(PREFIX + "CONFIG_FILE")) or any(
+        name.startswith(prefixes) for name in environ
+    )
+
+
+def attach_alerts(orchestrator: Any) -> Any | None:
+    """Attach the preset to the configured channels; ``None`` (and a hint) if none.
+
+    Call ``.detach()`` on the result after ``orchestrator.join()``: it flushes.
+    """
+    if not channel_configured():
+        print(HINT, flush=True)
+        return None
+    try:
+        from {notifiers} import attach_from_settings, load_settings
+    except ImportError:
+        print(
+            "An alert channel is configured but notifiers is not installed "
+            "(pip install 'pyorchestrate[notify]'): running without alerts.",
+            flush=True,
+        )
+        return None
+    preset = os.environ.get(PREFIX + "PRESET", PRESET)
+    alerts = attach_from_settings(orchestrator, load_settings(preset=preset))
+    print(f"Alerts: {{preset}} on {{', '.join(alerts.dispatcher.channels)}}", flush=True)
+    return alerts
+'''
+
+_STARTER = '''"""Start {name}: python starter.py [--daemon] [--fail]"""
 
 from __future__ import annotations
 
 import argparse
 import logging
 
+from configurations.alerts import attach_alerts
 from configurations.settings import build_config
-from models.agents import Heartbeat, Worker
+from models.agents import Worker
 
 from pyorchestrate.core.orchestrator import Orchestrator
 from pyorchestrate.core.utilities.event import OrchestratorEvent
 
 
 def on_error(agent_name: str, error_message: str) -> None:
-    print(f"ALERT: {{agent_name}} failed: {{error_message}}", flush=True)
+    print(f"ERROR: {{agent_name}} failed: {{error_message}}", flush=True)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description="{name}")
     parser.add_argument("--daemon", action="store_true", help="stay up until Ctrl+C")
+    parser.add_argument("--fail", action="store_true", help="fail once: see an alert")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
 
     orchestrator = Orchestrator("{name}", config=build_config(daemon=args.daemon))
-    orchestrator.register_agent(Heartbeat, "heartbeat")
-    orchestrator.register_agent(Worker, "worker")
-    orchestrator.add_dependency("worker", ["heartbeat"])
+    worker_config = {{"fail_at": 3}} if args.fail else None
+    orchestrator.register_agent(Worker, "worker", custom_config=worker_config)
     orchestrator.register_event(OrchestratorEvent.AGENT_ERROR, on_error)
+    alerts = attach_alerts(orchestrator)
     orchestrator.start()
     print(f"{name} is running; socket: {{orchestrator.command_socket_path}}", flush=True)
     orchestrator.join()
+    if alerts is not None:
+        alerts.detach()  # flushes the alerts still on their way
     print("{name} finished", flush=True)
 
 
@@ -96,34 +154,69 @@ if __name__ == "__main__":
     main()
 '''
 
-_TEST = '''"""{name}'s own test: the agents run to completion under a real orchestrator."""
+_TEST = '''"""{name}'s own tests: the agent runs under a real orchestrator, and a failure is
+alerted (to a local fake webhook; skipped without pyorchestrate[notify])."""
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
+import pytest
+
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from models.agents import Heartbeat, Worker  # noqa: E402
+from configurations.alerts import attach_alerts  # noqa: E402
+from models.agents import Worker  # noqa: E402
 
 from pyorchestrate.core.orchestrator import Orchestrator  # noqa: E402
 from pyorchestrate.core.utilities.event import OrchestratorEvent  # noqa: E402
 
 
-def test_agents_run_and_terminate_cleanly() -> None:
+@pytest.fixture(autouse=True)
+def no_channels(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No alert channel from the environment the tests happen to run in."""
+    for name in list(os.environ):
+        if name.startswith("PYORCHESTRATE_NOTIFY_"):
+            monkeypatch.delenv(name)
+
+
+def test_the_worker_runs_and_terminates_cleanly(capsys: pytest.CaptureFixture[str]) -> None:
     orchestrator = Orchestrator("{name}-test", {{"enable_command_interface": False}})
     errors: list[str] = []
     orchestrator.register_event(
         OrchestratorEvent.AGENT_ERROR, lambda error_message: errors.append(error_message)
     )
-    orchestrator.register_agent(Heartbeat, "heartbeat", custom_config={{"execution_interval": 0.01}})
     orchestrator.register_agent(Worker, "worker", custom_config={{"pause": 0.0}})
+    assert attach_alerts(orchestrator) is None  # no channel: runs without alerts
+    assert "No alert channel configured" in capsys.readouterr().out
     orchestrator.start()
     assert orchestrator.join() == []
     assert errors == []
     states = {{a["name"]: a["lifecycle_state"] for a in orchestrator.report()["agents"]}}
-    assert states == {{"heartbeat": "TERMINATED", "worker": "TERMINATED"}}
+    assert states == {{"worker": "TERMINATED"}}
+
+
+def test_a_failure_is_alerted(monkeypatch: pytest.MonkeyPatch) -> None:
+    testing = pytest.importorskip(
+        "notifiers.testing", reason="alerts need pip install 'pyorchestrate[notify]'"
+    )
+    with testing.WebhookSink() as sink:
+        monkeypatch.setenv("PYORCHESTRATE_NOTIFY_WEBHOOK__URL", sink.json_url("/alerts"))
+        monkeypatch.setenv("PYORCHESTRATE_NOTIFY_STATE_PATH", "none")
+        orchestrator = Orchestrator("{name}-test", {{"enable_command_interface": False}})
+        orchestrator.register_agent(
+            Worker, "worker", custom_config={{"pause": 0.0, "fail_at": 2}}
+        )
+        alerts = attach_alerts(orchestrator)
+        assert alerts is not None
+        orchestrator.start()
+        orchestrator.join()
+        alerts.detach()
+        requests = sink.wait_for(1)
+    assert "worker failed" in requests[0].json["title"]
+    assert "unit 2 failed" in requests[0].json["message"]
 '''
 
 
@@ -157,6 +250,8 @@ def create_app(root: Path, *, force: bool = False) -> ScaffoldReport:
         "models/agents.py": _MODELS.format(name=name),
         "configurations/__init__.py": '"""Settings."""\n',
         "configurations/settings.py": _SETTINGS.format(name=name),
+        # The core's sources never name notifiers as an import (tests/test_architecture).
+        "configurations/alerts.py": _ALERTS.format(name=name, notifiers="notifiers"),
         "starter.py": _STARTER.format(name=name),
         "tests/test_app.py": _TEST.format(name=name),
     }

@@ -1,8 +1,10 @@
 """``pyorchestrate create APP``: the skeleton, re-runs, ``--force``, and that it runs.
 
-The generated application is run for real: its own test (``python -m pytest tests``)
-and ``python starter.py`` (STOP_ON_EMPTY: it ends by itself), then ``starter.py
---daemon`` driven by the CLI as the next-step hint says.
+The generated application is run for real: its own tests (``python -m pytest tests``)
+and ``python starter.py`` (STOP_ON_EMPTY: it ends by itself) with no alert channel,
+then ``starter.py --fail`` with its alert channel pointed at a local fake webhook
+through ``PYORCHESTRATE_NOTIFY_WEBHOOK__URL``, then ``starter.py --daemon`` driven by
+the CLI as the next-step hint says.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ from pathlib import Path
 
 import pytest
 
+from notifiers.testing import WebhookSink
 from pyorchestrate.testing import wait_until
 
 from ._support import ENTRY_POINTS, CliProcess, cli_env, run_cli
@@ -24,9 +27,15 @@ FILES = (
     "models/agents.py",
     "configurations/__init__.py",
     "configurations/settings.py",
+    "configurations/alerts.py",
     "starter.py",
     "tests/test_app.py",
 )
+
+
+def _no_channels(env: dict[str, str]) -> dict[str, str]:
+    """``env`` without any ``PYORCHESTRATE_NOTIFY_*`` setting."""
+    return {k: v for k, v in env.items() if not k.startswith("PYORCHESTRATE_NOTIFY_")}
 
 
 def _actions(stdout: str) -> dict[str, str]:
@@ -53,6 +62,14 @@ def test_create_writes_the_skeleton(tmp_path: Path, cli: Invoke) -> None:
         "enable_command_interface" in (root / "configurations/settings.py").read_text()
     )
     assert "orchestrator.start()" in starter and "orchestrator.join()" in starter
+    assert "attach_alerts(orchestrator)" in starter
+    alerts = (root / "configurations/alerts.py").read_text()
+    assert "attach_from_settings" in alerts and 'PRESET = "errors_only"' in alerts
+    # notifiers only inside the function, so the app runs without the notify extra.
+    for relative in FILES:
+        for line in (root / relative).read_text().splitlines():
+            if line.startswith(("import notifiers", "from notifiers")):
+                raise AssertionError(f"{relative}: top-level {line!r}")
     assert "Next:" in result.stdout and "python starter.py" in result.stdout
 
 
@@ -131,7 +148,7 @@ def test_the_generated_app_runs_as_generated(
     assert made.returncode == 0, made.stderr
     root = tmp_path / name
     # Its own default socket lives in a private directory of this test.
-    env = cli_env(XDG_RUNTIME_DIR=str(short_tmp))
+    env = _no_channels(cli_env(XDG_RUNTIME_DIR=str(short_tmp)))
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"],
         cwd=root,
@@ -142,7 +159,7 @@ def test_the_generated_app_runs_as_generated(
         env=env,
     )
     assert tests.returncode == 0, tests.stdout + tests.stderr
-    assert "1 passed" in tests.stdout
+    assert "2 passed" in tests.stdout  # the alert test too: notifiers is installed
     starter = subprocess.run(
         [sys.executable, "starter.py"],
         cwd=root,
@@ -156,9 +173,9 @@ def test_the_generated_app_runs_as_generated(
     socket_path = short_tmp / "pyorchestrate" / f"{name}.sock"
     assert f"socket: {socket_path}" in starter.stdout
     assert f"{name} finished" in starter.stdout
-    assert "heartbeat: beat 3" in starter.stdout
     assert "worker: unit 5 of 5" in starter.stdout
-    assert "ALERT" not in starter.stdout and "Traceback" not in starter.stderr
+    assert "No alert channel configured" in starter.stdout  # the hint
+    assert "ERROR" not in starter.stdout and "Traceback" not in starter.stderr
     assert not socket_path.exists()
 
 
@@ -169,7 +186,7 @@ def test_the_generated_daemon_is_driven_by_the_cli(
 ) -> None:
     """The hint's flow: starter.py --daemon, then `pyorchestrate ps`, then shutdown."""
     assert cli("create", tmp_path / "demo_app").exit_code == 0
-    env = cli_env(XDG_RUNTIME_DIR=str(short_tmp))
+    env = _no_channels(cli_env(XDG_RUNTIME_DIR=str(short_tmp)))
     socket_path = short_tmp / "pyorchestrate" / "demo_app.sock"
     argv = [sys.executable, "starter.py", "--daemon"]
     with CliProcess(argv, env=env, cwd=tmp_path / "demo_app") as app:
@@ -179,7 +196,7 @@ def test_the_generated_daemon_is_driven_by_the_cli(
         ps = run_cli(ENTRY_POINTS["script"], "ps", "--json", env=env)
         assert ps.returncode == 0, ps.stderr
         names = {a["name"] for a in json.loads(ps.stdout)["agents"]}
-        assert names == {"heartbeat", "worker"}
+        assert names == {"worker"}
         down = run_cli(ENTRY_POINTS["script"], "shutdown", env=env)
         assert down.returncode == 0, down.stderr
         code = app.proc.wait(30)
@@ -189,3 +206,33 @@ def test_the_generated_daemon_is_driven_by_the_cli(
     assert "demo_app finished" in out
     assert "Traceback" not in err
     assert not socket_path.exists()
+
+
+@pytest.mark.slow
+@pytest.mark.process
+def test_the_generated_app_alerts_through_the_channel_in_its_environment(
+    tmp_path: Path, short_tmp: Path, cli: Invoke
+) -> None:
+    assert cli("create", tmp_path / "demo_app").exit_code == 0
+    with WebhookSink() as sink:
+        env = _no_channels(cli_env(XDG_RUNTIME_DIR=str(short_tmp)))
+        env["PYORCHESTRATE_NOTIFY_WEBHOOK__URL"] = sink.json_url("/po-scaffold-alerts")
+        env["PYORCHESTRATE_NOTIFY_STATE_PATH"] = "none"
+        starter = subprocess.run(
+            [sys.executable, "starter.py", "--fail"],
+            cwd=tmp_path / "demo_app",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert starter.returncode == 0, starter.stdout + starter.stderr
+        [request] = sink.wait_for(1, timeout=10)
+    assert "Alerts: errors_only on webhook" in starter.stdout
+    assert "ERROR: worker failed: RuntimeError: unit 3 failed" in starter.stdout
+    assert "demo_app finished" in starter.stdout
+    assert "Traceback" not in starter.stderr
+    assert request.path == "/po-scaffold-alerts"
+    assert request.json["title"] == "✖ worker failed"
+    assert "RuntimeError: unit 3 failed" in request.json["message"]
