@@ -10,9 +10,8 @@ the channel that uses it.
 
 from __future__ import annotations
 
-import importlib
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from .apprise import AppriseNotifier
@@ -67,6 +66,8 @@ if TYPE_CHECKING:
 
 # Eager, and light (standard library only): the function shares its module's name, and
 # a lazy name would be shadowed by the submodule once anything imports it.
+from pyorchestrate._lazy import lazy_exports
+
 from .redact import redact
 
 logging.getLogger("notifiers").addHandler(logging.NullHandler())
@@ -123,17 +124,7 @@ _LAZY: dict[str, str] = {
 ``__all__``)."""
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'notifiers' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 
 __all__ = [

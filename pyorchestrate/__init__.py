@@ -7,7 +7,6 @@ The names users need are re-exported here::
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import TYPE_CHECKING, Any
 
@@ -62,6 +61,8 @@ if TYPE_CHECKING:
         Severity,
     )
     from .core.utilities.messaging import MessageChannel, ServiceMessage
+
+from ._lazy import lazy_exports
 
 logging.getLogger("pyorchestrate").addHandler(logging.NullHandler())
 
@@ -124,21 +125,15 @@ def _read_version() -> str:
         return "0.0.0"
 
 
+_lazy_getattr, __dir__ = lazy_exports(__name__, _LAZY)
+
+
 def __getattr__(name: str) -> Any:
     if name == "__version__":
         value = _read_version()
         globals()[name] = value
         return value
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'pyorchestrate' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_LAZY))
+    return _lazy_getattr(name)
 
 
 __all__ = [
