@@ -1,9 +1,8 @@
-"""Every ```python block in the docs and README.md is included from examples/ or runs.
+"""Every ```python block in the docs and README.md runs.
 
-A block whose body is only ``--8<-- "examples/..."`` lines is included by
-pymdownx.snippets from a file under ``examples/``, which ``tests/examples`` runs; the
-test checks that the file exists. Any other block is executed as a script: in a fresh
-interpreter, in a temporary directory, with the repository root and ``examples/`` on
+(Including code from ``examples/`` with pymdownx.snippets is not used for python
+blocks: ``ruff format`` formats code in Markdown and would mangle a ``--8<--`` line.)
+Each block is executed as a script: in a fresh interpreter, in a temporary directory, with the repository root and ``examples/`` on
 ``PYTHONPATH`` (the seed's ``my_project`` lives there) and no ``PYORCHESTRATE_*``
 variables, and it must exit with 0. README.md's quickstart blocks (after a
 ``<!-- quickstart`` marker) are run by ``tests/test_readme.py`` in a fresh venv.
@@ -25,21 +24,12 @@ EXAMPLES = ROOT / "examples"
 FENCE = re.compile(
     r"^(?P<indent>[ \t]*)```python[^\n]*\n(?P<body>.*?)^(?P=indent)```", re.S | re.M
 )
-SNIPPET = re.compile(r'^\s*--8<--\s+"(?P<path>[^"]+)"\s*$')
 
 
 @dataclass(frozen=True)
 class Block:
     source: str  # "docs/page.md:LINE"
     body: str
-
-    def included(self) -> list[str] | None:
-        """The included paths, if the body is only snippet lines; else None."""
-        lines = [line for line in self.body.splitlines() if line.strip()]
-        found = [SNIPPET.match(line) for line in lines]
-        if lines and all(found):
-            return [m["path"] for m in found if m]
-        return None
 
 
 def blocks() -> list[Block]:
@@ -58,23 +48,11 @@ def blocks() -> list[Block]:
     return found
 
 
-BLOCKS = blocks()
-INCLUDED = [b for b in BLOCKS if b.included() is not None]
-EXECUTED = [b for b in BLOCKS if b.included() is None]
+EXECUTED = blocks()
 
 
 def test_the_docs_have_python_blocks() -> None:
     assert len(EXECUTED) >= 10
-
-
-@pytest.mark.parametrize("block", INCLUDED, ids=[b.source for b in INCLUDED])
-def test_included_block_is_an_example(block: Block) -> None:
-    for path in block.included() or []:
-        target = (ROOT / path).resolve()
-        assert target.is_relative_to(EXAMPLES), (
-            f"{block.source}: {path} not in examples/"
-        )
-        assert target.is_file(), f"{block.source}: {path} does not exist"
 
 
 @pytest.mark.parametrize("block", EXECUTED, ids=[b.source for b in EXECUTED])
