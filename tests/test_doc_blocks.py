@@ -2,8 +2,8 @@
 
 (Including code from ``examples/`` with pymdownx.snippets is not used for python
 blocks: ``ruff format`` formats code in Markdown and would mangle a ``--8<--`` line.)
-Each block is executed as a script: in a fresh interpreter, in a temporary directory, with the repository root and ``examples/`` on
-``PYTHONPATH`` (the seed's ``my_project`` lives there) and no ``PYORCHESTRATE_*``
+Each block is executed as a script: in a fresh interpreter, in a temporary
+directory, with the repository root and ``examples/`` on ``PYTHONPATH`` (the seed's ``my_project`` lives there) and no ``PYORCHESTRATE_*``
 variables, and it must exit with 0. README.md's quickstart blocks (after a
 ``<!-- quickstart`` marker) are run by ``tests/test_readme.py`` in a fresh venv.
 """
