@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from pyorchestrate import Orchestrator
+from pyorchestrate import AgentState, Orchestrator
 from pyorchestrate.testing import FakeClock
 
 FAST: dict[str, Any] = {
@@ -22,6 +22,28 @@ FAST: dict[str, Any] = {
 """Small timeouts so a test never waits long for a stop or an escalation."""
 
 MakeOrchestrator = Callable[..., Orchestrator]
+
+TINY = 2.0**-10
+"""A step of fake time that adds up exactly (a power of two)."""
+
+
+def exact_policy(**overrides: Any) -> dict[str, Any]:
+    """A restart policy with exact delays on a fake clock: 1 s, then 2 s, 4 s, ...
+    (no jitter, no immediate restart)."""
+    return {
+        "restart": "on-failure",
+        "backoff_initial": 1.0,
+        "backoff_multiplier": 2.0,
+        "backoff_jitter": 0.0,
+        "immediate_restarts": 0,
+        **overrides,
+    }
+
+
+def state_of(orchestrator: Orchestrator, name: str) -> AgentState:
+    """The agent's state once whatever the router is doing with it is finished."""
+    with orchestrator.lifecycle.lock:
+        return orchestrator.get_agent(name).state
 
 
 @pytest.fixture

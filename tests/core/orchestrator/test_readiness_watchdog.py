@@ -30,29 +30,10 @@ from pyorchestrate.core.utilities.messaging import MessageType, ServiceMessage
 from pyorchestrate.testing import EventRecorder, FakeClock, wait_until
 from tests.agents import agent
 
-from .conftest import MakeOrchestrator
+from .conftest import TINY, MakeOrchestrator, exact_policy, state_of
 
 E = OrchestratorEvent
 S = AgentState
-
-TINY = 2.0**-10
-"""A step of fake time that adds up exactly (a power of two)."""
-
-
-def _policy(**overrides: Any) -> dict[str, Any]:
-    """Restart on failure after exactly 1 s (no jitter)."""
-    return {
-        "restart": "on-failure",
-        "backoff_initial": 1.0,
-        "backoff_jitter": 0.0,
-        "immediate_restarts": 0,
-        **overrides,
-    }
-
-
-def _state(orchestrator: Orchestrator, name: str) -> AgentState:
-    with orchestrator.lifecycle.lock:
-        return orchestrator.get_agent(name).state
 
 
 def _gated_setup(flavour: str) -> tuple[ControlEvents, Any]:
@@ -84,7 +65,7 @@ def _outlive_the_watchdog(
         assert wait_until(renewed_now, timeout=5.0), f"no heartbeat before step {step}"
         clock.advance(0.6 * timeout)
         lifecycle.check_deadlines()
-        assert _state(orchestrator, name) is S.READY
+        assert state_of(orchestrator, name) is S.READY
     fired = orchestrator.events(agent=name, event_name="agent_watchdog_timeout")
     assert fired == fired_before
 
@@ -149,13 +130,13 @@ def test_a_missed_ready_timeout_is_an_error_and_the_policy_restarts_the_agent(
         agent("forever", flavour),
         "slow",
         control_events=events,
-        supervision=_policy(ready_timeout=5.0),
+        supervision=exact_policy(ready_timeout=5.0),
     )
     orchestrator.start()
     recorder.wait_for(E.AGENT_STARTED, "slow")
     clock.advance(5.0 - TINY)
     orchestrator.lifecycle.check_deadlines()
-    assert _state(orchestrator, "slow") is S.RUNNING
+    assert state_of(orchestrator, "slow") is S.RUNNING
     assert recorder.of(E.AGENT_ERROR, "slow") == []
 
     clock.advance(TINY)
@@ -174,7 +155,7 @@ def test_a_missed_ready_timeout_is_an_error_and_the_policy_restarts_the_agent(
     gate.set()  # the next generation's setup() goes through
     clock.advance(1.0)
     _ready_of_generation(recorder, "slow", 2)
-    assert _state(orchestrator, "slow") is S.READY
+    assert state_of(orchestrator, "slow") is S.READY
     orchestrator.stop()
     assert orchestrator.join() == []
 
@@ -194,7 +175,7 @@ def test_a_dependency_that_missed_its_ready_timeout_does_not_release_its_depende
         agent("forever", flavour),
         "db",
         control_events=events,
-        supervision=_policy(ready_timeout=5.0),
+        supervision=exact_policy(ready_timeout=5.0),
     )
     orchestrator.register_agent(agent("forever", flavour), "api")
     orchestrator.add_dependency("api", "db")
@@ -254,14 +235,14 @@ def test_a_hung_process_agent_is_killed_by_the_watchdog_and_restarted(
     orchestrator.register_agent(
         agent("hanging", "process"),
         "hung",
-        supervision=_policy(heartbeat_timeout=1.0),
+        supervision=exact_policy(heartbeat_timeout=1.0),
         gate=gate,
     )
     orchestrator.start()
     recorder.wait_for(E.AGENT_HEARTBEAT, "hung")  # its last beat: now the cycle hangs
     clock.advance(1.0 - TINY)
     orchestrator.lifecycle.check_deadlines()
-    assert _state(orchestrator, "hung") is S.READY
+    assert state_of(orchestrator, "hung") is S.READY
 
     clock.advance(TINY)
     fired = recorder.wait_for(E.AGENT_WATCHDOG_TIMEOUT, "hung")
@@ -303,7 +284,7 @@ def test_a_hung_thread_agent_is_abandoned_then_restarted_once_its_thread_ends(
     orchestrator.register_agent(
         agent("hanging", "thread"),
         "hung",
-        supervision=_policy(heartbeat_timeout=1.0, stop_timeout=2.0),
+        supervision=exact_policy(heartbeat_timeout=1.0, stop_timeout=2.0),
         gate=gate,
     )
     try:
@@ -315,23 +296,23 @@ def test_a_hung_thread_agent_is_abandoned_then_restarted_once_its_thread_ends(
         assert recorder.wait_for(E.AGENT_ERROR, "hung")["reason"] == "watchdog"
         entry = orchestrator.get_agent("hung")
         assert wait_until(lambda: entry.require_instance().stop_requested, 5.0)
-        assert _state(orchestrator, "hung") is S.STOPPING
+        assert state_of(orchestrator, "hung") is S.STOPPING
 
         clock.advance(2.0 - TINY)
         orchestrator.lifecycle.check_deadlines()
-        assert _state(orchestrator, "hung") is S.STOPPING
+        assert state_of(orchestrator, "hung") is S.STOPPING
         clock.advance(TINY)
         abandoned = recorder.wait_for(E.AGENT_ERROR, "hung", count=2)
         assert abandoned["reason"] == "abandoned"
         assert abandoned["error_message"] == (
             "did not stop within 2 s: abandoned (a thread cannot be killed)"
         )
-        assert _state(orchestrator, "hung") is S.QUARANTINED
+        assert state_of(orchestrator, "hung") is S.QUARANTINED
         with pytest.raises(LifecycleError, match="QUARANTINED"):
             orchestrator.start_agent("hung")
         clock.advance(3_600.0)  # no restart while the thread lives
         orchestrator.lifecycle.check_deadlines()
-        assert _state(orchestrator, "hung") is S.QUARANTINED
+        assert state_of(orchestrator, "hung") is S.QUARANTINED
         assert recorder.of(E.AGENT_RESTARTING, "hung") == []
     finally:
         gate.set()  # the hang ends: the thread sees its stop and returns
@@ -360,7 +341,7 @@ def test_a_healthy_looping_agent_beats_by_itself_and_is_never_fired(
     orchestrator.register_agent(
         agent("forever", flavour),
         "healthy",
-        supervision=_policy(heartbeat_timeout=0.3),
+        supervision=exact_policy(heartbeat_timeout=0.3),
     )
     orchestrator.start()
     recorder.wait_for(E.AGENT_READY, "healthy")
@@ -385,7 +366,7 @@ def test_a_periodic_agent_beats_while_it_waits_for_its_next_run(
         agent("ticker", flavour),
         "periodic",
         custom_config={"execution_interval": 30.0},
-        supervision=_policy(heartbeat_timeout=0.3),
+        supervision=exact_policy(heartbeat_timeout=0.3),
         msg_channel=channel,
     )
     orchestrator.start()
@@ -427,7 +408,7 @@ def test_an_explicit_heartbeat_keeps_a_plain_agent_alive(
     orchestrator.register_agent(
         agent("beating", flavour),
         "plain",
-        supervision=_policy(heartbeat_timeout=0.3),
+        supervision=exact_policy(heartbeat_timeout=0.3),
         beat_every=0.02,
     )
     orchestrator.start()
@@ -449,13 +430,13 @@ def test_the_watchdog_starts_at_ready_not_at_start(
         agent("forever", "thread"),
         "slow",
         control_events=events,
-        supervision=_policy(heartbeat_timeout=0.3),
+        supervision=exact_policy(heartbeat_timeout=0.3),
     )
     orchestrator.start()
     recorder.wait_for(E.AGENT_STARTED, "slow")
     clock.advance(60.0)
     orchestrator.lifecycle.check_deadlines()
-    assert _state(orchestrator, "slow") is S.RUNNING
+    assert state_of(orchestrator, "slow") is S.RUNNING
     gate.set()
     recorder.wait_for(E.AGENT_READY, "slow")
     _outlive_the_watchdog(orchestrator, clock, "slow", 0.3, steps=2)

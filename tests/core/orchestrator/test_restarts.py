@@ -30,31 +30,10 @@ from pyorchestrate.testing import EventRecorder, FakeClock
 from tests.agents import BoomThread, ExitProcess, SleepForeverProcess, agent
 from tests.core.orchestrator import _agents
 
-from .conftest import MakeOrchestrator
+from .conftest import TINY, MakeOrchestrator, exact_policy, state_of
 
 E = OrchestratorEvent
 S = AgentState
-
-TINY = 2.0**-10
-"""A step of fake time that adds up exactly (a power of two)."""
-
-
-def _policy(**overrides: Any) -> dict[str, Any]:
-    """A restart policy with exact delays: 1 s, then 2 s, 4 s, ... (no jitter)."""
-    return {
-        "restart": "on-failure",
-        "backoff_initial": 1.0,
-        "backoff_multiplier": 2.0,
-        "backoff_jitter": 0.0,
-        "immediate_restarts": 0,
-        **overrides,
-    }
-
-
-def _state(orchestrator: Orchestrator, name: str) -> AgentState:
-    """The agent's state once whatever the router is doing with it is finished."""
-    with orchestrator.lifecycle.lock:
-        return orchestrator.get_agent(name).state
 
 
 def _crash_end(flavour: str) -> str:
@@ -104,7 +83,7 @@ def test_a_crash_loop_backs_off_exactly_then_goes_fatal_after_max_restarts(
     orchestrator.register_agent(
         agent("boom", flavour),
         "crash",
-        supervision=_policy(max_restarts=3, flap_restarts=None),
+        supervision=exact_policy(max_restarts=3, flap_restarts=None),
     )
     orchestrator.start()
 
@@ -114,7 +93,7 @@ def test_a_crash_loop_backs_off_exactly_then_goes_fatal_after_max_restarts(
         assert restarting["delay"] == delay
         assert restarting["reason"] == _crash_end(flavour)
         assert restarting["generation_id"] == attempt
-        assert _state(orchestrator, "crash") is S.BACKOFF
+        assert state_of(orchestrator, "crash") is S.BACKOFF
         _sit_out_backoff(orchestrator, clock, "crash", delay)
         started = recorder.wait_for(E.AGENT_STARTED, "crash", count=attempt + 1)
         assert started["generation_id"] == attempt + 1
@@ -126,7 +105,7 @@ def test_a_crash_loop_backs_off_exactly_then_goes_fatal_after_max_restarts(
     assert fatal["error_message"] == (
         f"gave up after 3 restarts (max_restarts); last end: {_crash_end(flavour)}"
     )
-    assert _state(orchestrator, "crash") is S.FATAL
+    assert state_of(orchestrator, "crash") is S.FATAL
     _no_restart_after(orchestrator, clock, "crash")
     assert orchestrator.join() == []  # FATAL is final: STOP_ON_EMPTY is done
 
@@ -157,7 +136,7 @@ def test_a_crash_loop_within_the_flap_window_goes_fatal_as_flapping(
     orchestrator.register_agent(
         agent("boom", flavour),
         "crash",
-        supervision=_policy(flap_restarts=2, flap_window=60.0),
+        supervision=exact_policy(flap_restarts=2, flap_window=60.0),
     )
     orchestrator.start()
     for attempt, delay in ((1, 1.0), (2, 2.0)):
@@ -187,7 +166,9 @@ def test_agent_status_in_backoff_and_in_fatal(
     recorder.attach(orchestrator)
     # The policy given in the agent's own config this time.
     config = BoomThread.Config(
-        supervision=SupervisionConfig(**_policy(backoff_initial=4.0, max_restarts=1))
+        supervision=SupervisionConfig(
+            **exact_policy(backoff_initial=4.0, max_restarts=1)
+        )
     )
     orchestrator.register_agent(BoomThread, "crash", custom_config=config)
     orchestrator.start()
@@ -228,13 +209,13 @@ def test_start_agent_from_fatal_works_with_a_fresh_budget(
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
     orchestrator.register_agent(
-        agent("boom", "thread"), "crash", supervision=_policy(max_restarts=1)
+        agent("boom", "thread"), "crash", supervision=exact_policy(max_restarts=1)
     )
     orchestrator.start()
     recorder.wait_for(E.AGENT_RESTARTING, "crash")
     clock.advance(1.0)
     recorder.wait_for(E.AGENT_FATAL, "crash")
-    assert _state(orchestrator, "crash") is S.FATAL
+    assert state_of(orchestrator, "crash") is S.FATAL
 
     assert orchestrator.start_agent("crash").status is StartStatus.STARTED
     started = recorder.wait_for(E.AGENT_STARTED, "crash", count=3)
@@ -261,7 +242,7 @@ def _kill_and_restart(
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
     orchestrator.register_agent(
-        SleepForeverProcess, "victim", supervision=_policy(backoff_initial=0.5)
+        SleepForeverProcess, "victim", supervision=exact_policy(backoff_initial=0.5)
     )
     orchestrator.start()
     ready = recorder.wait_for(E.AGENT_READY, "victim")
@@ -353,14 +334,16 @@ def test_an_operator_stop_during_backoff_cancels_the_restart(
 ) -> None:
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
-    orchestrator.register_agent(agent("boom", "thread"), "crash", supervision=_policy())
+    orchestrator.register_agent(
+        agent("boom", "thread"), "crash", supervision=exact_policy()
+    )
     orchestrator.start()
     recorder.wait_for(E.AGENT_RESTARTING, "crash")
     entry = orchestrator.get_agent("crash")
     assert entry.tracker.attempts == 1
 
     assert "pending restart cancelled" in orchestrator.stop_agent("crash")
-    assert _state(orchestrator, "crash") is S.TERMINATED
+    assert state_of(orchestrator, "crash") is S.TERMINATED
     status = orchestrator.agent_status("crash")
     assert status["next_start_in"] is None
     _no_restart_after(orchestrator, clock, "crash")
@@ -379,7 +362,7 @@ def test_an_operator_start_during_backoff_starts_at_once_with_a_fresh_budget(
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
     orchestrator.register_agent(
-        agent("boom", "thread"), "crash", supervision=_policy(backoff_initial=8.0)
+        agent("boom", "thread"), "crash", supervision=exact_policy(backoff_initial=8.0)
     )
     orchestrator.start()
     recorder.wait_for(E.AGENT_RESTARTING, "crash")
@@ -412,14 +395,14 @@ def test_an_operator_stop_never_restarts_a_restart_always_agent(
         agent_class,
         "always",
         control_events=events,
-        supervision=_policy(restart="always"),
+        supervision=exact_policy(restart="always"),
     )
     orchestrator.start()
     if phase == "RUNNING":
         recorder.wait_for(E.AGENT_STARTED, "always")
     elif phase == "READY":
         recorder.wait_for(E.AGENT_READY, "always")
-    assert _state(orchestrator, "always").value == phase
+    assert state_of(orchestrator, "always").value == phase
 
     orchestrator.stop_agent("always")
     if phase == "STARTING" and flavour == "process":
@@ -428,7 +411,7 @@ def test_an_operator_stop_never_restarts_a_restart_always_agent(
     terminated = recorder.wait_for(E.AGENT_TERMINATED, "always")
     assert terminated["generation_id"] == 1
     expected = S.FAILED if phase == "STARTING" else S.TERMINATED
-    assert _state(orchestrator, "always") is expected
+    assert state_of(orchestrator, "always") is expected
     _no_restart_after(orchestrator, clock, "always")
     assert orchestrator.get_agent("always").tracker.attempts == 0
     assert recorder.of(E.AGENT_RESTARTING, "always") == []
@@ -448,7 +431,7 @@ def test_restart_always_restarts_a_clean_exit(
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
     orchestrator.register_agent(
-        agent("quick", flavour), "q", supervision=_policy(restart="always")
+        agent("quick", flavour), "q", supervision=exact_policy(restart="always")
     )
     orchestrator.start()
     clean_end = "exited with code 0" if flavour == "process" else "ended (success)"
@@ -472,10 +455,12 @@ def test_on_failure_does_not_restart_a_clean_exit(
 ) -> None:
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
-    orchestrator.register_agent(agent("quick", "thread"), "q", supervision=_policy())
+    orchestrator.register_agent(
+        agent("quick", "thread"), "q", supervision=exact_policy()
+    )
     orchestrator.start()
     recorder.wait_for(E.AGENT_TERMINATED, "q")
-    assert _state(orchestrator, "q") is S.TERMINATED
+    assert state_of(orchestrator, "q") is S.TERMINATED
     _no_restart_after(orchestrator, clock, "q")
     assert orchestrator.join() == []
     assert recorder.of(E.AGENT_RESTARTING, "q") == []
@@ -494,7 +479,7 @@ def test_success_exit_codes_decide_what_on_failure_restarts(
 ) -> None:
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
-    policy = _policy()
+    policy = exact_policy()
     if success_exit_codes is not None:
         policy["success_exit_codes"] = success_exit_codes
     orchestrator.register_agent(ExitProcess, "exiter", supervision=policy, code=3)
@@ -505,10 +490,10 @@ def test_success_exit_codes_decide_what_on_failure_restarts(
         restarting = recorder.wait_for(E.AGENT_RESTARTING, "exiter")
         assert restarting["reason"] == "exited with code 3"
         assert restarting["exit_code"] == 3
-        assert _state(orchestrator, "exiter") is S.BACKOFF
+        assert state_of(orchestrator, "exiter") is S.BACKOFF
         orchestrator.stop_agent("exiter")
     else:
-        assert _state(orchestrator, "exiter") is S.TERMINATED
+        assert state_of(orchestrator, "exiter") is S.TERMINATED
         _no_restart_after(orchestrator, clock, "exiter")
         assert recorder.of(E.AGENT_RESTARTING, "exiter") == []
     assert orchestrator.join() == []
@@ -526,7 +511,7 @@ def test_stop_on_empty_join_waits_through_backoff_and_returns_once_fatal(
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
     orchestrator.register_agent(
-        agent("boom", "thread"), "crash", supervision=_policy(max_restarts=1)
+        agent("boom", "thread"), "crash", supervision=exact_policy(max_restarts=1)
     )
     orchestrator.start()
     recorder.wait_for(E.AGENT_RESTARTING, "crash")
@@ -536,7 +521,7 @@ def test_stop_on_empty_join_waits_through_backoff_and_returns_once_fatal(
     try:
         joiner.join(0.3)
         assert joiner.is_alive(), "join() returned while the agent was in BACKOFF"
-        assert _state(orchestrator, "crash") is S.BACKOFF
+        assert state_of(orchestrator, "crash") is S.BACKOFF
         clock.advance(1.0)
         joiner.join(5.0)
         assert not joiner.is_alive()
@@ -545,7 +530,7 @@ def test_stop_on_empty_join_waits_through_backoff_and_returns_once_fatal(
             orchestrator.stop()
             joiner.join()
     assert survivors == [[]]
-    assert _state(orchestrator, "crash") is S.FATAL
+    assert state_of(orchestrator, "crash") is S.FATAL
     assert len(recorder.of(E.AGENT_FATAL, "crash")) == 1
 
 
@@ -554,7 +539,9 @@ def test_shutdown_during_backoff_cancels_the_restart(
 ) -> None:
     orchestrator = make_clocked()
     recorder.attach(orchestrator)
-    orchestrator.register_agent(agent("boom", "thread"), "crash", supervision=_policy())
+    orchestrator.register_agent(
+        agent("boom", "thread"), "crash", supervision=exact_policy()
+    )
     orchestrator.register_agent(agent("forever", "thread"), "steady")
     orchestrator.start()
     recorder.wait_for(E.AGENT_RESTARTING, "crash")
@@ -579,14 +566,16 @@ def test_a_restart_waits_for_a_free_worker_slot(
     """The end of a BACKOFF queues the agent: it starts when a slot is free."""
     orchestrator = make_clocked(max_workers=1)
     recorder.attach(orchestrator)
-    orchestrator.register_agent(agent("boom", "thread"), "crash", supervision=_policy())
+    orchestrator.register_agent(
+        agent("boom", "thread"), "crash", supervision=exact_policy()
+    )
     orchestrator.register_agent(agent("forever", "thread"), "hog")
     orchestrator.start()
     recorder.wait_for(E.AGENT_RESTARTING, "crash")
     recorder.wait_for(E.AGENT_READY, "hog")  # took the slot the crash freed
     clock.advance(1.0)
     orchestrator.lifecycle.check_deadlines()
-    assert _state(orchestrator, "crash") is S.QUEUED
+    assert state_of(orchestrator, "crash") is S.QUEUED
     assert orchestrator.agent_status("crash")["in_queue"] is True
     orchestrator.stop_agent("hog")
     started = recorder.wait_for(E.AGENT_STARTED, "crash", count=2)
