@@ -17,6 +17,13 @@ the agent ends is killed (a grandchild that starts a new session of its own esca
 nothing short of cgroups catches that). Each process agent also watches the
 orchestrator's pid: if the orchestrator dies, even by SIGKILL, the agent's group gets
 SIGTERM at once and SIGKILL one second later.
+
+The orchestrator watches a process agent through a pidfd of the agent's own pid, not
+through the forkserver's status pipe: an agent does not depend on the forkserver
+staying alive (the OOM killer or a stray ``kill`` can end it as easily as an agent).
+Its exit status comes from the forkserver while there is one; when the forkserver died
+first, the status is lost with it (:attr:`ProcessFlavour.exit_status_lost`) and the
+orchestrator goes by what the agent reported before it ended.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import signal
 import sys
 import threading
 import time
+import weakref
 from types import FrameType
 from typing import Any, ClassVar, Literal
 
@@ -53,6 +61,55 @@ DEFAULT_START_METHOD: StartMethod = (
 _PRELOAD = ["pyorchestrate.core.agent"]
 _preload_lock = threading.Lock()
 _preloaded = False
+
+
+_STATUS_WAIT = 1.0
+"""Seconds to wait, once an agent's pid has ended, for the forkserver to report it."""
+
+
+def _open_pidfd(pid: int | None) -> int | None:
+    """A pidfd for ``pid``, or ``None`` where there is none (not Linux, old kernel,
+    or the process is already gone)."""
+    if pid is None:
+        return None
+    try:
+        return os.pidfd_open(pid)
+    except (AttributeError, OSError):
+        return None
+
+
+def _readable(fd: int, timeout: float | None = 0) -> bool:
+    """Whether ``fd`` is readable within ``timeout`` seconds (a pidfd: the process
+    ended)."""
+    poller = select.poll()
+    poller.register(fd, select.POLLIN)
+    milliseconds = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
+    return bool(poller.poll(milliseconds))
+
+
+_servers: dict[int, int | None] = {}
+"""pidfds of the forkservers that forked our agents, by pid (one per forkserver)."""
+_servers_lock = threading.Lock()
+
+
+def _forkserver_pid() -> int | None:
+    """The pid of the forkserver that serves this process now, watched by a pidfd."""
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    pid = getattr(server, "_forkserver_pid", None)
+    if not isinstance(pid, int):
+        return None
+    with _servers_lock:
+        if pid not in _servers:
+            _servers[pid] = _open_pidfd(pid)
+    return pid
+
+
+def _server_gone(pid: int | None) -> bool:
+    """Whether the forkserver ``pid`` has ended (``False`` when it cannot be told)."""
+    fd = _servers.get(pid) if pid is not None else None
+    return fd is not None and _readable(fd)
 
 
 def process_context(method: StartMethod) -> multiprocessing.context.BaseContext:
@@ -180,6 +237,17 @@ def _watch_parent(parent_pid: int) -> None:
     _signal_own_group(signal.SIGKILL)
 
 
+def expected_exit_code(status: AgentTerminationStatus | None) -> int | None:
+    """The exit code :func:`_process_main` gives an agent that closed with ``status``
+    (``-SIGTERM`` for one unwound by SIGTERM); ``None`` if it did not close."""
+    if status is None:
+        return None
+    if status is AgentTerminationStatus.WARNING:
+        return -signal.SIGTERM
+    failed = status in (AgentTerminationStatus.ERROR, AgentTerminationStatus.CRITICAL)
+    return 1 if failed else 0
+
+
 def _process_main(agent: Any) -> None:
     """Entry point of a process agent, in the child."""
     # Lead a process group, so a stop reaches the agent's own children as well.
@@ -215,11 +283,8 @@ def _process_main(agent: Any) -> None:
             agent.msg_channel.flush(1.0)
         sys.stderr.flush()
         os.kill(os.getpid(), signal.SIGTERM)
-    failed = agent.termination_status in (
-        AgentTerminationStatus.ERROR,
-        AgentTerminationStatus.CRITICAL,
-    )
-    sys.exit(1 if failed else 0)
+    code = expected_exit_code(agent.termination_status)
+    sys.exit(code if code is not None and code >= 0 else 1)
 
 
 class ProcessFlavour:
@@ -232,6 +297,8 @@ class ProcessFlavour:
     flavour: ClassVar[Flavour | None] = "process"
     start_method: StartMethod = DEFAULT_START_METHOD
     _process: multiprocessing.process.BaseProcess | None = None
+    _pidfd: int | None = None
+    _server_pid: int | None = None
 
     def start(self) -> None:
         """Start the child process; raise ``RuntimeError`` if already started."""
@@ -247,15 +314,34 @@ class ProcessFlavour:
         self._process = process
         self._orchestrator_pid = os.getpid()  # travels to the child with the agent
         process.start()
+        if self.start_method == "forkserver":
+            self._server_pid = _forkserver_pid()
+        pidfd = _open_pidfd(process.pid)
+        if pidfd is not None:
+            self._pidfd = pidfd
+            weakref.finalize(self, os.close, pidfd)
+
+    def _ended(self, timeout: float | None = 0) -> bool:
+        """Whether the child's pid has ended (waiting up to ``timeout`` seconds)."""
+        if self._process is None:
+            return False
+        if self._pidfd is None:
+            self._process.join(timeout)
+            return self._process.exitcode is not None
+        return _readable(self._pidfd, timeout)
 
     def join(self, timeout: float | None = None) -> None:
-        """Wait for the process to end, up to ``timeout`` seconds."""
-        if self._process is not None:
-            self._process.join(timeout)
+        """Wait for the process to end, up to ``timeout`` seconds, and for its exit
+        status (from the forkserver, up to a second more)."""
+        process = self._process
+        if process is None:
+            return
+        if self._ended(timeout) and self._pidfd is not None:
+            process.join(_STATUS_WAIT)
 
     def is_alive(self) -> bool:
         """Whether the child process is running."""
-        return self._process is not None and self._process.is_alive()
+        return self._process is not None and not self._ended()
 
     def terminate(self) -> None:
         """Send SIGTERM to the agent's process group: the agent unwinds, closes, ends."""
@@ -267,9 +353,9 @@ class ProcessFlavour:
 
     def signal_group(self, sig: int) -> None:
         """Send ``sig`` to the agent's process group (to the process alone if it has
-        not made its group yet). Does nothing once the process has been reaped."""
+        not made its group yet). Does nothing once the process has ended."""
         process = self._process
-        if process is None or process.pid is None or process.exitcode is not None:
+        if process is None or process.pid is None or self._ended():
             return
         try:
             os.killpg(process.pid, sig)
@@ -300,17 +386,37 @@ class ProcessFlavour:
 
     @property
     def exitcode(self) -> int | None:
-        """The exit code (negative for a signal), ``None`` while running."""
-        return self._process.exitcode if self._process is not None else None
+        """The exit code (negative for a signal), ``None`` while running or when the
+        status was lost (see :attr:`exit_status_lost`)."""
+        if self._process is None or not self._ended():
+            return None
+        if self.exit_status_lost:
+            return None
+        return self._process.exitcode
+
+    @property
+    def exit_status_lost(self) -> bool:
+        """Whether the process ended but its exit status is unknown: the forkserver
+        that forked it (and alone could collect it) died first."""
+        process = self._process
+        if process is None or not self._ended():
+            return False
+        code = process.exitcode
+        # A forkserver that dies closes its status pipe: multiprocessing reads 255.
+        return code is None or (code == 255 and _server_gone(self._server_pid))
 
     @property
     def sentinel(self) -> int | None:
-        """A handle that becomes ready when the process ends."""
+        """A handle that becomes readable when the process ends: a pidfd of the
+        agent (the forkserver's status pipe only where there is no pidfd)."""
+        if self._pidfd is not None:
+            return self._pidfd
         return self._process.sentinel if self._process is not None else None
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(vars(self))
-        state.pop("_process", None)
+        for local in ("_process", "_pidfd", "_server_pid"):
+            state.pop(local, None)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

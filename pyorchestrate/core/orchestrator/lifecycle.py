@@ -17,7 +17,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
-from ..agent.flavours import StartMethod
+from ..agent.flavours import StartMethod, expected_exit_code
 from ..agent.status import AgentTerminationStatus
 from ..errors import LifecycleError
 from ..utilities.event import AgentEvent, OrchestratorEvent
@@ -386,6 +386,12 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 instance.kill_leftovers()  # type: ignore[attr-defined]
             instance.join(1.0)
             code = getattr(instance, "exitcode", None)
+            lost = bool(getattr(instance, "exit_status_lost", False))
+            if lost:
+                # The forkserver died first and took the exit status with it: an
+                # agent that closed exits as it reported; one that did not is lost.
+                code = expected_exit_code(entry.termination_status)
+                lost = not entry.close_seen
             entry.exit_code = code
             entry.ended_mono = self.clock()
             signame = signal_name(code)
@@ -399,6 +405,15 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                     signame or f"exit code {code}",
                     entry.failure,
                     extra={"agent": entry.name},
+                )
+            elif lost:
+                self.record_error(
+                    entry,
+                    "lost: it ended without closing after the forkserver that started "
+                    "it died, so its exit status is unknown",
+                    reason="process_lost",
+                    exit_code=None,
+                    signal=None,
                 )
             elif not entry.close_seen:
                 if signame:

@@ -15,6 +15,7 @@ from typing import Any
 
 from pyorchestrate.core.agent import (
     BaseThreadAgent,
+    LoopingProcessAgent,
     OneShotProcessAgent,
     OneShotThreadAgent,
 )
@@ -131,3 +132,13 @@ _KINDS: dict[str, dict[str, type]] = {
 def agent(kind: str, flavour: str) -> type:
     """The agent class of ``kind`` in ``flavour`` (``thread`` or ``process``)."""
     return _KINDS[kind][flavour]
+
+
+class CloseMarkerProcess(LoopingProcessAgent):
+    """Loops until stopped; writes the file ``marker`` (kwarg) in on_close."""
+
+    def cycle(self) -> None:
+        self.wait(0.02)
+
+    def on_close(self) -> None:
+        Path(self.marker).write_text("on_close ran")  # type: ignore[attr-defined]
