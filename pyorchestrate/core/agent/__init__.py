@@ -23,7 +23,14 @@ from .oneshot import OneShotAgent
 from .periodic import PeriodicAgent, PeriodicConfig
 from .plugins import AgentPlugin, PluginManager, PluginProtocol
 from .pool import PoolAgent, PoolAgentConfig
-from .signals import AnyEvent, ControlEvents, Flavour, StateEvents, make_event
+from .signals import (
+    AnyEvent,
+    ControlEvents,
+    Flavour,
+    ProcessEvent,
+    StateEvents,
+    make_event,
+)
 from .status import AgentTerminationStatus
 
 __all__ = [
@@ -55,6 +62,7 @@ __all__ = [
     "PoolAgentConfig",
     "PoolProcessAgent",
     "PoolThreadAgent",
+    "ProcessEvent",
     "ProcessFlavour",
     "RecoverableException",
     "StartMethod",

@@ -49,6 +49,7 @@ __all__ = [
     "ProcessFlavour",
     "StartMethod",
     "ThreadFlavour",
+    "expected_exit_code",
     "process_context",
 ]
 

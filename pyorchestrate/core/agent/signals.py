@@ -1,32 +1,153 @@
 """The events an agent is steered by (control) and signals through (state).
 
-Thread agents use ``threading.Event``; process agents use ``multiprocessing`` events
-built from the spawn context, which work under both ``spawn`` and ``forkserver``.
-Build events for your own agents with :func:`make_event`.
+Thread agents use ``threading.Event``; process agents use :class:`ProcessEvent`, an
+event kept in the kernel (an ``eventfd`` on Linux, a pipe elsewhere) that a child
+process receives as a file descriptor when it starts, under ``forkserver`` and
+``spawn`` alike. Build events for your own agents with :func:`make_event`.
+
+Why not ``multiprocessing.Event``: each is five named POSIX semaphores, registered
+with multiprocessing's resource tracker and unregistered by finalizers that run when
+the garbage collector gets to them. Six per agent made thousands; a finalizer that
+ran while the tracker was being called printed ``ReentrantCallError`` and "might
+leak" warnings on Python 3.12+ (and ``KeyError`` tracebacks on 3.11 when the tracker
+or forkserver died). A :class:`ProcessEvent` is one descriptor, closed with its
+object, and needs no tracker. A ``multiprocessing.Event`` of your own still works.
 """
 
 from __future__ import annotations
 
+import contextlib
+import os
+import select
 import threading
+import weakref
 from dataclasses import dataclass, fields
-from multiprocessing.synchronize import Event as ProcessEvent
-from typing import Literal, Self
+from multiprocessing import context, reduction
+from multiprocessing.synchronize import Event as MultiprocessingEvent
+from typing import Any, Literal, Self
 
-from ..utilities.messaging import mp_context
-
-__all__ = ["AnyEvent", "ControlEvents", "Flavour", "StateEvents", "make_event"]
+__all__ = [
+    "AnyEvent",
+    "ControlEvents",
+    "Flavour",
+    "ProcessEvent",
+    "StateEvents",
+    "make_event",
+]
 
 Flavour = Literal["thread", "process"]
-AnyEvent = threading.Event | ProcessEvent
+
+
+class ProcessEvent:
+    """An event shared by threads and processes: ``set``, ``clear``, ``is_set``, ``wait``.
+
+    The flag lives in the kernel: an ``eventfd`` whose counter is non-zero while the
+    event is set (a pipe holding a byte where there is no ``eventfd``). Every process
+    holding a copy sees the same flag, and waiting is a ``poll()`` on the descriptor,
+    so a waiter wakes the moment another process sets it. A copy reaches a child only
+    as the child starts (as part of an agent, or in a ``Process``'s arguments), like
+    ``multiprocessing``'s own events.
+    """
+
+    __slots__ = ("__weakref__", "_fds", "_finalizer")
+
+    def __init__(self, *, is_set: bool = False) -> None:
+        if hasattr(os, "eventfd"):
+            fd = os.eventfd(0, os.EFD_CLOEXEC | os.EFD_NONBLOCK)
+            self._adopt((fd,))
+        else:  # pragma: no cover - Linux has eventfd
+            r, w = os.pipe()
+            os.set_blocking(r, False)
+            os.set_blocking(w, False)
+            self._adopt((r, w))
+        if is_set:
+            self.set()
+
+    def _adopt(self, fds: tuple[int, ...]) -> None:
+        self._fds = fds
+        self._finalizer = weakref.finalize(self, _close_all, fds)
+
+    @property
+    def _read_fd(self) -> int:
+        return self._fds[0]
+
+    def set(self) -> None:
+        """Set the flag and wake every waiter, in every process."""
+        try:
+            if len(self._fds) == 1:
+                os.eventfd_write(self._fds[0], 1)
+            elif not self.is_set():  # pragma: no cover - pipe fallback
+                os.write(self._fds[1], b"s")
+        except BlockingIOError:  # pragma: no cover - already as set as can be
+            pass
+
+    def clear(self) -> None:
+        """Reset the flag."""
+        with contextlib.suppress(BlockingIOError):
+            if len(self._fds) == 1:
+                os.eventfd_read(self._fds[0])
+            else:  # pragma: no cover - pipe fallback
+                while os.read(self._fds[0], 4096):
+                    pass
+
+    def is_set(self) -> bool:
+        """Whether the flag is set."""
+        return self._poll(0)
+
+    def wait(self, timeout: float | None = None) -> bool:
+        """Wait until the flag is set or ``timeout`` seconds passed; return the flag."""
+        if timeout is None:
+            return self._poll(-1)
+        return self._poll(max(0, int(timeout * 1000 + 0.999)))
+
+    def _poll(self, milliseconds: int) -> bool:
+        poller = select.poll()
+        poller.register(self._read_fd, select.POLLIN)
+        return bool(poller.poll(milliseconds))
+
+    def close(self) -> None:
+        """Close this copy's descriptor (also done when the object is collected)."""
+        self._finalizer()
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        context.assert_spawning(self)  # like multiprocessing's own synchronization
+        return _rebuild, tuple(reduction.DupFd(fd) for fd in self._fds)
+
+    def __repr__(self) -> str:
+        state = (
+            "closed"
+            if not self._finalizer.alive
+            else ("set" if self.is_set() else "unset")
+        )
+        return f"<ProcessEvent {state}>"
+
+
+def _close_all(fds: tuple[int, ...]) -> None:
+    for fd in fds:
+        with contextlib.suppress(OSError):
+            os.close(fd)
+
+
+def _rebuild(*handles: Any) -> ProcessEvent:
+    event = ProcessEvent.__new__(ProcessEvent)
+    event._adopt(tuple(handle.detach() for handle in handles))
+    return event
+
+
+AnyEvent = threading.Event | ProcessEvent | MultiprocessingEvent
 
 
 def make_event(flavour: Flavour, *, is_set: bool = False) -> AnyEvent:
-    """Return an event usable by agents of ``flavour`` (``"thread"`` or ``"process"``)."""
+    """Return an event usable by agents of ``flavour`` (``"thread"`` or ``"process"``).
+
+    A ``"process"`` event works in threads too, so one event can gate agents of both
+    flavours.
+    """
     event: AnyEvent
     if flavour == "thread":
         event = threading.Event()
     elif flavour == "process":
-        event = mp_context().Event()
+        event = ProcessEvent()
     else:
         raise ValueError(f"flavour: must be 'thread' or 'process', got {flavour!r}")
     if is_set:

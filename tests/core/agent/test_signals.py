@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import threading
-from multiprocessing.synchronize import Event as ProcessEvent
 
 import pytest
 
-from pyorchestrate.core.agent import ControlEvents, StateEvents, make_event
+from pyorchestrate.core.agent import (
+    ControlEvents,
+    ProcessEvent,
+    StateEvents,
+    make_event,
+)
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from tests.core.agent._agents import (
     ProbeProcess,
