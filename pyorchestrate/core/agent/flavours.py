@@ -51,6 +51,7 @@ __all__ = [
     "ThreadFlavour",
     "expected_exit_code",
     "process_context",
+    "raise_open_files_limit",
 ]
 
 StartMethod = Literal["forkserver", "spawn"]
@@ -62,6 +63,7 @@ DEFAULT_START_METHOD: StartMethod = (
 _PRELOAD = ["pyorchestrate.core.agent"]
 _preload_lock = threading.Lock()
 _preloaded = False
+_limit_raised = False
 
 
 _STATUS_WAIT = 1.0
@@ -114,15 +116,47 @@ def _server_gone(pid: int | None) -> bool:
 
 
 def process_context(method: StartMethod) -> multiprocessing.context.BaseContext:
-    """Return the multiprocessing context for ``method`` (forkserver preloads us)."""
-    global _preloaded
+    """Return the multiprocessing context for ``method`` (forkserver preloads us).
+
+    The first call also raises this process's soft limit of open files to its hard
+    limit (see :func:`raise_open_files_limit`).
+    """
+    global _preloaded, _limit_raised
     ctx = multiprocessing.get_context(method)
-    if method == "forkserver":
-        with _preload_lock:
-            if not _preloaded:
-                ctx.set_forkserver_preload(_PRELOAD)
-                _preloaded = True
+    with _preload_lock:
+        if not _limit_raised:
+            raise_open_files_limit()
+            _limit_raised = True
+        if method == "forkserver" and not _preloaded:
+            ctx.set_forkserver_preload(_PRELOAD)
+            _preloaded = True
     return ctx
+
+
+def raise_open_files_limit() -> int:
+    """Raise the soft limit of open files (``RLIMIT_NOFILE``) to the hard limit, and
+    return the soft limit now in force.
+
+    A process agent holds about ten descriptors in the orchestrator (its events, its
+    pipe, a pidfd, the forkserver's status pipe), so the soft limit many systems start
+    with, 1,024, would allow only about a hundred. Raising the soft limit up to the
+    hard one is what systemd recommends for programs that need many descriptors and
+    never use ``select()``, and what Go's runtime does at start; pyorchestrate waits
+    with ``poll``/``epoll`` only.
+    """
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - not POSIX
+        return -1
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = hard if hard != resource.RLIM_INFINITY else max(soft, 1 << 20)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+            soft = target
+        except (OSError, ValueError):  # a sandbox may refuse: keep what we have
+            pass
+    return soft
 
 
 class ThreadFlavour:
