@@ -105,6 +105,11 @@ PIPELINE_TEMPLATES: dict[str, Template] = {
         "at {up_at}, {outcome}\nhost {host}",
         Severity.INFO,
     ),
+    "agent_held_back": Template(
+        "⏸ {agent}: {count} alerts held back, {outcome}",
+        "{detail}\nlast: {last}\nhost {host}",
+        Severity.WARNING,
+    ),
     "alerts_digest": Template(
         "Quiet hours digest: {count} alerts held",
         "{lines}",
@@ -130,11 +135,15 @@ Override any of them through the same ``templates=`` mapping as the event templa
 ``alert_group`` is a group's summary (``count``, ``span``, ``first``, ``last_time``,
 ``last``, ``first_sent``, ``window``); ``agent_flapping`` (``count``, ``span``, ``last``,
 ``stable_after``), ``agent_recovered`` (``duration``, ``since``, ``up_at``,
-``errors``, ``restarts``, ``stable_after``, ``outcome``) and ``alerts_digest`` (``count``, ``lines``, ``shown``, ``more``) are messages of their
-own. The ``note_*`` and ``digest_line`` templates use only their body: a note is put
+``errors``, ``restarts``, ``stable_after``, ``outcome``), ``agent_held_back`` (what a
+flapping or FATAL agent's quiet held back: ``count``, the total of the notes it
+carries, ``outcome`` such as "still flapping" or "alerting stopped", ``detail``,
+``state``, ``last``) and ``alerts_digest`` (``count``, ``lines``, ``shown``,
+``more``) are messages of their own. The ``note_*`` and ``digest_line`` templates use only their body: a note is put
 on the first line of the next message sent for the agent, a digest line lists one
 (agent, event) held during quiet hours. The severity of ``alert_group`` and
-``alerts_digest`` is that of the worst alert they stand for, not the template's.
+``alerts_digest`` is that of the worst alert they stand for, not the template's;
+``agent_held_back`` is at least the template's, more if what it held was worse.
 """
 
 

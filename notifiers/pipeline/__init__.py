@@ -33,7 +33,13 @@ Flapping and FATAL
     one "is flapping" alert; an AGENT_FATAL is sent once (``quiet_after_fatal``). Then
     the agent is quiet: its alerts are counted, not sent, until it is stable again
     (READY and no error for ``stable_after`` seconds) or, after FATAL, an operator
-    starts it. Pending group counts of the agent are put on that alert.
+    starts it. Pending group counts of the agent are put on that alert. What the
+    quiet holds back is always reported, so the counts in an agent's messages add
+    up to its alerts: on the FATAL alert (flapping, then FATAL), on the recovery
+    message, or else in a report of its own ("⏸ worker-3: 12 alerts held back, …",
+    event ``agent_held_back``) when the agent is stable again or started by an
+    operator, every ``held_report_interval`` seconds while it stays quiet (only if
+    something new was held), and at :meth:`~AlertPipeline.flush` (detach).
 Recovery (``recovery``, off by default)
     An agent that failed and then is READY with no error for ``stable_after`` seconds
     gives "✔ worker-3 recovered after 42 s" (from its first failure to the READY that
@@ -54,12 +60,19 @@ from __future__ import annotations
 
 from .config import GroupRule, MuteRule, PipelineConfig, QuietHours
 from .core import AlertPipeline
-from .events import AGENT_FLAPPING, AGENT_RECOVERED, ALERTS_DIGEST, OBSERVED_EVENTS
+from .events import (
+    AGENT_FLAPPING,
+    AGENT_HELD_BACK,
+    AGENT_RECOVERED,
+    ALERTS_DIGEST,
+    OBSERVED_EVENTS,
+)
 from .records import Mute, PipelineStats
 from .timer import PipelineTimer
 
 __all__ = [
     "AGENT_FLAPPING",
+    "AGENT_HELD_BACK",
     "AGENT_RECOVERED",
     "ALERTS_DIGEST",
     "OBSERVED_EVENTS",

@@ -16,6 +16,7 @@ from .events import (
     _TERMINATED,
     _WATCHDOG,
     AGENT_FLAPPING,
+    AGENT_HELD_BACK,
     AGENT_RECOVERED,
 )
 from .grouping import _GroupingMixin
@@ -35,11 +36,25 @@ class _AgentsMixin(_GroupingMixin):
         return agent
 
     def _observe(
-        self, agent: _Agent, n: Notification, now: float, out: list[Notification]
+        self,
+        agent: _Agent,
+        n: Notification,
+        now: float,
+        out: list[Notification],
+        *,
+        forward: bool = True,
     ) -> bool:
-        """Update what we know of the agent; True if ``n`` is consumed (flapping)."""
+        """Update what we know of the agent; True if ``n`` is consumed (flapping).
+
+        ``forward``: ``n`` will be routed (and may carry the agent's notes); if not,
+        a quiet that ends here is reported in a message of its own.
+        """
         event = n.event
         cfg = self.config
+        if event == _FATAL and not forward and agent.quiet is not None:
+            self._end_quiet(
+                agent, now, out, report="fatal"
+            )  # no FATAL alert to carry it
         if event in (_ERROR, _WATCHDOG, _FATAL):
             agent.last_failure = now
             agent.back_at = None
@@ -69,7 +84,9 @@ class _AgentsMixin(_GroupingMixin):
                 # Restarted, ran, and ended cleanly: that is a recovery too.
                 self._stable(agent, now, out, ended=True)
         elif event == _STARTED and agent.quiet == "FATAL":
-            self._end_quiet(agent)  # after FATAL only an operator starts it
+            # After FATAL only an operator starts it: the start carries the count,
+            # or, when it is not sent, a report does.
+            self._end_quiet(agent, now, out, report=None if forward else "started")
         return False
 
     def _count_failure(
@@ -119,24 +136,118 @@ class _AgentsMixin(_GroupingMixin):
         if agent.quiet is not None:
             self._end_quiet(agent)  # flapping, then FATAL: keep the count so far
         agent.quiet = state
+        self._restart_quiet_count(agent)
+
+    def _hold_quiet(self, agent: _Agent, n: Notification, now: float) -> None:
+        """Count ``n`` as held back by the agent's quiet; schedule its report."""
+        agent.quiet_count += 1
+        agent.quiet_last = n.error or n.title
+        agent.quiet_severity = max(agent.quiet_severity, n.severity)
+        self._stats.quiet += 1
+        interval = self.config.held_report_interval
+        if interval is not None and agent.report_due is None:
+            agent.report_due = now + interval
+            self._push(agent.report_due, "report", agent.name, 0)
+
+    def _restart_quiet_count(self, agent: _Agent) -> None:
         agent.quiet_wall = self._wall()
         agent.quiet_count = 0
+        agent.quiet_last = None
+        agent.quiet_severity = Severity.DEBUG
 
-    def _end_quiet(self, agent: _Agent) -> None:
+    def _quiet_to_note(self, agent: _Agent) -> None:
+        """Put what the quiet held back so far in a note (the quiet goes on)."""
         if agent.quiet is not None and agent.quiet_count:
             self._note(
                 agent,
                 ("quiet", agent.quiet),
                 agent.quiet_count,
                 agent.quiet_wall,
+                last=agent.quiet_last,
                 state=agent.quiet,
             )
+        self._restart_quiet_count(agent)
+
+    def _end_quiet(
+        self,
+        agent: _Agent,
+        now: float = 0.0,
+        out: list[Notification] | None = None,
+        *,
+        report: str | None = None,
+    ) -> None:
+        """End the agent's quiet. Its count goes on the agent's next message, or,
+        with ``report`` (how it ended) and ``out``, in a report of its own now."""
+        if report is not None and out is not None:
+            self._report_held(agent, now, out, report)
+        else:
+            self._quiet_to_note(agent)
         agent.quiet = None
         agent.quiet_count = 0
 
+    def _report_held(
+        self, agent: _Agent, now: float, out: list[Notification], outcome: str
+    ) -> None:
+        """One message with what the agent's quiet held back and its other notes.
+
+        ``outcome``: ``still`` (the periodic report), ``stable``, ``started``,
+        ``fatal`` or ``detach``. Nothing is sent if nothing is held. Muted, the
+        counts wait for the agent's next message; in quiet hours they go into the
+        digest.
+        """
+        state = agent.quiet
+        last = agent.quiet_last
+        severity = max(Severity.DEBUG, agent.quiet_severity)
+        self._quiet_to_note(agent)
+        total = sum(note.count for note in agent.notes.values())
+        if not total:
+            return
+        if last is None:
+            last = next(
+                (note.last for note in reversed(agent.notes.values()) if note.last),
+                None,
+            )
+        cfg = self.config
+        every = cfg.held_report_interval
+        interval = "-" if every is None else format_duration(every)
+        stable_after = format_duration(cfg.stable_after)
+        outcome_text, detail = _held_texts(outcome, state, interval, stable_after)
+        fields = {
+            "agent": agent.name,
+            "count": total,
+            "state": state,
+            "last": last,
+            "stable_after": stable_after,
+            "interval": interval,
+            "outcome": outcome_text,
+            "detail": detail,
+        }
+        title, body, floor = render_alert("agent_held_back", fields, self._templates)
+        report = Notification(
+            title,
+            body,
+            max(floor, severity),
+            agent=agent.name,
+            event=AGENT_HELD_BACK,
+            generation=agent.generation,
+            error=last,
+        )
+        if self._is_muted(report.agent, report.event):
+            self._stats.muted += 1
+            return
+        if self._holding(report):
+            self._hold(report, total)
+            agent.notes.clear()
+            return
+        self._stats.reports += 1
+        self._emit(report, now, out)
+
     def _schedule_stable(self, agent: _Agent, now: float) -> None:
-        """Wake up when the agent may be stable, if a recovery message hangs on it."""
-        if not self.config.recovery or agent.incident_at is None:
+        """Wake up when the agent may be stable, if a recovery message or the end of
+        its flapping quiet (and the report of what it held back) hangs on it."""
+        if agent.incident_at is None:
+            return
+        if not self.config.recovery and agent.quiet != "flapping":
             return
         if agent.stable_due is None:
             agent.stable_due = now + self.config.stable_after
@@ -152,12 +263,18 @@ class _AgentsMixin(_GroupingMixin):
     def _stable(
         self, agent: _Agent, now: float, out: list[Notification], *, ended: bool = False
     ) -> None:
-        """The agent is fine again: end its quiet, send the recovery (if wanted)."""
-        self._end_quiet(agent)
+        """The agent is fine again: end its quiet, send the recovery (if wanted),
+        which carries what the quiet held back; without one, a report does."""
+        started, back = agent.incident_at, agent.back_at
+        recovers = started is not None and back is not None and self.config.recovery
+        quiet = agent.quiet is not None
+        self._end_quiet(
+            agent, now, out, report="stable" if quiet and not recovers else None
+        )
         self._forget_reported(agent)
         agent.failures.clear()
-        started, back = agent.incident_at, agent.back_at
-        if started is not None and back is not None and self.config.recovery:
+        if recovers:
+            assert started is not None and back is not None
             self._stats.recoveries += 1
             title, body, severity = render_alert(
                 "agent_recovered",
@@ -186,3 +303,28 @@ class _AgentsMixin(_GroupingMixin):
             self._emit(recovered, now, out, synthesized=True)
         agent.incident_at = agent.back_at = None
         agent.stable_due = None
+
+
+def _held_texts(
+    outcome: str, state: str | None, interval: str, stable_after: str
+) -> tuple[str, str]:
+    """The ``outcome`` and ``detail`` of a report of held-back alerts."""
+    if outcome == "still":
+        if state == "FATAL":
+            return "still FATAL", (
+                f"It is FATAL: its alerts are held back and counted every {interval} "
+                "until an operator starts it."
+            )
+        return f"still {state}", (
+            f"It is still {state}: its alerts are held back and counted every "
+            f"{interval} until it has run {stable_after} without an error."
+        )
+    if outcome == "stable":
+        return "stable again", (
+            f"It has run {stable_after} without an error: its alerts are sent again."
+        )
+    if outcome == "started":
+        return "started again", "An operator started it: its alerts are sent again."
+    if outcome == "fatal":
+        return "now FATAL", "It is FATAL: no more automatic restarts."
+    return "alerting stopped", "Alerting was detached before they were reported."

@@ -127,6 +127,9 @@ class _PipelineBase:
         if kind == "stable":
             agent = self._agents.get(ref)
             return agent is not None and agent.stable_due == deadline
+        if kind == "report":
+            agent = self._agents.get(ref)
+            return agent is not None and agent.report_due == deadline
         return self._digest_due == deadline
 
     # ------------------------------------------------------------ texts

@@ -148,7 +148,9 @@ class PipelineConfig(_Rules):
     60 s with the first sent at once, identical alerts are not repeated within 5
     minutes, five errors within a minute are "flapping" (one alert, then quiet until
     the agent is stable for 30 s), and after FATAL the agent is quiet until an
-    operator starts it. Recovery messages and quiet hours are opt-in.
+    operator starts it; what a quiet agent holds back is reported when the quiet
+    ends, every 5 minutes while it lasts, and at detach. Recovery messages and
+    quiet hours are opt-in.
 
     Invalid values raise pydantic's ``ValidationError`` (naming the field);
     :meth:`parse` turns them into :class:`~notifiers.errors.NotifierConfigError`.
@@ -188,6 +190,12 @@ class PipelineConfig(_Rules):
         default=5, ge=2, description="This many errors within flap_window is flapping."
     )
     flap_window: float = Field(default=60.0, gt=0)
+    held_report_interval: float | None = Field(
+        default=300.0,
+        gt=0,
+        description="While an agent is quiet (flapping, FATAL), report what was held "
+        "back at most this often; None = only when the quiet ends and at detach.",
+    )
     quiet_hours: QuietHours | None = None
     mutes: tuple[MuteRule, ...] = ()
     timezone: str | None = Field(

@@ -59,7 +59,7 @@ class AlertPipeline(_AgentsMixin):
                 agent.generation = notification.generation
             if agent.quiet is not None or agent.incident_at is not None:
                 self._check_stable(agent, now, out)
-            consumed = self._observe(agent, notification, now, out)
+            consumed = self._observe(agent, notification, now, out, forward=forward)
             if forward and not consumed:
                 self._route(agent, notification, now, out)
             if notification.event == _FATAL and self.config.quiet_after_fatal:
@@ -82,10 +82,12 @@ class AlertPipeline(_AgentsMixin):
             return heap[0][0] if heap else None
 
     def flush(self) -> list[Notification]:
-        """Everything pending, now: open groups' summaries and the digest (at detach).
+        """Everything pending, now (at detach): open groups' summaries, a report per
+        agent of what was held back and not yet told (its quiet's count, and counts
+        waiting for a next message, "+7 identical suppressed"), and the digest.
 
-        Counts still waiting for a next message ("+7 identical suppressed") are
-        logged and dropped.
+        Only counts whose report is muted are left; they are logged and dropped
+        (``stats().notes_dropped``).
         """
         with self._lock:
             now = self._clock()
@@ -94,23 +96,24 @@ class AlertPipeline(_AgentsMixin):
             for group in list(self._groups.values()):
                 if group.hidden:
                     self._summarise(group, now, out, final=True)
+            for agent in self._agents.values():
+                agent.stable_due = agent.report_due = None
+                if agent.quiet_count or agent.notes:
+                    self._report_held(agent, now, out, "detach")
             if self._held_total:
                 self._emit_digest(out)
             self._heap.clear()
             self._digest_due = None
+            dropped = 0
             for agent in self._agents.values():
-                agent.stable_due = None
-                for note in agent.notes.values():
-                    self._stats.notes_dropped += note.count
+                dropped += sum(note.count for note in agent.notes.values())
                 agent.notes.clear()
-                # Held back while flapping or FATAL, and never reported: count them.
-                self._stats.notes_dropped += agent.quiet_count
-                agent.quiet_count = 0
-            if self._stats.notes_dropped:
+            if dropped:
+                self._stats.notes_dropped += dropped
                 logger.info(
-                    "alert pipeline flushed; %d suppressed alert(s) were never "
-                    "reported in a later message",
-                    self._stats.notes_dropped,
+                    "alert pipeline flushed; %d muted alert(s) were never reported "
+                    "in a later message",
+                    dropped,
                 )
             return out
 
@@ -189,8 +192,7 @@ class AlertPipeline(_AgentsMixin):
             self._note(agent, ("muted",), 1, self._wall())
             return
         if agent.quiet is not None and event != _FATAL:
-            agent.quiet_count += 1
-            self._stats.quiet += 1
+            self._hold_quiet(agent, n, now)
             return
         if event == _FATAL:
             self._fold_groups(agent, now)
@@ -234,6 +236,11 @@ class AlertPipeline(_AgentsMixin):
             deadline, _, kind, ref, _ = item
             if kind == "group":
                 self._close_window(self._groups[ref], deadline, out)
+            elif kind == "report":
+                agent = self._agents[ref]
+                agent.report_due = None
+                if agent.quiet is not None and agent.quiet_count:
+                    self._report_held(agent, now, out, "still")
             elif kind == "stable":
                 agent = self._agents[ref]
                 agent.stable_due = None

@@ -6,12 +6,20 @@ from collections.abc import Iterable
 
 from pyorchestrate import OrchestratorEvent
 
-__all__ = ["AGENT_FLAPPING", "AGENT_RECOVERED", "ALERTS_DIGEST", "OBSERVED_EVENTS"]
+__all__ = [
+    "AGENT_FLAPPING",
+    "AGENT_HELD_BACK",
+    "AGENT_RECOVERED",
+    "ALERTS_DIGEST",
+    "OBSERVED_EVENTS",
+]
 
 AGENT_RECOVERED = "agent_recovered"
 """The ``event`` of a recovery message."""
 AGENT_FLAPPING = "agent_flapping"
 """The ``event`` of a flapping alert."""
+AGENT_HELD_BACK = "agent_held_back"
+"""The ``event`` of a report of what an agent's quiet (flapping, FATAL) held back."""
 ALERTS_DIGEST = "alerts_digest"
 """The ``event`` of a quiet-hours digest (its ``agent`` is ``None``)."""
 

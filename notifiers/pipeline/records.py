@@ -61,6 +61,7 @@ class PipelineStats:
     deduplicated: int = 0
     muted: int = 0
     quiet: int = 0  # held back while flapping or FATAL
+    reports: int = 0  # messages reporting what was held back (agent_held_back)
     held: int = 0  # held for the quiet-hours digest
     summaries: int = 0
     flapping: int = 0
@@ -118,8 +119,11 @@ class _Agent:
     )
     quiet: str | None = None  # "flapping" | "FATAL"
     quiet_wall: float = 0.0
-    quiet_count: int = 0
+    quiet_count: int = 0  # held back since quiet_wall, not yet in a note
+    quiet_last: str | None = None
+    quiet_severity: Severity = Severity.DEBUG
     stable_due: float | None = None
+    report_due: float | None = None  # the next report of what is held back
     generation: int | None = None
     groups: set[tuple[str | None, str | None]] = field(default_factory=set)
     notes: dict[Any, _Note] = field(default_factory=dict)

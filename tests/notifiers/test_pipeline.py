@@ -9,6 +9,7 @@ Every pipeline here runs on a ``FakeClock`` starting at 0, with wall-clock time
 from __future__ import annotations
 
 import datetime as _dt
+import random
 import threading
 import time
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 from notifiers import Notification, NotifierConfigError, Severity
 from notifiers.pipeline import (
     AGENT_FLAPPING,
+    AGENT_HELD_BACK,
     AGENT_RECOVERED,
     ALERTS_DIGEST,
     AlertPipeline,
@@ -293,13 +295,23 @@ def test_flapping_sends_one_alert_then_the_agent_is_quiet_until_stable() -> None
         event = (E.AGENT_ERROR, E.AGENT_RESTARTING, E.AGENT_STARTED)[n % 3]
         assert pipeline.offer(ev(event, attempt=n)) == []
     assert pipeline.offer(ev(E.AGENT_READY), forward=False) == []
-    # Stable for 30 s: the next alert goes out, with what was held back.
+    assert pipeline.next_due() == 19 + 30  # when it may be stable
+    # Stable for 30 s: what was held back is reported; the next alert goes out.
     at(clock, 19 + 30)
+    (report,) = pipeline.due()
+    assert report.event == AGENT_HELD_BACK
+    assert report.title == "⏸ worker-3: 15 alerts held back, stable again"
+    assert report.body.splitlines() == [
+        "(+15 alerts held back while worker-3 was flapping, since 09:58)",
+        "It has run 30 s without an error: its alerts are sent again.",
+        "last: ▶ worker-3 started",
+        f"host {report.host}",
+    ]
+    assert report.severity is Severity.ERROR  # it held errors
     (alert,) = pipeline.offer(ev(E.AGENT_ERROR, error="new"))
-    assert alert.body.splitlines()[0] == (
-        "(+15 alerts held back while worker-3 was flapping, since 09:58)"
-    )
+    assert alert.title == "✖ worker-3 failed"
     assert pipeline.stats().quiet == 15
+    assert pipeline.stats().reports == 1
 
 
 def test_flapping_counts_errors_within_the_window_only() -> None:
@@ -328,14 +340,27 @@ def test_fatal_is_sent_once_then_quiet_until_an_operator_start() -> None:
         "(+2 × agent_error suppressed since 09:58; last: ValueError: boom)"
     )
     assert pipeline.next_due() is None  # no summary after it
-    # Quiet: what still comes for the agent is held back.
+    # Quiet: what still comes for the agent is held back, and reported every 5 min.
     assert pipeline.offer(ev(E.AGENT_TERMINATED)) == []
     assert pipeline.offer(ev(E.AGENT_ERROR, error="late")) == []
-    # An operator starts it: the start is sent, with the count.
+    assert pipeline.next_due() == 302
+    at(clock, 302)
+    (report,) = pipeline.due()
+    assert report.title == "⏸ worker-3: 2 alerts held back, still FATAL"
+    assert report.body.splitlines()[:3] == [
+        "(+2 alerts held back while worker-3 was FATAL, since 09:58)",
+        "It is FATAL: its alerts are held back and counted every 5 min until an "
+        "operator starts it.",
+        "last: late",
+    ]
+    assert pipeline.next_due() is None  # nothing new held: no report
+    at(clock, 400)
+    assert pipeline.offer(ev(E.AGENT_ERROR, error="later")) == []
+    # An operator starts it: the start is sent, with what was held since the report.
     at(clock, 600)
     (started,) = pipeline.offer(ev(E.AGENT_STARTED, generation_id=5))
     assert started.body.splitlines()[0] == (
-        "(+2 alerts held back while worker-3 was FATAL, since 09:58)"
+        "(+1 alerts held back while worker-3 was FATAL, since 10:03)"
     )
     # READY, and stable for 30 s: recovered (from the first error to READY).
     at(clock, 602)
@@ -346,7 +371,7 @@ def test_fatal_is_sent_once_then_quiet_until_an_operator_start() -> None:
     assert recovered.title == "✔ worker-3 recovered after 10 min"
     assert recovered.event == AGENT_RECOVERED
     assert recovered.severity is Severity.INFO
-    assert "failing since 09:58:00: 4 error(s)" in recovered.body
+    assert "failing since 09:58:00: 5 error(s)" in recovered.body
 
 
 def test_flapping_then_fatal_sends_both_and_counts_what_was_between() -> None:
@@ -359,6 +384,205 @@ def test_flapping_then_fatal_sends_both_and_counts_what_was_between() -> None:
     assert fatal.body.startswith(
         "(+4 alerts held back while worker-3 was flapping, since 09:58)"
     )
+
+
+def told(messages: list[Notification]) -> int:
+    """How many offered alerts ``messages`` account for, each once.
+
+    A message of an event itself, and a flapping alert (sent in place of the error
+    that made the agent flapping), stand for one; a group summary for the alerts it
+    hid; a quiet-hours digest for the alerts it held (not recoveries); a note
+    ("(+3 …") for its count.
+    Recoveries and reports of held-back alerts stand for nothing of their own: the
+    notes they carry do.
+    """
+    total = 0
+    for n in messages:
+        if n.event in (AGENT_RECOVERED, AGENT_HELD_BACK):
+            pass
+        elif n.title.startswith(f"{n.agent}: {n.event} ×"):  # a group summary
+            hidden = int(n.title.split("×")[1].split()[0])
+            total += hidden - ("first was sent on its own" in n.body)
+        elif n.event == ALERTS_DIGEST:  # a line per (agent, event) held
+            for line in n.body.splitlines():
+                _, _agent, event, count = line.split(" (last:")[0].split()
+                if event != AGENT_RECOVERED:
+                    total += int(count.removeprefix("×"))
+            continue
+        else:
+            total += 1
+        for line in n.body.splitlines():
+            if line.startswith("(+"):
+                total += int(line[2:].split()[0])
+    return total
+
+
+def test_while_flapping_what_is_held_back_is_reported_every_interval() -> None:
+    pipeline, clock = make({**OFF, "flap_threshold": 3, "held_report_interval": 120.0})
+    out: list[Notification] = []
+    for n in range(10):  # an error every 10 s; flapping at the 3rd
+        at(clock, 10 * n)
+        out += pipeline.offer(ev(E.AGENT_ERROR, error=f"ValueError: boom {n}"))
+    assert [n.event for n in out] == ["agent_error", "agent_error", AGENT_FLAPPING]
+    assert pipeline.next_due() == 30 + 120  # the first held error was at 30 s
+    at(clock, 150)
+    (report,) = pipeline.due()
+    assert report.event == AGENT_HELD_BACK
+    assert report.title == "⏸ worker-3: 7 alerts held back, still flapping"
+    assert report.body.splitlines()[:3] == [
+        "(+7 alerts held back while worker-3 was flapping, since 09:58)",
+        "It is still flapping: its alerts are held back and counted every 2 min "
+        "until it has run 30 s without an error.",
+        "last: ValueError: boom 9",
+    ]
+    assert pipeline.next_due() is None  # nothing new: no further report
+    at(clock, 200)
+    assert pipeline.offer(ev(E.AGENT_ERROR, error="ValueError: late")) == []
+    assert pipeline.next_due() == 320
+    at(clock, 320)
+    (second,) = pipeline.due()
+    assert second.body.splitlines()[0] == (
+        "(+1 alerts held back while worker-3 was flapping, since 10:00)"
+    )
+    assert told([*out, report, second]) == 11
+    assert pipeline.stats().reports == 2
+
+
+def test_no_periodic_report_when_the_interval_is_off() -> None:
+    pipeline, _ = make({**OFF, "flap_threshold": 3, "held_report_interval": None})
+    out = [n for _ in range(5) for n in pipeline.offer(ev(E.AGENT_ERROR))]
+    assert len(out) == 3
+    assert pipeline.next_due() is None
+    (report,) = pipeline.flush()  # but detach tells
+    assert report.title == "⏸ worker-3: 2 alerts held back, alerting stopped"
+    assert told([*out, report]) == 5
+
+
+def test_detach_reports_what_every_agent_held_back() -> None:
+    rules = {**OFF, "flap_threshold": 3, "dedup_window": 300.0}
+    pipeline, clock = make(rules)
+    out = [n for _ in range(5) for n in pipeline.offer(ev(E.AGENT_ERROR))]
+    # Another agent's identical warnings: deduplicated, waiting for a next message.
+    for _ in range(3):
+        out += pipeline.offer(ev(E.AGENT_RESTARTING, "db", attempt=1))
+    assert len(out) == 3  # error 2 was identical: counted on the flapping alert
+    at(clock, 10)
+    flushed = pipeline.flush()
+    assert [(n.agent, n.title) for n in flushed] == [
+        ("worker-3", "⏸ worker-3: 2 alerts held back, alerting stopped"),
+        ("db", "⏸ db: 2 alerts held back, alerting stopped"),
+    ]
+    assert flushed[1].body.splitlines()[:2] == [
+        "(+2 × agent_restarting suppressed since 09:58; last: ↻ db restarting "
+        "(attempt 1))",
+        "Alerting was detached before they were reported.",
+    ]
+    assert flushed[1].severity is Severity.WARNING
+    assert told([*out, *flushed]) == 5 + 3
+    assert pipeline.stats().notes_dropped == 0
+    assert pipeline.flush() == []  # told once
+
+
+def test_a_muted_report_is_dropped_and_counted_at_detach() -> None:
+    pipeline, _ = make({**OFF, "flap_threshold": 3})
+    for _ in range(5):
+        pipeline.offer(ev(E.AGENT_ERROR))
+    pipeline.mute("worker-3", seconds=60)
+    assert pipeline.flush() == []
+    assert pipeline.stats().notes_dropped == 2
+
+
+def test_a_recovery_carries_what_the_flapping_held_back() -> None:
+    pipeline, clock = make(
+        {**OFF, "flap_threshold": 3, "recovery": True, "stable_after": 30.0}
+    )
+    out = [n for _ in range(6) for n in pipeline.offer(ev(E.AGENT_ERROR))]
+    at(clock, 5)
+    pipeline.offer(ev(E.AGENT_READY), forward=False)
+    at(clock, 35)
+    (recovered,) = pipeline.due()  # no report of its own
+    assert recovered.event == AGENT_RECOVERED
+    assert recovered.body.splitlines()[0] == (
+        "(+3 alerts held back while worker-3 was flapping, since 09:58)"
+    )
+    assert told([*out, recovered]) == 6
+
+
+def test_a_start_by_an_operator_reports_what_fatal_held_back_if_not_sent() -> None:
+    pipeline, clock = make({**OFF, "quiet_after_fatal": True})
+    assert len(pipeline.offer(ev(E.AGENT_FATAL, attempt=3))) == 1
+    assert pipeline.offer(ev(E.AGENT_ERROR, error="late")) == []
+    at(clock, 60)
+    (report,) = pipeline.offer(ev(E.AGENT_STARTED), forward=False)
+    assert report.title == "⏸ worker-3: 1 alerts held back, started again"
+    assert report.body.splitlines()[1] == (
+        "An operator started it: its alerts are sent again."
+    )
+    assert pipeline.offer(ev(E.AGENT_ERROR, error="new")) != []  # sent again
+
+
+def test_fatal_not_sent_still_ends_the_flapping_count_with_a_report() -> None:
+    pipeline, _ = make({**OFF, "flap_threshold": 3, "quiet_after_fatal": True})
+    out = [n for _ in range(5) for n in pipeline.offer(ev(E.AGENT_ERROR))]
+    (report,) = pipeline.offer(ev(E.AGENT_FATAL, attempt=4), forward=False)
+    assert report.title == "⏸ worker-3: 2 alerts held back, now FATAL"
+    assert told([*out, report]) == 5
+
+
+def test_in_quiet_hours_a_report_goes_into_the_digest_once() -> None:
+    rules = {
+        **OFF,
+        "flap_threshold": 3,
+        "held_report_interval": 60.0,
+        "quiet_hours": {"start": "10:00", "end": "11:00", "hold_below": "critical"},
+    }
+    pipeline, clock = make(rules)  # 09:58
+    out = [n for _ in range(6) for n in pipeline.offer(ev(E.AGENT_ERROR))]
+    assert len(out) == 3
+    at(clock, 3 * 60)  # 10:01, in the quiet hours: the report is held
+    assert pipeline.due() == []
+    at(clock, 63 * 60)  # 11:01: the digest
+    (digest,) = pipeline.due()
+    assert digest.title == "Quiet hours digest: 3 alerts held"
+    assert "worker-3 agent_held_back ×3" in digest.body
+    assert pipeline.flush() == []  # not told twice
+    assert told([*out, digest]) == 6
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_counts_in_an_agents_messages_add_up_to_its_alerts(seed: int) -> None:
+    """Random crash loops through the default rules (recovery on or off, some
+    quiet hours), pumped at random times, then detached: every forwarded alert is
+    told exactly once."""
+    rng = random.Random(seed)
+    rules: dict[str, Any] = {
+        "recovery": rng.random() < 0.5,
+        "held_report_interval": rng.choice([None, 30.0, 300.0]),
+        "stable_after": rng.choice([5.0, 30.0]),
+        "flap_threshold": rng.choice([None, 3, 5]),
+    }
+    if rng.random() < 0.3:
+        rules["quiet_hours"] = {"start": "10:00", "end": "10:30"}
+    pipeline, clock = make(rules)
+    sent: list[Notification] = []
+    forwarded = 0
+    for _ in range(rng.randrange(20, 120)):
+        at(clock, clock() + rng.choice([0.1, 1, 2, 5, 20, 40, 120]))
+        agent = rng.choice(["w1", "w2"])
+        event = rng.choice(
+            [E.AGENT_ERROR] * 4
+            + [E.AGENT_READY, E.AGENT_RESTARTING, E.AGENT_STARTED]
+            + [E.AGENT_FATAL] * (rng.random() < 0.05)
+        )
+        forward = event in (E.AGENT_ERROR, E.AGENT_FATAL)
+        forwarded += forward
+        error = rng.choice(["ValueError: a", "ValueError: b"])
+        sent += pipeline.offer(ev(event, agent, error=error), forward=forward)
+        if rng.random() < 0.3:
+            sent += pipeline.due()
+    sent += pipeline.flush()
+    assert told(sent) == forwarded
+    assert pipeline.stats().notes_dropped == 0
 
 
 # ---------------------------------------------------------------- recovery

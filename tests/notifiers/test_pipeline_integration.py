@@ -9,7 +9,10 @@ after ``attach``: once the recorder has seen an event, the attachment has handle
 from __future__ import annotations
 
 import contextlib
+import html
+import os
 import re
+import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -20,10 +23,11 @@ import pytest
 from notifiers import Notification, NotifierConfigError
 from notifiers.pipeline import AGENT_RECOVERED, AlertPipeline
 from notifiers.presets import Attachment, attach
-from notifiers.testing import RecordingNotifier
+from notifiers.telegram import TelegramNotifier
+from notifiers.testing import FakeTelegramServer, RecordingNotifier
 from pyorchestrate import Orchestrator, OrchestratorEvent
 from pyorchestrate.testing import EventRecorder, FakeClock
-from tests.agents import BoomThread, ForeverThread
+from tests.agents import BoomThread, ForeverThread, SleepForeverProcess
 
 from .conftest import NOTIFY_FAST
 
@@ -66,6 +70,37 @@ def count_in(pattern: str, text: str) -> int:
     found = re.search(pattern, text)
     assert found, f"{pattern!r} not in {text!r}"
     return int(found.group(1))
+
+
+def errors_told(texts: list[str], agent: str) -> int:
+    """How many of ``agent``'s errors the message texts account for, each once.
+
+    A failure alert and a flapping alert stand for one error each (the flapping
+    alert is sent in place of the error that made it flapping); a group summary for
+    the errors it hid; a note ("(+3 x agent_error suppressed …)", "(+5 alerts held
+    back while … was flapping …)") for its count. A report of held-back alerts
+    says nothing of its own: its notes carry the counts.
+    """
+    told = 0
+    for text in map(html.unescape, texts):
+        title, _, body = text.partition("\n")
+        title = title.removeprefix("<b>").removesuffix("</b>")
+        if title in (f"✖ {agent} failed",) or title.startswith(
+            f"⚠ {agent} is flapping:"
+        ):
+            told += 1
+        elif title.startswith(f"{agent}: agent_error ×"):
+            hidden = count_in(r"×(\d+) in", title)
+            told += hidden - (1 if "first was sent on its own" in body else 0)
+        for line in body.splitlines():
+            for pattern in (
+                r"^\(\+(\d+) × agent_error suppressed",
+                rf"^\(\+(\d+) alerts held back while {re.escape(agent)} was",
+            ):
+                found = re.match(pattern, line)
+                if found:
+                    told += int(found.group(1))
+    return told
 
 
 # ---------------------------------------------------------------- crash loops
@@ -130,6 +165,45 @@ def test_without_rules_every_error_is_sent(make_orchestrator: MakeOrchestrator) 
     assert attachment.pipeline is None
     attachment.detach()
     assert [n.event for n in channel.sent].count("agent_error") == 50
+
+
+TOKEN = "123456789:AAHfakeTokenForPipelineTests_0123456789"
+
+
+@pytest.mark.process
+def test_errors_after_the_flapping_alert_are_reported_by_detach(
+    make_orchestrator: MakeOrchestrator, fake_telegram: FakeTelegramServer
+) -> None:
+    """10 kills of a process agent that keeps restarting (never FATAL, never stable
+    within the test): after "is flapping", errors 6 to 10 are held back, and
+    detach() reports them; every error is in a Telegram message, once."""
+    orchestrator = make_orchestrator()
+    orchestrator.register_agent(
+        SleepForeverProcess,
+        "w",
+        supervision={
+            "restart": "on-failure",
+            "immediate_restarts": 100,
+            "flap_restarts": None,
+        },
+    )
+    channel = TelegramNotifier(TOKEN, 42, base_url=fake_telegram.base_url)
+    attachment = attach(orchestrator, "errors_only", channel)
+    recorder = EventRecorder().attach(orchestrator)
+    orchestrator.start()
+    for kill in range(1, 11):
+        ready = recorder.wait_for(E.AGENT_READY, "w", count=kill)
+        os.kill(ready["pid"], signal.SIGKILL)
+        recorder.wait_for(E.AGENT_ERROR, "w", count=kill)
+    recorder.wait_for(E.AGENT_READY, "w", count=11)  # restarted, running again
+    assert recorder.of(E.AGENT_FATAL, "w") == []
+
+    assert attachment.detach(30) == []
+
+    texts = [m["text"] for m in fake_telegram.messages]
+    assert errors_told(texts, "w") == 10, texts
+    assert "is flapping" in texts[1]
+    assert html.unescape(texts[-1]).startswith("<b>⏸ w: 5 alerts held back"), texts
 
 
 # ---------------------------------------------------------------- mutes
