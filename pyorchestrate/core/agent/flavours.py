@@ -28,10 +28,12 @@ orchestrator goes by what the agent reported before it ended.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import multiprocessing
 import os
 import select
+import shutil
 import signal
 import sys
 import threading
@@ -113,6 +115,31 @@ def _server_gone(pid: int | None) -> bool:
     """Whether the forkserver ``pid`` has ended (``False`` when it cannot be told)."""
     fd = _servers.get(pid) if pid is not None else None
     return fd is not None and _readable(fd)
+
+
+def _remove_forkserver_dir() -> None:
+    """At exit of a forkserver (which preloads this module): remove the ``pymp-*``
+    directory of its socket.
+
+    The orchestrator's multiprocessing removes that directory at a normal exit; after
+    a SIGKILL it cannot, and one directory per kill was left in the temp dir. The
+    forkserver ends as soon as the orchestrator is gone, whatever killed it, so it
+    cleans up instead. Does nothing in any other process.
+    """
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver, "_forkserver", None)
+    address = getattr(server, "_forkserver_address", None)
+    if getattr(server, "_forkserver_pid", None) is not None or not isinstance(
+        address, str
+    ):
+        return  # not a forkserver (a client knows its server's pid)
+    directory = os.path.dirname(address)
+    if os.path.basename(directory).startswith("pymp-"):
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+atexit.register(_remove_forkserver_dir)
 
 
 def process_context(method: StartMethod) -> multiprocessing.context.BaseContext:

@@ -319,6 +319,7 @@ def _spawn_orchestrator(
     Everything it starts carries ``marker`` (it is in its environment).
     """
     stdout, stderr = workdir / "stdout", workdir / "stderr"
+    (workdir / "tmp").mkdir()  # its temp dir (multiprocessing's pymp-* goes there)
     with stdout.open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen(
             [
@@ -330,7 +331,12 @@ def _spawn_orchestrator(
                 marker,
             ],
             cwd=ROOT,
-            env={**os.environ, "PYTHONPATH": str(ROOT), MARKER_ENV: marker},
+            env={
+                **os.environ,
+                "PYTHONPATH": str(ROOT),
+                MARKER_ENV: marker,
+                "TMPDIR": str(workdir / "tmp"),
+            },
             stdin=subprocess.DEVNULL,
             stdout=out,
             stderr=err,
@@ -409,8 +415,10 @@ def test_a_sigkilled_orchestrator_leaves_no_orphans(
         assert not left, f"still alive 10 s after the orchestrator died: {left}"
         assert ORPHAN_GRACE <= elapsed <= ORPHAN_BOUND + ORPHAN_MARGIN, elapsed
 
-        # The forkserver and the resource tracker go too, and nothing else is left.
+        # The forkserver and the resource tracker go too, and nothing else is left,
+        # not even the directory of the forkserver's socket.
         assert wait_until(lambda: not _marked(marker), 10.0), sorted(_marked(marker))
+        assert list((tmp_path / "tmp").glob("pymp-*")) == []
         # The watch's SIGTERM went to the stubborn agent's whole group.
         stubborn = _signal_log(tmp_path / "stubborn.log")
         caught = sorted(what for what, _ in stubborn if what != "tick")
