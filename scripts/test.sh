@@ -1,10 +1,28 @@
 #!/usr/bin/env bash
-# Set up a virtual environment from this checkout and run every check CI runs.
+# Set up virtual environments from this checkout and run every check CI runs: the
+# gates and the test suite on the oldest Python we support (python3, 3.11), then the
+# test suite again on the newest (3.13, from pyenv or PATH; PYTHON_NEWEST names another).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
-[ -x .venv/bin/python ] || "$PY" -m venv .venv
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+WORKERS=${PYTEST_WORKERS:-2}
+
+setup() {  # setup VENV PYTHON: a venv with the project and its dev extras
+    [ -x "$1/bin/python" ] || "$2" -m venv "$1"
+    "$1/bin/python" -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+}
+
+newest_python() {
+    if [ -n "${PYTHON_NEWEST:-}" ]; then echo "$PYTHON_NEWEST"; return; fi
+    local found
+    for found in "$(pyenv root 2>/dev/null)"/versions/3.13*/bin/python \
+        "$HOME"/.pyenv/versions/3.13*/bin/python "$(command -v python3.13 || true)"; do
+        [ -x "$found" ] && { echo "$found"; return; }
+    done
+    return 1
+}
+
+setup .venv "$PY"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 .venv/bin/mypy pyorchestrate notifiers
@@ -12,4 +30,15 @@ PY=${PYTHON:-python3}
 site=$(mktemp -d)  # the docs must build with no broken link or stale reference
 NO_MKDOCS_2_WARNING=1 .venv/bin/mkdocs build --strict --quiet --site-dir "$site"
 rm -rf "$site"
-.venv/bin/python -m pytest "$@"
+echo "== tests on $(.venv/bin/python -V)"
+.venv/bin/python -m pytest -n "$WORKERS" "$@"
+
+if [ "${SKIP_NEWEST:-}" = 1 ]; then exit 0; fi
+newest=$(newest_python) || {
+    echo "no Python 3.13 found (pyenv, PATH or PYTHON_NEWEST): the newest Python we" \
+        "claim would go untested; set SKIP_NEWEST=1 to run on $("$PY" -V) alone" >&2
+    exit 1
+}
+setup .venv-newest "$newest"
+echo "== tests on $(.venv-newest/bin/python -V)"
+.venv-newest/bin/python -m pytest -n "$WORKERS" "$@"
