@@ -63,7 +63,7 @@ def clock() -> FakeTime:
 
 
 # ---------------------------------------------------------------- Telegram
-def test_a_burst_of_100_alerts_to_one_chat_arrives_whole_in_order_1_per_second(
+def test_a_burst_of_100_alerts_to_one_chat_arrives_whole_in_order_5_then_1_a_second(
     fake_telegram: FakeTelegramServer,
     make_dispatcher: MakeDispatcher,
     fake_sleep: SleepRecorder,
@@ -96,15 +96,17 @@ def test_a_burst_of_100_alerts_to_one_chat_arrives_whole_in_order_1_per_second(
     assert {m["chat_id"] for m in messages} == {"42"}
     stats = dispatcher.stats()["telegram"]
     assert (stats.sent, stats.failed, stats.dropped, stats.retried) == (100, 0, 0, 0)
-    # Fake time: one per second; real time: no waiting at all.
+    # Fake time: a burst of 5 (Telegram tolerates short bursts; the bot's 30/s
+    # spaces them by 1/30 s), then one per second; real time: no waiting at all.
     sent_at = times_of(stamps, "telegram")
     assert len(sent_at) == 100
-    assert min(gaps(sent_at)) >= 1.0 - 1e-9
-    assert sent_at[-1] - sent_at[0] == pytest.approx(99.0)
-    assert wall < 10.0, f"{wall:.2f} s of real time for 99 s of fake waiting"
+    assert sent_at[4] - sent_at[0] == pytest.approx(4 / 30)
+    assert min(gaps(sent_at[5:])) >= 1.0 - 1e-9
+    assert sent_at[-1] - sent_at[0] == pytest.approx(95.0)
+    assert max_in_window(sent_at, 1.0) == 5
+    assert wall < 10.0, f"{wall:.2f} s of real time for 95 s of fake waiting"
     waits = limiter.stats()["telegram"]
     assert (waits.passed, waits.waited, waits.waiting) == (100, 99, 0)
-    assert waits.wait_seconds == pytest.approx(99.0)
     assert fake_sleep.waits == []  # no retry
 
 
@@ -134,8 +136,9 @@ def test_a_group_chat_gets_at_most_20_alerts_a_minute(
         f"<b>alert {i:03d}</b>\ndisk full" for i in range(45)
     ]
     sent_at = times_of(stamps, "telegram")
-    assert max_in_window(sent_at, 60.0) == 20
-    assert min(gaps(sent_at)) >= 3.0 - 1e-9
+    assert max_in_window(sent_at, 60.0 + 1e-6) == 20  # in any minute, both ends
+    assert sent_at[4] - sent_at[0] < 1.0  # a burst of 5, then 15/min
+    assert min(gaps(sent_at[5:])) >= 4.0 - 1e-9
 
 
 def test_flood_control_in_a_burst_is_retried_and_loses_nothing(
@@ -167,7 +170,7 @@ def test_flood_control_in_a_burst_is_retried_and_loses_nothing(
     assert len(fake_telegram.messages) == 20
     sent_at = times_of(stamps, "telegram")
     assert len(sent_at) == 21  # the retry took a token too
-    assert min(gaps(sent_at)) >= 1.0 - 1e-9
+    assert max_in_window(sent_at, 1.0) == 5
 
 
 def test_a_rate_limited_channel_does_not_delay_another(
