@@ -1,37 +1,102 @@
-"""The channel sections of :class:`~notifiers.settings.NotifierSettings`.
+"""The channel sections of :class:`~notifiers.settings.NotifierSettings`, and the
+checks every channel constructor shares with them.
 
 One pydantic model per channel: strict (unknown keys are errors), validated on
 assignment, with secrets as ``SecretStr`` and inputs hidden from error messages.
 Validators never repeat the value they reject (it may be a secret).
+
+The constructors validate their arguments with the same models (:func:`checked`):
+``TelegramNotifier(token, chat_id, ...)`` through :class:`TelegramSettings`,
+``AppriseNotifier(urls, ...)`` through :class:`AppriseSettings`, and every
+:class:`~notifiers.base.Notifier` its ``name`` through :class:`ChannelOptions`, so a
+bad value gets the same error whichever way it comes in.
 """
 
 from __future__ import annotations
 
 import re
-from typing import Literal, Self
+from typing import Annotated, Literal, Self, TypeVar
 from urllib.parse import quote, urlencode, urlsplit
 
 from pydantic import (
     AliasChoices,
     BaseModel,
+    BeforeValidator,
     ConfigDict,
     Field,
     SecretStr,
+    ValidationError,
     field_validator,
     model_validator,
 )
 
+from ._settings_errors import config_error
+from .errors import NotifierConfigError
+from .ratelimit import RateLimit
+
 __all__ = [
     "AppriseSettings",
+    "ChannelOptions",
     "EmailSettings",
+    "Number",
+    "Seconds",
     "SlackSettings",
     "TelegramSettings",
     "WebhookSettings",
+    "checked",
+    "http_url",
 ]
 
+_M = TypeVar("_M", bound=BaseModel)
 
-class _Section(BaseModel):
-    """Base of the channel sections: strict, validated on assignment, inputs hidden."""
+
+def checked(model: type[_M], title: str, **values: object) -> _M:
+    """``values`` validated by ``model``, the checks the settings make.
+
+    Raises:
+        NotifierConfigError: titled ``title``, one ``field: reason`` per problem,
+            never the value.
+    """
+    try:
+        return model.model_validate(values)
+    except ValidationError as exc:
+        raise config_error(exc, title=title) from None
+
+
+def _not_a_bool(value: object) -> object:
+    # pydantic takes True for 1 and 1.0; a flag is never meant as a count or a time.
+    if isinstance(value, bool):
+        raise ValueError("must be a number, not true/false")
+    return value
+
+
+Number = Annotated[int, BeforeValidator(_not_a_bool)]
+"""An integer (also from text such as ``"3"``), never a bool."""
+Seconds = Annotated[float, BeforeValidator(_not_a_bool), Field(gt=0)]
+"""A duration > 0 in seconds (also from text such as ``"2.5"``), never a bool."""
+
+
+def _one_or_many(value: object) -> object:
+    return [value] if isinstance(value, str) else value
+
+
+def _check_rate_limits(value: list[str] | None) -> list[str] | None:
+    """Each entry read by :meth:`RateLimit.parse`, as the channels will read it."""
+    if value is None:
+        return None
+    problems: list[str] = []
+    for index, text in enumerate(value):
+        try:
+            RateLimit.parse(text)
+        except NotifierConfigError as exc:
+            problems.extend(f"entry {index}: {msg}" for _, msg in exc.errors)
+    if problems:
+        raise ValueError("; ".join(problems))
+    return [text.strip() for text in value]
+
+
+class ChannelOptions(BaseModel):
+    """What every channel takes, in its constructor and in its settings section."""
 
     model_config = ConfigDict(
         extra="forbid", validate_assignment=True, hide_input_in_errors=True
@@ -42,6 +107,19 @@ class _Section(BaseModel):
         min_length=1,
         description="The channel's name in results and logs (default: the section's).",
     )
+    rate_limits: list[str] | None = Field(
+        default=None,
+        description="Limits of this channel's destinations, replacing its defaults: "
+        'e.g. ["20/min"] or ["1/s", "60/min burst 10"]; [] for none.',
+    )
+
+    _rate_limits_list = field_validator("rate_limits", mode="before")(_one_or_many)
+    _rate_limits_parse = field_validator("rate_limits")(_check_rate_limits)
+
+
+class _Section(ChannelOptions):
+    """Base of the channel sections: strict, validated on assignment, inputs hidden."""
+
     recovery: bool | None = Field(
         default=None,
         description="Send 'recovered after 42 s' messages on this channel (true turns "
@@ -61,9 +139,19 @@ _USERNAME = re.compile(r"@[A-Za-z][A-Za-z0-9_]{3,}")
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")
 
 
-def _http_url(value: str | None) -> str | None:
-    if value is not None and urlsplit(value).scheme not in ("http", "https"):
-        raise ValueError("must be an http:// or https:// URL")
+def http_url(value: str | None) -> str | None:
+    """``None``, or an ``http://`` or ``https://`` URL with a host."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError("must be an http:// or https:// URL with a host")
+    try:
+        parts = urlsplit(value)
+        ok = parts.scheme in ("http", "https") and bool(parts.hostname)
+    except ValueError:  # e.g. a malformed IPv6 host or port
+        ok = False
+    if not ok:
+        raise ValueError("must be an http:// or https:// URL with a host")
     return value
 
 
@@ -77,25 +165,26 @@ class TelegramSettings(_Section):
     base_url: str | None = Field(
         default=None, description="Another Bot API server (e.g. a local fake)."
     )
-    read_timeout: float | None = Field(
-        default=None, gt=0, description="Seconds to wait for Telegram's answer."
+    read_timeout: Seconds | None = Field(
+        default=None, description="Seconds to wait for Telegram's answer."
     )
-    connect_timeout: float | None = Field(
-        default=None, gt=0, description="Seconds to wait for a connection."
+    connect_timeout: Seconds | None = Field(
+        default=None, description="Seconds to wait for a connection."
     )
     disable_notification: bool = Field(
         default=False, description="Deliver silently (no sound on the phones)."
     )
-    message_thread_id: int | None = Field(
+    message_thread_id: Number | None = Field(
         default=None, description="A forum topic of the chat."
     )
 
     @field_validator("token")
     @classmethod
     def _check_token(cls, value: SecretStr) -> SecretStr:
-        if not _BOT_TOKEN.fullmatch(value.get_secret_value()):
+        token = value.get_secret_value().strip()
+        if not _BOT_TOKEN.fullmatch(token):
             raise ValueError("does not look like a bot token (<digits>:<letters>)")
-        return value
+        return SecretStr(token)
 
     @field_validator("chat_id", mode="before")
     @classmethod
@@ -110,14 +199,14 @@ class TelegramSettings(_Section):
                 return text
         raise ValueError("must be an integer chat id or an @channel username")
 
-    _check_base_url = field_validator("base_url")(_http_url)
+    _check_base_url = field_validator("base_url")(http_url)
 
 
 class EmailSettings(_Section):
     """E-mail over SMTP (``[email]``), sent through apprise's ``mailto://``."""
 
     host: str = Field(min_length=1, description="The SMTP server.")
-    port: int | None = Field(
+    port: Number | None = Field(
         default=None,
         ge=1,
         le=65535,
@@ -134,7 +223,7 @@ class EmailSettings(_Section):
         default="starttls",
         description="``insecure`` (plain SMTP), ``ssl`` or ``starttls``.",
     )
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Seconds | None = None
 
     @field_validator("sender")
     @classmethod
@@ -185,7 +274,7 @@ class SlackSettings(_Section):
     webhook_url: SecretStr = Field(
         description="``https://hooks.slack.com/services/T…/B…/…`` or ``slack://…``."
     )
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Seconds | None = None
 
     @field_validator("webhook_url")
     @classmethod
@@ -214,7 +303,7 @@ class WebhookSettings(_Section):
     """
 
     url: SecretStr
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Seconds | None = None
 
     @field_validator("url")
     @classmethod
@@ -244,4 +333,4 @@ class AppriseSettings(_Section):
         default_factory=list,
         description="Notify only the URLs tagged with one of these (default: all).",
     )
-    timeout: float | None = Field(default=None, gt=0)
+    timeout: Seconds | None = None

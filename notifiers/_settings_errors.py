@@ -1,6 +1,8 @@
 """Turn pydantic and pydantic-settings failures into :class:`NotifierConfigError`.
 
 One ``field.path: reason`` per problem, and never the value (it may be a secret).
+Imports only pydantic at run time: the channel constructors and
+:class:`~notifiers.retry.RetryPolicy` convert their errors here too.
 """
 
 from __future__ import annotations
@@ -11,12 +13,15 @@ import re
 import types
 import typing
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ValidationError
-from pydantic_settings import BaseSettings, SettingsError
+from pydantic import BaseModel
 
 from .errors import NotifierConfigError
+
+if TYPE_CHECKING:  # only pydantic itself at run time: channels use this module too
+    from pydantic import ValidationError
+    from pydantic_settings import BaseSettings, SettingsError
 
 __all__ = [
     "CONFIG_FILE_ENV",
@@ -60,14 +65,33 @@ def _reason(error: Mapping[str, Any]) -> str:
 
 
 def config_error(
-    exc: ValidationError, extra: Sequence[tuple[str, str]] = ()
+    exc: ValidationError,
+    extra: Sequence[tuple[str, str]] = (),
+    *,
+    title: str = TITLE,
 ) -> NotifierConfigError:
-    """One ``(path, reason)`` per pydantic error (inputs dropped), then ``extra``."""
-    errors = [
-        (_path(tuple(e["loc"])), _reason(e))
-        for e in exc.errors(include_input=False, include_url=False)
-    ]
-    return NotifierConfigError(TITLE, [*errors, *extra])
+    """One ``(path, reason)`` per pydantic error (inputs dropped), then ``extra``.
+
+    Used for the settings and for every channel constructor and model that
+    validates with pydantic, so both paths word their errors alike.
+    """
+    errors: list[tuple[str, str]] = []
+    for error in exc.errors(include_input=False, include_url=False):
+        path = _path(tuple(error["loc"]))
+        inner = (error.get("ctx") or {}).get("error")
+        if isinstance(inner, NotifierConfigError):
+            # A nested model that reports for itself (e.g. RetryPolicy): its own
+            # lines, under this path.
+            errors.extend((_join(path, loc), msg) for loc, msg in inner.errors)
+        else:
+            errors.append((path, _reason(error)))
+    return NotifierConfigError(title, [*errors, *extra])
+
+
+def _join(path: str, loc: str) -> str:
+    if not path or not loc:
+        return path or loc
+    return path + loc if loc.startswith("[") else f"{path}.{loc}"
 
 
 def unknown_environment(

@@ -49,6 +49,7 @@ from apprise.plugins.slack import NotifySlack
 from apprise.plugins.telegram import NotifyTelegram
 from apprise.result import AppriseResult, AppriseResultStatus, NotifyResult
 
+from ._sections import AppriseSettings, checked, http_url
 from .base import Notification, Notifier, Severity, TextFormat
 from .errors import (
     DeliveryError,
@@ -88,6 +89,7 @@ _TIMEOUT = re.compile(r"timed? ?out", re.IGNORECASE)
 # 4xx that are worth retrying: request timeout, too early, too many requests.
 _TRANSIENT_4XX = frozenset({408, 425, 429})
 _PROGRESS_SIZE = 256
+_DEFAULT_TIMEOUT = 10.0
 _PLUGINS = NotificationManager()  # type: ignore[no-untyped-call]  # apprise's scheme registry
 with warnings.catch_warnings():
     # apprise imports its ~150 plugin modules lazily, on the first URL; some pull in
@@ -245,8 +247,8 @@ class AppriseNotifier(Notifier):
         tags: the channel's tags. A URL without tags of its own carries them; a
             URL with its own tags is notified only if one of them is among these
             (apprise's matching). Default: every URL is notified.
-        timeout: seconds; caps each service's connect and read timeouts (and
-            SMTP's socket timeout). The send is abandoned after
+        timeout: seconds (``None``: 10); caps each service's connect and read
+            timeouts (and SMTP's socket timeout). The send is abandoned after
             ``2 * timeout + 1`` seconds per service whatever happens.
         slack_webhook_base: replaces Slack's hard-coded
             ``https://hooks.slack.com/services`` (tests point it at loopback).
@@ -258,8 +260,12 @@ class AppriseNotifier(Notifier):
             send waits for the URLs it still has to reach.
 
     Raises:
-        NotifierConfigError: a URL apprise does not accept (the message names its
-            scheme, never the URL), tags that match no URL, a bad timeout.
+        NotifierConfigError: an argument the ``[apprise]`` settings would refuse
+            (checked by :class:`~notifiers.settings.AppriseSettings`: at least one
+            URL, text tags, a timeout > 0, a non-empty name), a URL apprise does
+            not accept (the message names its scheme, never the URL), tags that
+            match no URL, a ``slack_webhook_base`` that is no http(s) URL, a bad
+            rate limit.
 
     Failures are classified per service: HTTP 4xx (except 408, 425, 429) and SMTP
     5xx replies are permanent; a read timeout (the request went out, no answer)
@@ -277,25 +283,31 @@ class AppriseNotifier(Notifier):
         *,
         name: str | None = None,
         tags: str | Sequence[str] | None = None,
-        timeout: float = 10.0,
+        timeout: float | None = 10.0,
         slack_webhook_base: str | None = None,
         rate_limits: RateLimit | str | Iterable[RateLimit | str] | None = None,
     ) -> None:
-        super().__init__(name=name, rate_limits=rate_limits)
         install_log_redaction(_REDACTED_LOGGERS)
-        entries = [urls] if isinstance(urls, str) else list(urls)
+        # The [apprise] section's model checks the arguments, as for the settings.
+        given: dict[str, object] = {
+            "urls": [urls] if isinstance(urls, str) else urls,
+            "name": name,
+            "timeout": timeout,
+        }
+        if tags is not None:
+            given["tags"] = [tags] if isinstance(tags, str) else tags
+        title = "invalid apprise settings"
+        if isinstance(name, str) and name:
+            title = f"channel {name!r}: {title}"
+        options = checked(AppriseSettings, title, **given)
+        super().__init__(name=options.name, rate_limits=rate_limits)
+        entries = [url.get_secret_value() for url in options.urls]
         problems: list[tuple[str, str]] = []
-        if not entries:
-            problems.append(("urls", "at least one apprise URL is needed"))
-        if not timeout > 0:
-            problems.append(("timeout", "must be a positive number of seconds"))
-        self.timeout = float(timeout)
+        self.timeout = options.timeout or _DEFAULT_TIMEOUT
         self._asset = AppriseAsset(
             async_mode=False, service_timeout=0, storage_mode="memory"
         )
-        self._tags: list[str] | None = (
-            None if tags is None else [tags] if isinstance(tags, str) else list(tags)
-        )
+        self._tags: list[str] | None = None if tags is None else list(options.tags)
         plugin_logger = _plugin_logger()
         self._services: list[_Service] = []
         for index, entry in enumerate(entries):
@@ -321,6 +333,12 @@ class AppriseNotifier(Notifier):
                     plugin, scheme, str(plugin.service_name or scheme), key, defaults
                 )
             )
+        if slack_webhook_base is not None:
+            try:
+                http_url(slack_webhook_base)
+            except (TypeError, ValueError) as exc:
+                problems.append(("slack_webhook_base", str(exc)))
+                slack_webhook_base = None
         if slack_webhook_base is not None:
             slack = [s.plugin for s in self._services]
             hooks = [p for p in slack if isinstance(p, NotifySlack)]

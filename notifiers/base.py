@@ -13,6 +13,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from ._sections import ChannelOptions, checked
 from .errors import DeliveryError
 from .ratelimit import RateLimit, coerce_rate_limits
 
@@ -156,14 +157,16 @@ class Notifier(abc.ABC):
     Slack); the base class limits nothing unless ``rate_limits`` is given.
 
     Args:
-        name: the channel's name in results and logs (default: the class's ``channel``).
+        name: the channel's name in results and logs (default: the class's
+            ``channel``); a non-empty string, as in the settings.
         rate_limits: limits for this channel as one destination, as
             :class:`~notifiers.ratelimit.RateLimit` or text (``"1/s"``,
             ``"20/min"``); ``None`` (default): the channel's own defaults (none
             here); ``()``: no limits. Subclasses apply them per destination.
 
     Raises:
-        NotifierConfigError: a rate limit that cannot be read.
+        NotifierConfigError: a bad name, or a rate limit that cannot be read
+            (naming the argument).
     """
 
     channel: ClassVar[str] = "notifier"
@@ -176,7 +179,8 @@ class Notifier(abc.ABC):
         name: str | None = None,
         rate_limits: RateLimit | str | Iterable[RateLimit | str] | None = None,
     ) -> None:
-        self.name = name or self.channel
+        options = checked(ChannelOptions, f"invalid {self.channel} channel", name=name)
+        self.name: str = options.name or self.channel
         self.custom_rate_limits: tuple[RateLimit, ...] | None = coerce_rate_limits(
             rate_limits
         )  # None: the channel's defaults

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from tenacity import (
     AsyncRetrying,
     RetryCallState,
@@ -21,6 +21,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from ._settings_errors import config_error
 from .errors import MaybeDelivered, RateLimited, TransientDeliveryError
 from .redact import redact
 
@@ -36,7 +37,17 @@ class RetryPolicy(BaseModel):
     server's retry-after honoured up to 60 s; "maybe delivered" is not retried.
     """
 
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    model_config = ConfigDict(frozen=True, extra="forbid", hide_input_in_errors=True)
+
+    if not TYPE_CHECKING:  # mypy keeps the pydantic plugin's typed signature
+
+        def __init__(self, **values: Any) -> None:
+            # A bad value is a NotifierConfigError naming the field, as in the
+            # settings (where a [retry] section is checked by the same model).
+            try:
+                super().__init__(**values)
+            except ValidationError as exc:
+                raise config_error(exc, title="invalid retry policy") from None
 
     max_attempts: int = Field(default=5, ge=1, le=100)
     budget: float = Field(default=60.0, gt=0)

@@ -6,6 +6,7 @@ in upper case, with ``__`` between levels. Lists are written as JSON there::
     PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN=123456:ABC...
     PYORCHESTRATE_NOTIFY_TELEGRAM__CHAT_ID=-1001234567
     PYORCHESTRATE_NOTIFY_EMAIL__RECIPIENTS='["ops@example.com"]'
+    PYORCHESTRATE_NOTIFY_TELEGRAM__RATE_LIMITS='["20/min"]'   # any channel section
     PYORCHESTRATE_NOTIFY_RETRY__MAX_ATTEMPTS=3
     PYORCHESTRATE_NOTIFY_STATE_PATH=/var/lib/myapp/notify.sqlite3   # or "none"
 
@@ -18,6 +19,7 @@ The same settings can come from a TOML file, named by
     [telegram]
     token = "123456:ABC..."
     chat_id = -1001234567
+    rate_limits = ["20/min"]   # optional, in any channel section
 
 Precedence: values given in code > environment > dotenv file > TOML file. A bad
 value raises :class:`~notifiers.errors.NotifierConfigError` with one
@@ -50,6 +52,7 @@ from pydantic_settings import (
 from ._sections import (
     AppriseSettings,
     EmailSettings,
+    Number,
     SlackSettings,
     TelegramSettings,
     WebhookSettings,
@@ -133,7 +136,7 @@ class NotifierSettings(BaseSettings):
     webhook: WebhookSettings | None = None
     apprise: AppriseSettings | None = None
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
-    queue_size: int = Field(
+    queue_size: Number = Field(
         default=1000,
         ge=1,
         le=1_000_000,
@@ -165,7 +168,7 @@ class NotifierSettings(BaseSettings):
         description="Limit each destination to its channel's rate (Telegram 1/s per "
         "chat and 20/min per group, Slack 1/s per webhook).",
     )
-    outbox_size: int = Field(
+    outbox_size: Number = Field(
         default=10_000,
         ge=1,
         le=10_000_000,
@@ -396,6 +399,8 @@ def _build_telegram(section: TelegramSettings) -> Notifier:
     for timeout in ("read_timeout", "connect_timeout"):
         if getattr(section, timeout) is not None:
             options[timeout] = getattr(section, timeout)
+    if section.rate_limits is not None:
+        options["rate_limits"] = list(section.rate_limits)
     notifier: Notifier = TelegramNotifier(token, section.chat_id, **options)
     return notifier
 
@@ -427,6 +432,8 @@ def _build_apprise(section: str, settings: NotifierSettings) -> Notifier:
         options["tags"] = tags
     if config.timeout is not None:
         options["timeout"] = config.timeout
+    if config.rate_limits is not None:
+        options["rate_limits"] = list(config.rate_limits)
     notifier: Notifier = AppriseNotifier(plain, **options)
     return notifier
 

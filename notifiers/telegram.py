@@ -39,6 +39,7 @@ from typing import Any, Protocol
 
 import httpx
 import telegram
+from pydantic import SecretStr
 from telegram.error import (
     BadRequest,
     ChatMigrated,
@@ -52,11 +53,11 @@ from telegram.error import (
 )
 from telegram.request import HTTPXRequest
 
+from ._sections import TelegramSettings, checked
 from .base import Notification, Notifier, TextFormat
 from .errors import (
     DeliveryError,
     MaybeDelivered,
-    NotifierConfigError,
     PermanentDeliveryError,
     RateLimited,
     TransientDeliveryError,
@@ -77,6 +78,8 @@ __all__ = ["SecretLike", "TelegramNotifier"]
 logger = logging.getLogger("notifiers.telegram")
 
 _PERMANENT = (BadRequest, Forbidden, InvalidToken, EndPointNotFound, Conflict)
+_READ_TIMEOUT = 10.0
+_CONNECT_TIMEOUT = 5.0
 _UNSENT_TIMEOUTS = (httpx.ConnectTimeout, httpx.PoolTimeout)
 
 
@@ -84,6 +87,14 @@ class SecretLike(Protocol):
     """Anything with ``get_secret_value()``, such as pydantic's ``SecretStr``."""
 
     def get_secret_value(self) -> str: ...
+
+
+def _reveal(token: object) -> object:
+    """A ``SecretLike``'s text; anything else as it is, for the model to judge."""
+    if isinstance(token, str | SecretStr):
+        return token
+    reveal = getattr(token, "get_secret_value", None)
+    return reveal() if callable(reveal) else token
 
 
 @functools.cache
@@ -158,14 +169,14 @@ class TelegramNotifier(Notifier):
     Args:
         token: the bot token (a string or a ``SecretStr``); it never appears in a repr,
             a log line, an error or a result.
-        chat_id: the chat (numeric id or ``"@channel"``); follows a group's migration
-            to a supergroup.
+        chat_id: the chat (numeric id, also as text, or ``"@channel"``); follows a
+            group's migration to a supergroup.
         base_url: the Bot API URL the token is appended to (default Telegram's); a
             local fake in tests.
         name: the channel's name (default ``"telegram"``).
-        read_timeout: seconds to wait for Telegram's answer; past it the message may
-            have arrived, so it counts as "maybe delivered".
-        connect_timeout: seconds to connect.
+        read_timeout: seconds to wait for Telegram's answer (``None``: 10); past it
+            the message may have arrived, so it counts as "maybe delivered".
+        connect_timeout: seconds to connect (``None``: 5).
         disable_notification: send silently.
         message_thread_id: the forum topic to post in.
         rate_limits: the limits of this chat, replacing Telegram's (``None``, the
@@ -176,6 +187,13 @@ class TelegramNotifier(Notifier):
         bot_rate_limit: the limit of the bot, across all its chats and every
             channel using the same token (default 30/s); ``None``: none. With
             ``rate_limits=()`` too, this channel is not rate limited at all.
+
+    Raises:
+        NotifierConfigError: an argument the ``[telegram]`` settings would refuse
+            (checked by :class:`~notifiers.settings.TelegramSettings`: a token
+            shaped ``<digits>:<letters>``, an integer chat id or ``@username``, an
+            http(s) ``base_url``, timeouts > 0, …), or a bad rate limit. It names
+            the argument, never the token.
     """
 
     channel = "telegram"
@@ -189,35 +207,40 @@ class TelegramNotifier(Notifier):
         *,
         base_url: str | None = None,
         name: str | None = None,
-        read_timeout: float = 10.0,
-        connect_timeout: float = 5.0,
+        read_timeout: float | None = 10.0,
+        connect_timeout: float | None = 5.0,
         disable_notification: bool = False,
         message_thread_id: int | None = None,
         rate_limits: RateLimit | str | Iterable[RateLimit | str] | None = None,
         bot_rate_limit: RateLimit | str | None = TELEGRAM_PER_BOT,
     ) -> None:
-        super().__init__(name=name, rate_limits=rate_limits)
-        secret = token if isinstance(token, str) else token.get_secret_value()
-        secret = secret.strip()
-        if not secret:
-            raise NotifierConfigError(
-                "invalid Telegram settings", [("token", "must not be empty")]
-            )
-        if isinstance(chat_id, str) and not chat_id.strip():
-            raise NotifierConfigError(
-                "invalid Telegram settings", [("chat_id", "must not be empty")]
-            )
+        # The [telegram] section's own model checks the arguments: the same errors
+        # as from the settings (naming the argument, never the token).
+        options = checked(
+            TelegramSettings,
+            "invalid Telegram settings",
+            token=_reveal(token),
+            chat_id=chat_id,
+            base_url=base_url,
+            name=name,
+            read_timeout=read_timeout,
+            connect_timeout=connect_timeout,
+            disable_notification=disable_notification,
+            message_thread_id=message_thread_id,
+        )
+        super().__init__(name=options.name, rate_limits=rate_limits)
+        secret = options.token.get_secret_value()
         SECRETS.add(secret, f"bot{secret}")
         self._token = secret
         self._bot_key = f"telegram:bot:{destination_id('telegram', secret)}"
         bot_limits = coerce_rate_limits(bot_rate_limit, field_name="bot_rate_limit")
         self.bot_rate_limit = bot_limits[0] if bot_limits else None
-        self.chat_id: int | str = chat_id
-        self.base_url = base_url
-        self.read_timeout = read_timeout
-        self.connect_timeout = connect_timeout
-        self.disable_notification = disable_notification
-        self.message_thread_id = message_thread_id
+        self.chat_id: int | str = options.chat_id
+        self.base_url = options.base_url
+        self.read_timeout = options.read_timeout or _READ_TIMEOUT
+        self.connect_timeout = options.connect_timeout or _CONNECT_TIMEOUT
+        self.disable_notification = options.disable_notification
+        self.message_thread_id = options.message_thread_id
         self._bot: telegram.Bot | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests: tuple[HTTPXRequest, ...] = ()

@@ -25,6 +25,7 @@ from notifiers import (
     MaybeDelivered,
     Notification,
     Notifier,
+    NotifierConfigError,
     PermanentDeliveryError,
     RateLimited,
     RetryPolicy,
@@ -86,8 +87,9 @@ class TestPolicy:
         default = RetryPolicy()
         with pytest.raises(pydantic.ValidationError):
             default.max_attempts = 3  # type: ignore[misc]
-        with pytest.raises(pydantic.ValidationError):
+        with pytest.raises(NotifierConfigError) as info:
             RetryPolicy(attempts=3)  # type: ignore[call-arg]
+        assert info.value.errors == [("attempts", "unknown setting")]
 
     @pytest.mark.parametrize(
         "bad",
@@ -97,11 +99,27 @@ class TestPolicy:
             {"initial": -1},
             {"multiplier": 0.5},
             {"jitter": -0.1},
+            {"max_attempts": "three"},
         ],
     )
-    def test_rejects_bad_values(self, bad: dict[str, float]) -> None:
-        with pytest.raises(pydantic.ValidationError):
+    def test_rejects_bad_values_naming_the_field(self, bad: dict[str, object]) -> None:
+        # Our own error, like the settings' (not pydantic's ValidationError).
+        with pytest.raises(NotifierConfigError) as info:
             RetryPolicy(**bad)
+        assert not isinstance(info.value, pydantic.ValidationError)
+        assert str(info.value).startswith("invalid retry policy")
+        assert [loc for loc, _ in info.value.errors] == list(bad)
+        assert "input_value" not in str(info.value)
+
+    def test_the_settings_name_the_retry_field(self) -> None:
+        from notifiers.settings import NotifierSettings
+
+        with pytest.raises(NotifierConfigError) as info:
+            NotifierSettings(state_path="none", retry={"max_attempts": 0, "x": 1})
+        assert [loc for loc, _ in info.value.errors] == [
+            "retry.max_attempts",
+            "retry.x",
+        ]
 
     @pytest.mark.parametrize(
         ("error", "expected"),

@@ -578,6 +578,68 @@ def test_build_passes_each_section_to_its_channel(fake_channels: type[Any]) -> N
     assert redact(f"token {TOKEN}, password {SECRET}") == "token ***, password ***"
 
 
+def test_rate_limits_in_any_section_reach_the_channel(
+    notify_env: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from notifiers import Notification, RateLimit
+
+    notify_env.setenv(P + "TELEGRAM__RATE_LIMITS", '["20/min"]')  # the README's row
+    path = write_toml(
+        tmp_path,
+        f"""
+[telegram]
+token = "{TOKEN}"
+chat_id = 42
+
+[webhook]
+url = "json://127.0.0.1:9/po-rate-limits-hook"
+rate_limits = ["2/s", "60/min burst 10"]
+
+[slack]
+webhook_url = "https://hooks.slack.com/services/T0/B0/C0"
+rate_limits = []
+""",
+    )
+    settings = NotifierSettings.from_toml(path, state_path="none")
+    assert settings.telegram is not None and settings.webhook is not None
+    assert settings.telegram.rate_limits == ["20/min"]
+    assert settings.webhook.rate_limits == ["2/s", "60/min burst 10"]
+
+    telegram, slack, webhook = build_notifiers(settings)
+    note = Notification("t", "b")
+    chat = [limit for _, limit in telegram.rate_limits(note)][:-1]  # then the bot's
+    assert chat == [RateLimit.per_minute(20)]
+    assert slack.rate_limits(note) == []  # [] turns Slack's default 1/s off
+    assert [limit for _, limit in webhook.rate_limits(note)] == [
+        RateLimit.per_second(2),
+        RateLimit.per_minute(60, burst=10),
+    ]
+
+
+@pytest.mark.parametrize(
+    "section", ["telegram", "email", "slack", "webhook", "apprise"]
+)
+def test_a_bad_rate_limit_names_its_section(section: str) -> None:
+    base: dict[str, dict[str, Any]] = {
+        "telegram": {"token": TOKEN, "chat_id": 42},
+        "email": {
+            "host": "127.0.0.1",
+            "sender": "a@example.com",
+            "recipients": ["o@example.com"],
+        },
+        "slack": {"webhook_url": "https://hooks.slack.com/services/T0/B0/C0"},
+        "webhook": {"url": "json://127.0.0.1:9/hook"},
+        "apprise": {"urls": ["json://127.0.0.1:9/hook"]},
+    }
+    with pytest.raises(NotifierConfigError) as info:
+        NotifierSettings(
+            **{section: {**base[section], "rate_limits": ["1/s", "often"]}}
+        )
+    ((loc, reason),) = info.value.errors
+    assert loc == f"{section}.rate_limits"
+    assert reason.startswith("entry 1: 'often': use 'N/s', 'N/min' or 'N/hour'")
+
+
 @pytest.mark.usefixtures("fake_channels")
 def test_build_rejects_two_channels_with_one_name() -> None:
     settings = load_settings(

@@ -43,7 +43,9 @@ from notifiers.templates import TRUNCATION_MARKER
 from notifiers.testing import FakeTelegramServer, RecordingNotifier
 
 TOKEN = "123456789:AAHfakeTokenForNotifierTests_0123456789"
-ODD_TOKEN = "odd-secret-Token-not-shaped-like-a-bot-token"
+# A valid token that redact()'s bot-token pattern misses (a 2-digit bot id): only
+# the registry of secrets can mask it.
+ODD_TOKEN = "42:odd-secret-Token-not-shaped-like-a-bot"
 CHAT = 42
 POLICY = RetryPolicy(max_attempts=3, initial=0.01, max_wait=0.05, jitter=0)
 
