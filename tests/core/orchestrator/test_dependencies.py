@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from pyorchestrate import AgentState, DependencyError, OrchestratorEvent, StartStatus
+from pyorchestrate.core.agent import ControlEvents, make_event
 from pyorchestrate.core.orchestrator import DependencyGraph
 from pyorchestrate.testing import EventRecorder, wait_until
 from tests.agents import agent
@@ -176,14 +177,22 @@ def test_agents_start_in_dependency_order(
 ) -> None:
     orchestrator = make_orchestrator()
     recorder.attach(orchestrator)
+    # 'a' cannot become READY until the gate opens, so its dependents must queue
+    # (without it, a quick thread agent could be READY before start() reached 'b').
+    gate = make_event(flavour)  # type: ignore[arg-type]
     # Registered in the reverse of the order they must start in.
     for name in ("c", "b", "a"):
-        orchestrator.register_agent(agent("forever", flavour), name)
+        orchestrator.register_agent(
+            agent("forever", flavour),
+            name,
+            control_events=ControlEvents(setup_event=gate) if name == "a" else None,
+        )
     orchestrator.add_dependency("c", "b")
     orchestrator.add_dependency("b", "a")
     results = orchestrator.start()
     assert results[0].status is StartStatus.STARTED  # a, first in topological order
     assert [r.status for r in results[1:]] == [StartStatus.QUEUED] * 2
+    gate.set()
     recorder.wait_for(OrchestratorEvent.AGENT_STARTED, "c")
     started = [r.agent for r in orchestrator.events(event_name="agent_started")]
     assert started == ["a", "b", "c"]
