@@ -62,7 +62,12 @@ DEFAULT_START_METHOD: StartMethod = (
     "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 )
 
-_PRELOAD = ["pyorchestrate.core.agent"]
+_PRELOAD = ["__main__", "pyorchestrate.core.agent"]
+"""What the forkserver imports once, so agents forked from it need not.
+
+``"__main__"``: the script that was run, imported once in the forkserver instead of in
+every process agent, on Pythons whose forkserver receives the script's path (CPython
+gh-126631; up to 3.13.0 it never did, and each agent imports the script again)."""
 _preload_lock = threading.Lock()
 _preloaded = False
 _limit_raised = False
