@@ -39,6 +39,7 @@ import sys
 import threading
 import time
 import weakref
+from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar, Literal
 
@@ -139,8 +140,8 @@ def _remove_forkserver_dir() -> None:
         address, str
     ):
         return  # not a forkserver (a client knows its server's pid)
-    directory = os.path.dirname(address)
-    if os.path.basename(directory).startswith("pymp-"):
+    directory = Path(address).parent
+    if directory.name.startswith("pymp-"):
         shutil.rmtree(directory, ignore_errors=True)
 
 
