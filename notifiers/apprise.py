@@ -35,6 +35,7 @@ import asyncio
 import concurrent.futures
 import logging
 import re
+import sys
 import warnings
 from collections import OrderedDict
 from collections.abc import Iterable, Sequence
@@ -86,6 +87,18 @@ _HTTP_STATUS = re.compile(r"\berror=(\d{3})\b")
 _SMTP_REPLY = re.compile(r"\((\d{3}), b?['\"]")
 _READ_TIMEOUT = re.compile(r"read timed out", re.IGNORECASE)
 _TIMEOUT = re.compile(r"timed? ?out", re.IGNORECASE)
+# The steps apprise's SMTP controller logs, in order, before it sends (see
+# _route_smtp_log), and the warning with which the e-mail plugin reports that one
+# of them failed: the last step before that warning is where it broke off.
+_SMTP_STEPS = (
+    "Connecting to remote SMTP server",
+    "Securing connection with",
+    "Applying user credentials",
+)
+_SMTP_LOGIN_STEP = _SMTP_STEPS[-1]
+_SMTP_STEP_FAILED = "Connection error while submitting email"
+# smtplib: the server lacks what the URL asks for (STARTTLS, AUTH): a setting to fix.
+_SMTP_UNSUPPORTED = re.compile(r"extension not supported by server", re.IGNORECASE)
 # 4xx that are worth retrying: request timeout, too early, too many requests.
 _TRANSIENT_4XX = frozenset({408, 425, 429})
 _PROGRESS_SIZE = 256
@@ -116,7 +129,25 @@ def _plugin_logger() -> logging.Logger:
         log.setLevel(logging.DEBUG)
         log.propagate = False
         log.addHandler(_ForwardToApprise())
+        _route_smtp_log(log)
     return log
+
+
+def _route_smtp_log(log: logging.Logger) -> None:
+    """Have apprise's SMTP controller log to ``log`` too, not to ``apprise`` only.
+
+    The e-mail plugin logs a failure as "Connection error while submitting email"
+    plus the socket error, whatever the step; the step (connect, STARTTLS, login)
+    and the reply to a refused ``sendmail`` are logged by its SMTP controller, on
+    the shared ``apprise`` logger, which apprise does not capture per service.
+    Routed to the services' private logger they are in each result, so a login
+    that fails (535, or no answer at all) is told from a server that is down.
+    Other users of apprise see the same records as before: the private logger
+    hands them to ``apprise`` at the levels it allows.
+    """
+    module = sys.modules.get("apprise.plugins.email.smtp")
+    if module is not None and getattr(module, "logger", None) is _APPRISE_LOGGER:
+        setattr(module, "logger", log)  # noqa: B010  (a module's global)
 
 
 _NOTIFY_TYPES = {
@@ -268,10 +299,13 @@ class AppriseNotifier(Notifier):
             rate limit.
 
     Failures are classified per service: HTTP 4xx (except 408, 425, 429) and SMTP
-    5xx replies are permanent; a read timeout (the request went out, no answer)
-    is "maybe delivered"; everything else (5xx, 429, refused connections,
-    connect timeouts) is transient. A retry only re-sends to the services that
-    have not yet succeeded, so one failing URL never duplicates the others.
+    5xx replies are permanent; so is an SMTP login that is refused (535), left
+    unanswered until the timeout (a server that delays or drops a failed login),
+    or impossible (no STARTTLS or AUTH offered), while a 4xx login reply (454) is
+    transient; a read timeout (the request went out, no answer) is "maybe
+    delivered"; everything else (5xx, 429, refused connections, connect timeouts)
+    is transient. A retry only re-sends to the services that have not yet
+    succeeded, so one failing URL never duplicates the others.
     """
 
     channel = "apprise"
@@ -543,12 +577,60 @@ class AppriseNotifier(Notifier):
                 return PermanentDeliveryError(redact(text), channel=self.name)
             return TransientDeliveryError(redact(text), channel=self.name)
         text = prefix + self._summary(lines)
+        login = self._smtp_login_error(lines, details, prefix)
+        if login is not None:
+            return login
+        if _SMTP_UNSUPPORTED.search(details):
+            return PermanentDeliveryError(redact(text), channel=self.name)
         if _READ_TIMEOUT.search(details):
             return MaybeDelivered(redact(text), channel=self.name)
         reply = _SMTP_REPLY.search(details)
         if reply is not None and reply[1].startswith("5"):
             return PermanentDeliveryError(redact(text), channel=self.name)
         return TransientDeliveryError(redact(text), channel=self.name)
+
+    def _smtp_login_error(
+        self, lines: list[str], details: str, prefix: str
+    ) -> DeliveryError | None:
+        """The error of an SMTP login that failed (``None``: it did not fail).
+
+        A refusal (5xx, 535 most often) is permanent, and so is a login left
+        unanswered until the timeout: servers delay a failed login (a tarpit) or
+        never answer it, and retrying the same credentials cannot help (it may lock
+        the account). A 4xx ("454 temporary authentication failure") is transient.
+        """
+        step = None
+        for line in lines:
+            if line.startswith(_SMTP_STEPS):
+                step = line
+            elif line.startswith(_SMTP_STEP_FAILED):
+                break
+        else:
+            return None  # no step failed (a refused recipient, say), or none logged
+        if step is None or not step.startswith(_SMTP_LOGIN_STEP):
+            return None
+        reply = _SMTP_REPLY.search(details)
+        summary = self._summary(lines)
+        if reply is not None and reply[1].startswith("4"):
+            return TransientDeliveryError(
+                redact(f"{prefix}SMTP login refused for now ({reply[1]}) | {summary}"),
+                channel=self.name,
+            )
+        if reply is not None:
+            why = f"refused ({reply[1]})"
+        elif _SMTP_UNSUPPORTED.search(details):
+            why = "impossible: the server offers no AUTH on this connection"
+        elif _TIMEOUT.search(details):
+            why = f"not answered within {self.timeout:g} s"
+        else:
+            return None  # the connection broke: transient, as for any other step
+        return PermanentDeliveryError(
+            redact(
+                f"{prefix}SMTP login {why}; check the username, password and mode"
+                f" | {summary}"
+            ),
+            channel=self.name,
+        )
 
     @staticmethod
     def _summary(lines: list[str]) -> str:

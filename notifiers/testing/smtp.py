@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage
 from types import TracebackType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import quote, urlencode
 
 from aiosmtpd.controller import Controller
@@ -17,7 +17,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, LoginPassword, Session
 
 from ._waiting import wait_for_items
 
-__all__ = ["LocalSMTPServer", "ReceivedEmail"]
+__all__ = ["AuthFailure", "LocalSMTPServer", "ReceivedEmail"]
 
 
 @dataclass(frozen=True)
@@ -80,6 +80,9 @@ class _Handler:
         return "250 OK"
 
 
+_TEMPORARY = "454 4.7.0 Temporary authentication failure"
+
+
 def _free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
@@ -87,24 +90,40 @@ def _free_port() -> int:
         return port
 
 
+AuthFailure = Literal["reply", "silent", "temporary"]
+
+
 class LocalSMTPServer:
     """aiosmtpd on ``127.0.0.1`` and a free port; stores messages thread-safely.
 
     With ``username`` and ``password`` it offers AUTH without TLS and refuses mail
-    from a client that did not log in; a wrong password gets ``535`` at once.
-    (aiosmtpd's ``AuthResult(success=False)`` defaults to ``handled=True`` and then
-    sends no reply at all, which makes the client hang until its socket timeout.)
+    from a client that did not log in. A wrong password gets, by ``auth_failure``:
+
+    * ``"reply"`` (default): ``535 5.7.8 Authentication credentials invalid`` at once;
+    * ``"silent"``: no reply at all, so the client waits until its socket timeout,
+      as with a server that delays a failed login beyond it (a tarpit) or never
+      answers one. This is aiosmtpd's own ``AuthResult(success=False)``, whose
+      ``handled=True`` default sends nothing;
+    * ``"temporary"``: ``454 4.7.0 Temporary authentication failure`` (RFC 4954: the
+      server could not check the credentials now, e.g. its backend is down).
 
     Use as a context manager, or ``start()``/``stop()``.
     """
 
     def __init__(
-        self, *, username: str | None = None, password: str | None = None
+        self,
+        *,
+        username: str | None = None,
+        password: str | None = None,
+        auth_failure: AuthFailure = "reply",
     ) -> None:
         if (username is None) != (password is None):
             raise ValueError("give both username and password, or neither")
+        if auth_failure not in ("reply", "silent", "temporary"):
+            raise ValueError("auth_failure must be 'reply', 'silent' or 'temporary'")
         self.username = username
         self.password = password
+        self.auth_failure: AuthFailure = auth_failure
         self.host = "127.0.0.1"
         self.port = 0
         self.messages: list[ReceivedEmail] = []
@@ -218,5 +237,8 @@ class LocalSMTPServer:
         if not ok:
             with self._cond:
                 self.auth_failures += 1
-            return AuthResult(success=False, handled=False)
+            if self.auth_failure == "temporary":
+                return AuthResult(success=False, handled=False, message=_TEMPORARY)
+            # handled=False: aiosmtpd replies 535; handled=True: it replies nothing.
+            return AuthResult(success=False, handled=self.auth_failure == "silent")
         return AuthResult(success=True, auth_data=auth_data)

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -117,7 +118,7 @@ def test_email_with_auth_delivers_and_a_wrong_password_is_permanent(
         # 535 from the server: not worth retrying, and no 15 s hang either.
         assert results["bad-email"].status is DeliveryStatus.PERMANENT
         assert results["bad-email"].attempts == 1
-        assert "535" in (results["bad-email"].error or "")
+        assert "SMTP login refused (535)" in (results["bad-email"].error or "")
         assert server.auth_failures >= 1
         assert len(server.messages) == 1
 
@@ -125,6 +126,118 @@ def test_email_with_auth_delivers_and_a_wrong_password_is_permanent(
     shown += [str(s.last_error) for s in dispatcher.stats().values()]
     for text in shown:
         assert PASSWORD not in text
+
+
+def test_a_login_the_server_leaves_unanswered_is_permanent(
+    new_dispatcher: MakeDispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A server that answers a bad login late (a tarpit) or never looks, from the
+    # client, like a timeout: it is still a refused login, not worth a retry (and
+    # retried logins can lock the account out).
+    caplog.set_level(logging.DEBUG)
+    with LocalSMTPServer(
+        username="dave", password=PASSWORD, auth_failure="silent"
+    ) as server:
+        bad = AppriseNotifier(
+            server.url(password="Wr0ng-" + PASSWORD), name="bad-email", timeout=0.5
+        )
+        dispatcher = new_dispatcher(bad)
+
+        result = deliver(
+            dispatcher, Notification("disk full", "on host a"), "bad-email"
+        )
+
+        assert result.status is DeliveryStatus.PERMANENT
+        assert result.attempts == 1
+        assert server.auth_failures == 1
+        assert server.messages == []
+    error = result.error or ""
+    assert "login" in error and "timed out" in error
+    for text in (caplog.text, error, repr(result)):
+        assert PASSWORD not in text
+
+
+def test_a_temporary_login_failure_is_retried(
+    new_dispatcher: MakeDispatcher,
+) -> None:
+    with LocalSMTPServer(
+        username="fay", password=PASSWORD, auth_failure="temporary"
+    ) as server:
+        email = AppriseNotifier(server.url(password="x"), name="email", timeout=2)
+        dispatcher = new_dispatcher(email)
+
+        result = deliver(dispatcher, Notification("t", "b"), "email")
+
+    assert result.status is DeliveryStatus.FAILED
+    assert result.attempts == POLICY.max_attempts
+    assert "SMTP login refused for now (454)" in (result.error or "")
+
+
+def test_a_refused_login_through_the_settings_does_not_park_the_channel(
+    tmp_path: Path,
+) -> None:
+    # The reported case: settings → email channel with a wrong password, a state
+    # file; the login is refused (535) or left unanswered. Each alert ends as
+    # PERMANENT (kept as "dead"), none waits in the outbox for a retry.
+    from notifiers.settings import build_notifiers, load_settings
+    from notifiers.state import NotifierState, OutboxState
+
+    for mode in ("reply", "silent"):
+        with (
+            LocalSMTPServer(
+                username="erin", password=PASSWORD, auth_failure=mode
+            ) as server,
+            NotifierState(tmp_path / f"{mode}.sqlite3") as state,
+        ):
+            settings = load_settings(
+                state_path="none",
+                email={
+                    "host": server.host,
+                    "port": server.port,
+                    "mode": "insecure",
+                    "username": "erin",
+                    "password": "Wr0ng-" + PASSWORD,
+                    "sender": "alerts@example.com",
+                    "recipients": ["ops@example.com"],
+                    "timeout": 0.5,
+                },
+            )
+            dispatcher = Dispatcher(
+                build_notifiers(settings),
+                policy=POLICY,
+                sleep=FakeSleep(),
+                rate_limits=False,
+                state=state,
+            )
+            try:
+                for title in ("first", "second"):
+                    dispatcher.submit(Notification(title, "body"))
+                assert dispatcher.flush(15)
+                results = list(dispatcher.results)
+            finally:
+                dispatcher.close(timeout=5)
+            assert [(r.status, r.attempts) for r in results] == [
+                (DeliveryStatus.PERMANENT, 1)
+            ] * 2, mode
+            assert [row.state for row in state.rows()] == [OutboxState.DEAD] * 2
+            # one login per alert (smtplib tries PLAIN, then LOGIN, after a 535)
+            assert server.auth_failures == (2 if mode == "silent" else 4)
+            assert server.messages == []
+
+
+def test_starttls_that_the_server_does_not_offer_is_permanent(
+    smtp_server: LocalSMTPServer, new_dispatcher: MakeDispatcher
+) -> None:
+    # mode=starttls against a plain server (a common mistake): no retry can help.
+    url = smtp_server.url().replace("mailto://", "mailtos://") + "&mode=starttls"
+    email = AppriseNotifier(url, name="email", timeout=2)
+    dispatcher = new_dispatcher(email)
+
+    result = deliver(dispatcher, Notification("t", "b"), "email")
+
+    assert (result.status, result.attempts) == (DeliveryStatus.PERMANENT, 1)
+    assert "STARTTLS extension not supported" in (result.error or "")
+    assert smtp_server.messages == []
 
 
 def test_unreachable_smtp_server_is_transient_and_retried(
