@@ -5,8 +5,21 @@ own thread, which runs one asyncio loop. On that loop each channel has its own b
 queue and its own worker task, so a dead or slow channel never delays another one.
 Each delivery runs under the channel's :class:`~notifiers.retry.RetryPolicy` and ends
 as one :class:`~notifiers.base.DeliveryResult`, kept in a ring buffer and handed to
-``on_result`` hooks. ``close(timeout)`` drains what it can, records what it abandons,
-and joins the thread.
+``on_result`` hooks. ``close(timeout)`` drains what it can, waiting as long as
+deliveries keep ending (``timeout`` seconds without one, or ``max_wait`` in all, end
+it), records what it abandons, logs it with the count per channel, returns it, and
+joins the thread.
+
+A channel retries one alert at a time. When that alert's retries run out (a
+transient failure: the channel is down), the alerts queued behind it do not each
+run into the outage with retries of their own: the channel is *parked* and they
+wait, in order, until ``outbox_retry`` seconds (or the server's longer retry-after)
+have passed; then the oldest is tried once, and if it gets through, everything that
+waited is sent at once, in order (as fast as the destination's rate limit allows).
+Without a state (below) they wait in memory (result ``failed``,
+``error_class="Held"``, then their delivery); the alert whose retries ran out is
+given up (``failed``). ``close()`` gives a parked channel one last try, then reports
+what it holds as abandoned.
 
 With a :class:`~notifiers.state.NotifierState` (``state=``), nothing accepted is lost:
 

@@ -44,6 +44,8 @@ class _DispatcherBase:
     _due: int
     _recorded: int
     _draining: bool
+    _progress: int
+    _progressed: asyncio.Event
     _owns_state: bool
     _state: NotifierState | None
     _owner: str

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections import deque
 from dataclasses import dataclass, field
 
 from ..base import Notification, Notifier
@@ -18,7 +19,9 @@ class ChannelStats:
     ``failed`` counts deliveries that ended undelivered (a replay from the outbox
     that fails again counts again); ``suppressed``: alerts not sent because muted;
     ``outboxed``: alerts kept in the outbox for a later try (their channel failed);
-    ``replayed``: alerts delivered from the outbox rather than straight from the queue.
+    ``held``: the same without a state file, alerts kept in memory behind a failure
+    until the channel is back; ``replayed``: alerts delivered from the outbox rather
+    than straight from the queue; ``queued``: waiting now (in the queue or held).
     """
 
     sent: int = 0
@@ -32,6 +35,7 @@ class ChannelStats:
     suppressed: int = 0
     outboxed: int = 0
     replayed: int = 0
+    held: int = 0
 
 
 class _Wake:
@@ -67,3 +71,7 @@ class _Channel:
     # objects (same ids in results); those still ``counted`` owe their result.
     awaiting: dict[int, _Item] = field(default_factory=dict)
     stop_seen: bool = False
+    # Without a state, while parked: the alerts behind the failure, oldest first,
+    # delivered in order once a try gets through.
+    held: deque[_Item] = field(default_factory=deque)
+    releasing: bool = False  # delivering what was held (flush() waits for it)

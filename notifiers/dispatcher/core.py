@@ -53,8 +53,10 @@ class Dispatcher(_Shutdown):
             saved counters (see the module docstring). ``None``: memory only.
         close_state: whether :meth:`close` closes the state (default: only if
             given as a path).
-        outbox_retry: seconds a parked channel waits before trying its outbox again
-            (a server's longer retry-after wins). Waited with ``sleep``.
+        outbox_retry: seconds a parked channel (an alert's retries ran out) waits
+            before trying again what waits behind it, in its outbox or, without a
+            state, in memory (a server's longer retry-after wins). Waited with
+            ``sleep``.
         state_refresh: seconds between looks at the state file (mutes, replays asked
             for by another process) and saves of the counters.
         fallbacks: escalation chains, ``{channel: its fallback}``, e.g.
@@ -120,6 +122,8 @@ class Dispatcher(_Shutdown):
         self._due = 0  # (notification, channel) pairs that owe a result
         self._recorded = 0  # results recorded for them
         self._draining = False
+        self._progress = 0  # results recorded, of any kind (close() waits on them)
+        self._progressed = asyncio.Event()
         # The durable state (all of it used on the loop thread only).
         self._owns_state = (
             close_state
@@ -183,7 +187,8 @@ class Dispatcher(_Shutdown):
         out = {}
         for name, channel in self._channels.items():
             stats = ChannelStats(**vars(channel.stats))
-            stats.queued = channel.queue.qsize() if channel.queue is not None else 0
+            queued = channel.queue.qsize() if channel.queue is not None else 0
+            stats.queued = queued + len(channel.held)
             out[name] = stats
         return out
 
@@ -226,7 +231,10 @@ class Dispatcher(_Shutdown):
         will happen soon)."""
         if self._draining or not self._intake.empty() or self._done_scheduled:
             return False
-        if any(c.backlog and c.probe is None for c in self._channels.values()):
+        if any(
+            (c.backlog or c.held or c.releasing) and c.probe is None
+            for c in self._channels.values()
+        ):
             return False
         return self._recorded >= self._due
 
@@ -257,19 +265,33 @@ class Dispatcher(_Shutdown):
             )
         return result
 
-    def close(self, timeout: float = 10.0) -> list[DeliveryResult]:
-        """Deliver what is queued until ``timeout``, then stop; return what was abandoned.
+    def close(
+        self, timeout: float = 10.0, *, max_wait: float = 300.0
+    ) -> list[DeliveryResult]:
+        """Deliver what is queued, then stop; return what was abandoned.
 
-        Idempotent: a second call returns ``[]``. With a state, what is abandoned
-        stays in the outbox for the next start.
+        The deadline moves with progress: ``close()`` gives up only after ``timeout``
+        seconds in which no delivery ended (so a backlog drained at a channel's rate
+        limit, Telegram's 1/s, is sent whole however long it is), or after
+        ``max_wait`` seconds in all (at least ``timeout``). A parked channel (down,
+        its alerts in the outbox or held in memory) gets one last try, then stops.
+
+        What is abandoned is returned (one ``ABANDONED`` :class:`DeliveryResult` per
+        notification and channel, also recorded and passed to the hooks) and logged
+        with the count per channel: at WARNING with a state (it stays in the outbox
+        for the next start), at ERROR without one (it is lost). Idempotent: a
+        second call returns ``[]``.
         """
         with self._submit_lock:
             if self._closed:
                 return []
             self._closed = True
-        future = asyncio.run_coroutine_threadsafe(self._shutdown(timeout), self._loop)
+        limit = max(timeout, max_wait)
+        future = asyncio.run_coroutine_threadsafe(
+            self._shutdown(timeout, limit), self._loop
+        )
         try:
-            abandoned = future.result(timeout + 5)
+            abandoned = future.result(limit + 5)
         except Exception:
             logger.exception("dispatcher: shutdown failed")
             abandoned = []

@@ -16,6 +16,7 @@ from ..errors import (
     TransientDeliveryError,
 )
 from ..redact import redact
+from ..retry import RetryPolicy
 from .base import _DispatcherBase
 from .channels import _Channel
 
@@ -42,8 +43,14 @@ class _Delivery(_DispatcherBase):
             self.rate_limiter.hold(notifier, notification, error.retry_after)
 
     async def _attempt(
-        self, channel: _Channel, notification: Notification, *, quiet: bool = False
+        self,
+        channel: _Channel,
+        notification: Notification,
+        *,
+        quiet: bool = False,
+        policy: RetryPolicy | None = None,
     ) -> tuple[DeliveryResult, DeliveryError | None]:
+        """Send under ``policy`` (default: the channel's); the result and its error."""
         notifier = channel.notifier
         started = time.monotonic()
         attempts = 0
@@ -74,7 +81,10 @@ class _Delivery(_DispatcherBase):
         status = DeliveryStatus.DELIVERED
         error: DeliveryError | None = None
         try:
-            await channel.policy.retrying(sleep=self._sleep, on_retry=on_retry)(attempt)
+            retrying = (policy or channel.policy).retrying(
+                sleep=self._sleep, on_retry=on_retry
+            )
+            await retrying(attempt)
         except PermanentDeliveryError as exc:
             status, error = DeliveryStatus.PERMANENT, exc
         except MaybeDelivered as exc:
@@ -118,6 +128,8 @@ class _Delivery(_DispatcherBase):
 
     def _record(self, result: DeliveryResult, *, counted: bool = True) -> None:
         self.results.append(result)
+        self._progress += 1  # close() waits on while results keep coming
+        self._progressed.set()
         for hook in list(self._hooks):
             try:
                 hook(result)

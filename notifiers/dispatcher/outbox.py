@@ -59,7 +59,90 @@ class _Outbox(_StateFile):
                 item.counted = False  # its later delivery is an extra result
             channel.awaiting[row] = item  # tried again from the outbox, as it is
             self._park(channel, error)
+        elif (
+            state is None
+            and status is DeliveryStatus.FAILED
+            and not channel.closing
+            and not channel.stop_seen
+            and (channel.held or not self._queue_empty(channel))
+        ):
+            # No outbox: this one is given up (its retries ran out), but the
+            # alerts behind it wait for the channel instead of each running into
+            # the same failure with retries of its own.
+            self._park_in_memory(channel, error)
+            parks = True
         return parks
+
+    @staticmethod
+    def _queue_empty(channel: _Channel) -> bool:
+        return channel.queue is None or channel.queue.empty()
+
+    def _park_in_memory(self, channel: _Channel, error: DeliveryError | None) -> None:
+        """Without a state: hold the alerts queued for the channel (in order) and try
+        again in ``outbox_retry`` seconds (or the server's longer retry-after)."""
+        assert channel.queue is not None
+        delay = self._outbox_retry
+        if isinstance(error, RateLimited):
+            delay = max(delay, error.retry_after)
+        behind: list[_Item] = []
+        while not channel.queue.empty():  # no await: nothing slips in between
+            entry = channel.queue.get_nowait()
+            if entry is None:
+                channel.stop_seen = True
+            elif isinstance(entry, _Item):
+                behind.append(entry)
+        for item in behind:
+            self._hold(channel, item)
+        channel.probe = self._loop.create_task(self._wait(delay))
+        logger.warning(
+            "channel %r parked: %d alert(s) wait in memory (no state file); next "
+            "try in %.0f s",
+            channel.notifier.name,
+            len(channel.held),
+            delay,
+        )
+        self._notify_idle()
+
+    def _hold(self, channel: _Channel, item: _Item) -> None:
+        """Keep ``item`` in memory behind the channel's failure, recorded as such."""
+        notification = item.notification
+        if len(channel.held) >= self.queue_size:
+            channel.stats.dropped += 1
+            logger.error(
+                "channel %r: %d alerts held; dropped notification %d (%s)",
+                channel.notifier.name,
+                len(channel.held),
+                notification.id,
+                redact(notification.title),
+            )
+            self._record(
+                DeliveryResult(
+                    notification.id,
+                    channel.notifier.name,
+                    DeliveryStatus.DROPPED,
+                    agent=notification.agent,
+                    event=notification.event,
+                ),
+                counted=item.counted,
+            )
+            return
+        channel.held.append(item)
+        if not item.counted:
+            return
+        item.counted = False  # its later delivery is an extra result
+        channel.stats.held += 1
+        self._record(
+            DeliveryResult(
+                notification.id,
+                channel.notifier.name,
+                DeliveryStatus.FAILED,
+                error_class="Held",
+                error="held in memory behind an earlier failure on this channel; "
+                "sent in order when the channel is back",
+                agent=notification.agent,
+                event=notification.event,
+            )
+        )
 
     def _park(self, channel: _Channel, error: DeliveryError | None) -> None:
         delay = self._outbox_retry

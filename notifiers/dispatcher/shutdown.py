@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import Counter
 
 from ..base import DeliveryResult, DeliveryStatus
 from ..redact import redact
@@ -19,7 +20,7 @@ logger = logging.getLogger("notifiers.dispatcher")
 class _Shutdown(_Workers):
     """The dispatcher's shutdown, run on its loop by :meth:`Dispatcher.close`."""
 
-    async def _shutdown(self, budget: float) -> list[DeliveryResult]:
+    async def _shutdown(self, idle: float, limit: float) -> list[DeliveryResult]:
         self._drain_intake()
         for channel in self._channels.values():
             assert channel.queue is not None
@@ -27,11 +28,11 @@ class _Shutdown(_Workers):
             with contextlib.suppress(asyncio.QueueFull):
                 channel.queue.put_nowait(None)
             if channel.probe is not None:
-                channel.probe.cancel()  # a parked channel stops at once
-        tasks = [c.task for c in self._channels.values() if c.task is not None]
-        _done, pending = (
-            await asyncio.wait(tasks, timeout=budget) if tasks else (set(), set())
-        )
+                # A parked channel stops at once (with an outbox) or after one last
+                # try (without one: what it holds would be lost).
+                channel.probe.cancel()
+        tasks = {c.task for c in self._channels.values() if c.task is not None}
+        pending = await self._wait_while_progressing(tasks, idle, limit)
         abandoned: list[DeliveryResult] = []
         for channel in self._channels.values():
             assert channel.queue is not None
@@ -47,9 +48,11 @@ class _Shutdown(_Workers):
                     leftovers.append(queued)
             leftovers += [channel.awaiting[k] for k in sorted(channel.awaiting)]
             channel.awaiting.clear()
+            leftovers += channel.held  # without a state: held behind a failure
+            channel.held.clear()
             for item in leftovers:
-                if not item.counted:
-                    continue  # a replay: it stays in the outbox, as it was
+                if not item.counted and item.row is not None:
+                    continue  # it stays in the outbox, as it was
                 result = DeliveryResult(
                     item.notification.id,
                     channel.notifier.name,
@@ -59,7 +62,7 @@ class _Shutdown(_Workers):
                 )
                 channel.stats.abandoned += 1
                 abandoned.append(result)
-                self._record(result)
+                self._record(result, counted=item.counted)
         if pending:
             await asyncio.wait(pending, timeout=1)
         probes = [c.probe for c in self._channels.values() if c.probe is not None]
@@ -77,10 +80,46 @@ class _Shutdown(_Workers):
                     "channel %r failed to close: %s", channel.notifier.name, redact(exc)
                 )
         if abandoned:
-            logger.error(
-                "dispatcher closed with %d notification(s) abandoned%s",
+            per_channel = Counter(r.channel for r in abandoned)
+            kept = self._state is not None
+            logger.log(
+                logging.WARNING if kept else logging.ERROR,
+                "dispatcher closed with %d notification(s) abandoned (%s)%s",
                 len(abandoned),
-                " (kept in the outbox for the next start)" if self._state else "",
+                ", ".join(f"{name}: {count}" for name, count in per_channel.items()),
+                " and kept in the outbox for the next start"
+                if kept
+                else "; without a state file they are lost",
             )
         self._close_state()
         return abandoned
+
+    async def _wait_while_progressing(
+        self, tasks: set[asyncio.Task[None]], idle: float, limit: float
+    ) -> set[asyncio.Task[None]]:
+        """Wait for ``tasks`` while results keep coming: give up after ``idle``
+        seconds without one, or ``limit`` seconds in all. Returns those not done."""
+        loop = self._loop
+        started = loop.time()
+        seen = self._progress
+        quiet_since = started
+        pending = set(tasks)
+        while pending:
+            now = loop.time()
+            if self._progress != seen:
+                seen, quiet_since = self._progress, now
+            remaining = min(quiet_since + idle, started + limit) - now
+            if remaining <= 0:
+                break
+            self._progressed.clear()
+            progressed = loop.create_task(self._progressed.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {*pending, progressed},
+                    timeout=remaining,
+                    return_when=asyncio.FIRST_COMPLETED,
+                )
+            finally:
+                progressed.cancel()
+            pending -= done
+        return pending

@@ -4,11 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
+from ..base import DeliveryStatus
 from .channels import _Channel, _Item
 from .escalation import _HANDED_OVER, _Escalation
 
 __all__: list[str] = []
+
+logger = logging.getLogger("notifiers.dispatcher")
 
 _OUTBOX_BATCH = 100  # rows read from the outbox at a time
 
@@ -22,6 +26,10 @@ class _Workers(_Escalation):
         while True:
             if channel.backlog:
                 if not await self._work_outbox(channel):
+                    return
+                continue
+            if channel.probe is not None or channel.held:  # parked, no state
+                if not await self._work_held(channel):
                     return
                 continue
             entry = await channel.queue.get()
@@ -56,6 +64,62 @@ class _Workers(_Escalation):
             self._hand_over(channel, self._channels[fallback], item, result)
             return False
         return self._settle(channel, item, result, error, from_outbox=from_outbox)
+
+    async def _work_held(self, channel: _Channel) -> bool:
+        """Without a state: while parked, hold what arrives; then try the oldest held
+        alert once, and if it gets through, deliver everything that waited at once,
+        in order (no alert waits out a backoff of its own). ``False``: the worker
+        ends (closing, or the channel still down when close() came)."""
+        assert channel.queue is not None
+        queue_ = channel.queue
+        while channel.probe is not None:  # parked: wait, holding arrivals
+            if channel.probe.done():  # its time came, or close() wants a last try
+                channel.probe = None
+                break
+            getter = self._loop.create_task(queue_.get())
+            try:
+                done, _ = await asyncio.wait(
+                    {getter, channel.probe}, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                if not getter.done():
+                    getter.cancel()
+            if getter in done and not getter.cancelled():
+                entry = getter.result()
+                if entry is None:
+                    channel.stop_seen = True
+                elif isinstance(entry, _Item):
+                    self._hold(channel, entry)
+        held = channel.held
+        if held:
+            first = held[0]
+            once = channel.policy.model_copy(update={"max_attempts": 1})
+            result, error = await self._attempt(
+                channel, first.notification, quiet=True, policy=once
+            )
+            if result.status is DeliveryStatus.FAILED:  # still down
+                if channel.closing or channel.stop_seen:
+                    return False  # close() reports what is held as abandoned
+                self._park_in_memory(channel, error)
+                return True
+            held.popleft()
+            self._record(result, counted=first.counted)
+            if result.status is DeliveryStatus.DELIVERED:
+                logger.info(
+                    "channel %r is back: sending the %d alert(s) that waited",
+                    channel.notifier.name,
+                    len(held),
+                )
+        channel.releasing = True
+        try:
+            while held:
+                item = held.popleft()
+                if await self._deliver_item(channel, item):
+                    return True  # down again: parked, the rest held
+        finally:
+            channel.releasing = False
+        self._notify_idle()
+        return not channel.stop_seen
 
     async def _work_outbox(self, channel: _Channel) -> bool:
         """Deliver this channel's outbox rows in order; ``False``: the worker ends."""

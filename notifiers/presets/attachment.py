@@ -94,13 +94,26 @@ class Attachment:
         """The delivery results the dispatcher keeps (a snapshot, oldest first)."""
         return list(self.dispatcher.results)
 
-    def detach(self, timeout: float = 10.0) -> list[DeliveryResult]:
+    def detach(
+        self, timeout: float = 10.0, *, max_wait: float = 300.0
+    ) -> list[DeliveryResult]:
         """Unregister every handler, send what the pipeline still holds (open groups'
-        summaries, the quiet-hours digest), stop its timer; close the dispatcher if it
-        is ours.
+        summaries, reports of what flapping or FATAL agents held back, the
+        quiet-hours digest), stop its timer; close the dispatcher if it is ours.
 
-        Idempotent. Returns the notifications the owned dispatcher abandoned (still
-        queued at the ``timeout``); ``[]`` for a shared dispatcher or a second call.
+        Closing waits while deliveries keep ending: it gives up only after
+        ``timeout`` seconds without one, or ``max_wait`` seconds in all, so a backlog
+        sent at a channel's rate limit (Telegram: a burst of 5, then 1/s) arrives
+        whole. A channel that is down gets one last try. What is given up is not
+        dropped silently: it is returned, one ``ABANDONED``
+        :class:`~notifiers.base.DeliveryResult` per notification and channel
+        (``collections.Counter(r.channel for r in detach())`` counts them per
+        channel), and logged with the count per channel: at ERROR without a state
+        file (those alerts are lost), at WARNING with one (they stay in its outbox
+        and the next dispatcher on the file sends them).
+
+        Idempotent: a second call returns ``[]``, and so does detaching from a
+        shared dispatcher, which stays open (and keeps what is queued).
         """
         with self._lock:
             if not self._attached:
@@ -117,7 +130,7 @@ class Attachment:
             for notification in self.pipeline.flush():
                 self._submit(notification, force=True)
         if self.owns_dispatcher:
-            return self.dispatcher.close(timeout)
+            return self.dispatcher.close(timeout, max_wait=max_wait)
         return []
 
     def mute(
