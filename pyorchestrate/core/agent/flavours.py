@@ -33,7 +33,6 @@ import contextlib
 import multiprocessing
 import os
 import select
-import shutil
 import signal
 import sys
 import threading
@@ -124,13 +123,16 @@ def _server_gone(pid: int | None) -> bool:
 
 
 def _remove_forkserver_dir() -> None:
-    """At exit of a forkserver (which preloads this module): remove the ``pymp-*``
-    directory of its socket.
+    """At exit of a forkserver (which preloads this module): remove its socket, and the
+    ``pymp-*`` directory that held it if nothing else is left there.
 
     The orchestrator's multiprocessing removes that directory at a normal exit; after
     a SIGKILL it cannot, and one directory per kill was left in the temp dir. The
     forkserver ends as soon as the orchestrator is gone, whatever killed it, so it
-    cleans up instead. Does nothing in any other process.
+    cleans up instead. A child process shares its parent's directory (a pool agent's
+    own forkserver puts its socket beside the orchestrator's), so only the socket is
+    this forkserver's to remove, and the directory goes only once it is empty. Does
+    nothing in any other process.
     """
     from multiprocessing import forkserver
 
@@ -140,9 +142,12 @@ def _remove_forkserver_dir() -> None:
         address, str
     ):
         return  # not a forkserver (a client knows its server's pid)
-    directory = Path(address).parent
-    if directory.name.startswith("pymp-"):
-        shutil.rmtree(directory, ignore_errors=True)
+    socket_path = Path(address)
+    if not socket_path.parent.name.startswith("pymp-"):
+        return
+    with contextlib.suppress(OSError):
+        socket_path.unlink()
+        socket_path.parent.rmdir()  # only if empty
 
 
 atexit.register(_remove_forkserver_dir)
