@@ -45,8 +45,9 @@ class Dispatcher(_Shutdown):
         sleep: the async sleep used between retries (injectable for tests).
         gate: awaited before each attempt to send (see :data:`SendGate`).
         rate_limits: with no ``gate``, limit each destination to its channel's
-            rate (:class:`~notifiers.ratelimit.RateLimiter`: Telegram 1/s per chat,
-            20/min per group; Slack 1/s per webhook); ``False``: no limits.
+            rate (:class:`~notifiers.ratelimit.RateLimiter`: Telegram bursts of 5
+            then 1/s per chat, at most 20/min per group; Slack 1/s per webhook);
+            ``False``: no limits.
         name: the thread's name.
         state: a :class:`~notifiers.state.NotifierState`, or the path of its file
             (opened here, closed by :meth:`close`): the durable outbox, mutes and
@@ -273,8 +274,9 @@ class Dispatcher(_Shutdown):
         The deadline moves with progress: ``close()`` gives up only after ``timeout``
         seconds in which no delivery ended (so a backlog drained at a channel's rate
         limit, Telegram's 1/s, is sent whole however long it is), or after
-        ``max_wait`` seconds in all (at least ``timeout``). A parked channel (down,
-        its alerts in the outbox or held in memory) gets one last try, then stops.
+        ``max_wait`` seconds in all (at least ``timeout``). A channel parked without
+        a state (down, its alerts held in memory) gets one last try, then stops; with
+        a state, a parked channel stops at once (its alerts stay in the outbox).
 
         What is abandoned is returned (one ``ABANDONED`` :class:`DeliveryResult` per
         notification and channel, also recorded and passed to the hooks) and logged

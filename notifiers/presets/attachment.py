@@ -104,8 +104,9 @@ class Attachment:
         Closing waits while deliveries keep ending: it gives up only after
         ``timeout`` seconds without one, or ``max_wait`` seconds in all, so a backlog
         sent at a channel's rate limit (Telegram: a burst of 5, then 1/s) arrives
-        whole. A channel that is down gets one last try. What is given up is not
-        dropped silently: it is returned, one ``ABANDONED``
+        whole. A channel that is down, its alerts held in memory (no state file),
+        gets one last try. What is given up is not dropped silently: it is
+        returned, one ``ABANDONED``
         :class:`~notifiers.base.DeliveryResult` per notification and channel
         (``collections.Counter(r.channel for r in detach())`` counts them per
         channel), and logged with the count per channel: at ERROR without a state
