@@ -96,7 +96,8 @@ PIPELINE_TEMPLATES: dict[str, Template] = {
     "agent_flapping": Template(
         "⚠ {agent} is flapping: {count} errors in {span}",
         "last: {last}\nIts further alerts are held back until it has run "
-        "{stable_after} without an error, or an operator starts it.\nhost {host}",
+        "{stable_after} without an error, or an operator starts it; what is held "
+        "back is counted and {reports}.\nhost {host}",
         Severity.ERROR,
     ),
     "agent_recovered": Template(
@@ -134,14 +135,14 @@ PIPELINE_TEMPLATES: dict[str, Template] = {
 Override any of them through the same ``templates=`` mapping as the event templates.
 ``alert_group`` is a group's summary (``count``, ``span``, ``first``, ``last_time``,
 ``last``, ``first_sent``, ``window``); ``agent_flapping`` (``count``, ``span``, ``last``,
-``stable_after``), ``agent_recovered`` (``duration``, ``since``, ``up_at``,
+``stable_after``, ``reports``), ``agent_recovered`` (``duration``, ``since``, ``up_at``,
 ``errors``, ``restarts``, ``stable_after``, ``outcome``), ``agent_held_back`` (what a
 flapping or FATAL agent's quiet held back: ``count``, the total of the notes it
 carries, ``outcome`` such as "still flapping" or "alerting stopped", ``detail``,
 ``state``, ``last``) and ``alerts_digest`` (``count``, ``lines``, ``shown``,
-``more``) are messages of their own. The ``note_*`` and ``digest_line`` templates use only their body: a note is put
-on the first line of the next message sent for the agent, a digest line lists one
-(agent, event) held during quiet hours. The severity of ``alert_group`` and
+``more``) are messages of their own. The ``note_*`` and ``digest_line`` templates
+use only their body: a note is put on the first line of the next message sent for
+the agent, a digest line lists one (agent, event) held during quiet hours. The severity of ``alert_group`` and
 ``alerts_digest`` is that of the worst alert they stand for, not the template's;
 ``agent_held_back`` is at least the template's, more if what it held was worse.
 """

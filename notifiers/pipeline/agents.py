@@ -112,6 +112,9 @@ class _AgentsMixin(_GroupingMixin):
                 "window": format_duration(cfg.flap_window),
                 "last": n.error or n.title,
                 "stable_after": format_duration(cfg.stable_after),
+                "reports": "reported every " + format_duration(cfg.held_report_interval)
+                if cfg.held_report_interval is not None
+                else "reported when it ends",
                 "host": n.host,
             },
             self._templates,
