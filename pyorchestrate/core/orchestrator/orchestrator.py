@@ -35,7 +35,13 @@ from .config import OrchestratorConfig, RunMode, default_socket_path
 from .dependencies import DependencyGraph
 from .history import EventHistory
 from .lifecycle import LifecycleManager
-from .registry import AgentEntry, AgentRegistry, AgentSpec
+from .registry import (
+    AgentEntry,
+    AgentRegistry,
+    AgentSpec,
+    check_agent_name,
+    check_agent_name_type,
+)
 from .router import MessageRouter
 from .states import ACTIVE_STATES
 from .workers import StartStatus, WorkerPool, WorkerStartResult
@@ -179,14 +185,19 @@ class Orchestrator:
         policy, backoff, watchdog and deadlines; it replaces the ``supervision`` of
         ``custom_config``. Other keyword arguments become attributes of the agent.
 
+        ``name`` defaults to the class name (only when ``None``); it must be a
+        non-empty string of printable characters without whitespace at either end.
+
         Raises:
             TypeError: ``agent_class`` is not a thread or process agent class, is
-                abstract, or a keyword would shadow an attribute of the agent.
+                abstract, a keyword would shadow an attribute of the agent, or
+                ``name`` is not a string.
             ConfigError: ``custom_config`` is invalid (names the field).
-            RegistrationError: the name is taken (a ``ValueError``; the first stays).
+            RegistrationError: the name is taken (a ``ValueError``; the first stays),
+                empty, padded with whitespace or holds a control character.
         """
         _check_agent_class(agent_class)
-        name = name or agent_class.__name__
+        name = check_agent_name(agent_class.__name__ if name is None else name)
         config = build_agent_config(agent_class, custom_config)
         if supervision is not None:
             if not isinstance(supervision, SupervisionConfig):
@@ -249,7 +260,22 @@ class Orchestrator:
 
         Unknown names and cycles are reported by :meth:`start` (or
         :meth:`validate_dependencies`), before any agent starts.
+
+        Raises:
+            TypeError: a name is not a string (nothing is recorded).
         """
+        check_agent_name_type(name)
+        if isinstance(dependencies, str):
+            dependencies = [dependencies]
+        elif isinstance(dependencies, Iterable):
+            dependencies = list(dependencies)
+        else:
+            raise TypeError(
+                "dependencies: must be an agent name or an iterable of names, not "
+                f"{type(dependencies).__name__} ({dependencies!r})"
+            )
+        for dependency in dependencies:
+            check_agent_name_type(dependency, "dependencies")
         with self.lifecycle.lock:
             self.dependency_graph.add_dependency(name, dependencies)
 
@@ -291,9 +317,11 @@ class Orchestrator:
         """Start (or queue) one agent, e.g. again after it terminated.
 
         Raises:
-            RegistrationError: unknown agent. LifecycleError: already active, or
-            shutting down. DependencyError: its dependencies are invalid.
+            TypeError: ``name`` is not a string. RegistrationError: unknown agent.
+            LifecycleError: already active, or shutting down. DependencyError: its
+            dependencies are invalid.
         """
+        self.registry.require(name)  # before the router and the socket start
         with self.lifecycle.lock:
             if self._shutdown_requested:
                 raise LifecycleError(
@@ -308,8 +336,10 @@ class Orchestrator:
         """Stop ``name`` if it runs and start it again (generation + 1).
 
         Raises:
-            RegistrationError: unknown agent. LifecycleError: shutting down.
+            TypeError: ``name`` is not a string. RegistrationError: unknown agent.
+            LifecycleError: shutting down.
         """
+        self.registry.require(name)  # before the router and the socket start
         with self.lifecycle.lock:
             self._ensure_running()
         return self.lifecycle.request_restart(name)
@@ -329,7 +359,11 @@ class Orchestrator:
         self.router.start()
 
     def stop_agent(self, name: str) -> str:
-        """Ask one agent to stop (or take it off the queue); return what happened."""
+        """Ask one agent to stop (or take it off the queue); return what happened.
+
+        Raises:
+            TypeError: ``name`` is not a string. RegistrationError: unknown agent.
+        """
         return self.lifecycle.request_stop(name)
 
     def stop(self) -> None:
@@ -482,7 +516,13 @@ class Orchestrator:
         event_name: str | None = None,
         after_seq: int | None = None,
     ) -> list[EventRecord]:
-        """The history's newest matching records, oldest first."""
+        """The history's newest matching records, oldest first.
+
+        Raises:
+            TypeError: ``agent`` is neither ``None`` nor a string.
+        """
+        if agent is not None:
+            check_agent_name_type(agent, "agent")
         return self.history.last(
             n, agent=agent, event_name=event_name, after_seq=after_seq
         )

@@ -1,4 +1,11 @@
-"""What the orchestrator knows about each agent: its spec and its runtime entry."""
+"""What the orchestrator knows about each agent: its spec and its runtime entry.
+
+An agent's name is how everything addresses it: the API, the command channel (a JSON
+string) and the CLI (a shell argument). So a name is a non-empty ``str`` of printable
+characters (spaces inside are fine) with no whitespace at either end: no control
+characters, no line or paragraph separators, nothing invisible (``str.isprintable``).
+:func:`check_agent_name` enforces this at registration.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +24,50 @@ from ..supervision import RestartTracker, SupervisionConfig
 from ..utilities.messaging import AgentLink, MessageChannel
 from .states import ACTIVE_STATES, AgentState
 
-__all__ = ["AgentEntry", "AgentRegistry", "AgentSpec"]
+__all__ = [
+    "AgentEntry",
+    "AgentRegistry",
+    "AgentSpec",
+    "check_agent_name",
+    "check_agent_name_type",
+]
+
+
+def check_agent_name_type(name: object, field: str = "name") -> str:
+    """Return ``name`` if it is a ``str``; raise ``TypeError`` naming ``field`` if not."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"{field}: an agent name must be a string, not {type(name).__name__} "
+            f"({name!r})"
+        )
+    return name
+
+
+def check_agent_name(name: object, field: str = "name") -> str:
+    """Return ``name`` if it can name an agent (see the module docstring).
+
+    Raises:
+        TypeError: ``name`` is not a ``str``.
+        RegistrationError: it is empty, starts or ends with whitespace, or holds a
+            character that is not printable (a ``ValueError``); the message names
+            ``field``.
+    """
+    name = check_agent_name_type(name, field)
+    if not name:
+        raise RegistrationError(
+            f"{field}: an agent name must not be empty (None means: the class name)"
+        )
+    if name != name.strip():
+        raise RegistrationError(
+            f"{field}: agent name {name!r} must not start or end with whitespace"
+        )
+    if not name.isprintable():
+        bad = next(ch for ch in name if not ch.isprintable())
+        raise RegistrationError(
+            f"{field}: agent name {name!r} holds U+{ord(bad):04X}, a control or "
+            "invisible character; use printable characters"
+        )
+    return name
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +85,9 @@ class AgentSpec:
     state_events: StateEvents | None = None
     msg_channel: MessageChannel | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        check_agent_name(self.name)
 
 
 @dataclass(slots=True, eq=False)
@@ -164,7 +217,13 @@ class AgentRegistry:
         return self._entries.get(name)
 
     def require(self, name: str) -> AgentEntry:
-        """The entry called ``name``; raise ``RegistrationError`` if unknown."""
+        """The entry called ``name``.
+
+        Raises:
+            TypeError: ``name`` is not a string.
+            RegistrationError: no agent has that name.
+        """
+        check_agent_name_type(name)
         entry = self._entries.get(name)
         if entry is None:
             raise RegistrationError(f"no agent named {name!r} is registered")
