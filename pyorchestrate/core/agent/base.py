@@ -46,7 +46,12 @@ class AgentConfig(ConfigModel):
     """Settings every agent has. Subclass it as ``class Config(Parent.Config)``.
 
     Unknown keyword arguments are kept and readable as attributes, so a quick
-    ``Publisher.Config(output_file="x.txt")`` works before you declare the field.
+    ``Publisher.Config(output_file="x.txt")`` works before you declare the field. A
+    near miss of a field is a typo, not a custom attribute: ``limt=3`` (or ``Limit=3``,
+    or ``restart=...`` for ``supervision.restart``) raises ``ConfigError`` with
+    ``did you mean 'limit'?``. To refuse every unknown key, give the subclass
+    ``model_config = ConfigDict(extra="forbid")``, or build it with
+    ``build_agent_config(cls, data, strict=True)``.
     """
 
     model_config = ConfigDict(extra="allow")
@@ -60,6 +65,7 @@ class AgentConfig(ConfigModel):
     heartbeat_interval: float | None = Field(
         default=None,
         gt=0,
+        strict=True,  # a number (an int will do), never a bool
         description=(
             "looping agents send AGENT_HEARTBEAT at most this often (seconds); "
             "None = a third of supervision.heartbeat_timeout, if set"
@@ -71,25 +77,32 @@ class AgentConfig(ConfigModel):
     )
 
 
-def build_agent_config(agent_class: type[BaseAgent], config: object) -> AgentConfig:
+def build_agent_config(
+    agent_class: type[BaseAgent], config: object, *, strict: bool = False
+) -> AgentConfig:
     """Return ``agent_class``'s config built from ``config``.
 
     ``None`` gives the defaults; a mapping or a config of a parent class is validated
-    into ``agent_class.Config`` (defaults kept for what is missing).
+    into ``agent_class.Config`` (defaults kept for what is missing). A key that is not
+    a field becomes a custom attribute, unless it is a typo of a field (an error), or
+    ``strict`` is set (every unknown key is an error, also in nested configs).
 
     Raises:
-        ConfigError: a value is invalid (the message names the field).
+        ConfigError: a value is invalid, or a key is a typo of a field (or, with
+            ``strict``, unknown); the message names the field.
         TypeError: ``config`` is neither a mapping nor a config.
     """
     config_class = agent_class.Config
     if config is None:
         return config_class()
     if isinstance(config, config_class):
-        return config
+        return config_class.from_data(config, strict=True) if strict else config
     if isinstance(config, AgentConfig):
-        return config_class(**config.model_dump(exclude_unset=True))
+        return config_class.from_data(
+            config.model_dump(exclude_unset=True), strict=strict
+        )
     if isinstance(config, Mapping):
-        return config_class(**dict(config))
+        return config_class.from_data(dict(config), strict=strict)
     raise TypeError(
         f"config for {agent_class.__name__} must be a {config_class.__qualname__} or a "
         f"mapping, not {type(config).__name__}"
