@@ -35,7 +35,7 @@ from collections import deque
 from dataclasses import dataclass
 from typing import Literal
 
-from pydantic import Field, field_validator, model_validator
+from pydantic import Field, StrictInt, field_validator, model_validator
 
 from .config import ConfigModel
 
@@ -56,61 +56,83 @@ class SupervisionConfig(ConfigModel):
     Give it at registration (``register_agent(..., supervision=SupervisionConfig(...))``
     or a mapping) or in the agent's config (``Worker.Config(supervision={...})``).
     Everything is off by default: no restarts, no watchdog, no readiness deadline.
+    Numbers are strict: a bool or a string is refused (a float field takes an int).
     """
 
     restart: RestartMode = Field(
         default="never", description="never, on-failure or always"
     )
-    success_exit_codes: frozenset[int] = Field(
+    success_exit_codes: frozenset[StrictInt] = Field(
         default=frozenset({0}),
         description="exit codes that count as success (threads: 0 ok, 1 error)",
     )
     max_restarts: int = Field(
-        default=-1, ge=-1, description="automatic restarts before FATAL; -1 = no limit"
+        default=-1,
+        strict=True,
+        ge=-1,
+        description="automatic restarts before FATAL; -1 = no limit",
     )
     immediate_restarts: int = Field(
         default=1,
+        strict=True,
         ge=0,
         description="restarts in a row made at once, before the backoff starts",
     )
     backoff_initial: float = Field(
-        default=0.1, ge=0, description="the first backoff delay (s)"
+        default=0.1, strict=True, ge=0, description="the first backoff delay (s)"
     )
     backoff_multiplier: float = Field(
-        default=2.0, ge=1, description="each further delay is this many times longer"
+        default=2.0,
+        strict=True,
+        ge=1,
+        description="each further delay is this many times longer",
     )
-    backoff_max: float = Field(default=30.0, ge=0, description="longest delay (s)")
+    backoff_max: float = Field(
+        default=30.0, strict=True, ge=0, description="longest delay (s)"
+    )
     backoff_jitter: float = Field(
-        default=0.1, ge=0, le=1, description="delays vary by up to ± this fraction"
+        default=0.1,
+        strict=True,
+        ge=0,
+        le=1,
+        description="delays vary by up to ± this fraction",
     )
     reset_after: float = Field(
         default=30.0,
+        strict=True,
         gt=0,
         description="uptime after which the agent counts as stable again (s)",
     )
     flap_restarts: int | None = Field(
         default=5,
+        strict=True,
         ge=1,
         description="this many restarts within flap_window is flapping (FATAL); None = off",
     )
-    flap_window: float = Field(default=60.0, gt=0, description="flap window (s)")
+    flap_window: float = Field(
+        default=60.0, strict=True, gt=0, description="flap window (s)"
+    )
     ready_timeout: float | None = Field(
         default=None,
+        strict=True,
         gt=0,
         description="seconds from START to READY before the agent is failed",
     )
     heartbeat_timeout: float | None = Field(
         default=None,
+        strict=True,
         gt=0,
         description="seconds without a heartbeat (once READY) before the watchdog fires",
     )
     stop_timeout: float | None = Field(
         default=None,
+        strict=True,
         gt=0,
         description="cooperative stop budget before SIGTERM (s); None = agent_stop_timeout",
     )
     kill_timeout: float | None = Field(
         default=None,
+        strict=True,
         gt=0,
         description="wait after SIGTERM before SIGKILL (s); None = termination_grace",
     )

@@ -16,7 +16,9 @@ __all__ = ["LoopingAgent", "LoopingConfig"]
 class LoopingConfig(AgentConfig):
     """``limit``: how many cycles to run; -1 runs until stopped."""
 
-    limit: int = Field(default=-1, ge=-1, description="cycles to run; -1 = forever")
+    limit: int = Field(
+        default=-1, ge=-1, strict=True, description="cycles to run; -1 = forever"
+    )
 
 
 class LoopingAgent(BaseAgent):

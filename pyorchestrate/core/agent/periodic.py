@@ -18,7 +18,7 @@ __all__ = ["PeriodicAgent", "PeriodicConfig"]
 class PeriodicConfig(LoopingConfig):
     """``execution_interval`` seconds between runs; ``delay_compensation`` catches up."""
 
-    execution_interval: float = Field(default=1.0, gt=0)
+    execution_interval: float = Field(default=1.0, gt=0, strict=True)
     delay_compensation: StrictBool = False
 
 

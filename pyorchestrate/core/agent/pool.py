@@ -22,7 +22,7 @@ class PoolAgentConfig(PeriodicConfig):
     ``execution_interval`` is how often the pool checks on its children.
     """
 
-    execution_interval: float = Field(default=0.1, gt=0)
+    execution_interval: float = Field(default=0.1, gt=0, strict=True)
     agents_entry: list[Any] = Field(default_factory=list)
     orchestrator_config: Any = None
 

@@ -30,22 +30,34 @@ class OrchestratorConfig(ConfigModel):
     """How an orchestrator runs. Every value not given keeps its default.
 
     Also reachable as ``Orchestrator.Config``. Bad values raise ``ConfigError`` naming
-    the field, e.g. ``check_interval: must be greater than 0``.
+    the field, e.g. ``check_interval: must be greater than 0``. Numbers are strict: a
+    bool (``max_workers=True``) or a string is refused, and a float field takes an int.
+    An unknown key is refused, with ``did you mean …?`` when it is close to a field.
     """
 
     check_interval: float = Field(
-        default=1.0, gt=0, description="longest the router sleeps between checks (s)"
+        default=1.0,
+        gt=0,
+        strict=True,
+        description="longest the router sleeps between checks (s)",
     )
     max_workers: int = Field(
-        default=5, gt=0, description="agents starting, running or stopping at once"
+        default=5,
+        gt=0,
+        strict=True,
+        description="agents starting, running or stopping at once",
     )
     agent_start_timeout: float = Field(
         default=30.0,
         gt=0,
+        strict=True,
         description="how long a started agent has to report START (s)",
     )
     agent_stop_timeout: float = Field(
-        default=10.0, gt=0, description="shutdown budget shared by all agents (s)"
+        default=10.0,
+        gt=0,
+        strict=True,
+        description="shutdown budget shared by all agents (s)",
     )
     enable_command_interface: bool = Field(
         default=True, description="serve the control commands on a Unix socket"
@@ -60,22 +72,29 @@ class OrchestratorConfig(ConfigModel):
         default=None, description="None (all), a preset name, or a set of command names"
     )
     command_timeout: float = Field(
-        default=5.0, gt=0, description="deadline for answering one command (s)"
+        default=5.0,
+        gt=0,
+        strict=True,
+        description="deadline for answering one command (s)",
     )
-    history_max_events: int = Field(default=5000, gt=0)
-    history_payload_bytes: int = Field(default=256, gt=0)
+    history_max_events: int = Field(default=5000, gt=0, strict=True)
+    history_payload_bytes: int = Field(default=256, gt=0, strict=True)
     start_method: StartMethod = Field(
         default=DEFAULT_START_METHOD, description="how process agents are started"
     )
     callback_workers: int = Field(
-        default=4, gt=0, description="threads that run event callbacks"
+        default=4, gt=0, strict=True, description="threads that run event callbacks"
     )
     callback_queue_size: int = Field(
-        default=10_000, gt=0, description="pending callback events per worker"
+        default=10_000,
+        gt=0,
+        strict=True,
+        description="pending callback events per worker",
     )
     termination_grace: float = Field(
         default=2.0,
         gt=0,
+        strict=True,
         description="wait after SIGTERM before SIGKILL at shutdown (s)",
     )
 
