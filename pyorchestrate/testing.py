@@ -131,8 +131,12 @@ class EventRecorder:
         ]
 
     def names(self, agent_name: str | None = None) -> list[str]:
-        """The event values recorded (for ``agent_name``), in order of seq."""
-        found = sorted(self.of(agent_name=agent_name), key=lambda e: e["seq"])
+        """The event values recorded (for ``agent_name``), in order of seq (a
+        heartbeat after the event whose seq it carries)."""
+        found = sorted(
+            self.of(agent_name=agent_name),
+            key=lambda e: (e["seq"], e["event"] is OrchestratorEvent.AGENT_HEARTBEAT),
+        )
         return [e["event"].value for e in found]
 
     def wait_for(

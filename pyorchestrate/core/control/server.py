@@ -525,11 +525,10 @@ class CommandServer:
             )
         conn.subscription = filters
         conn.subscription_id = request.request_id
-        # Events up to _last_seq are not sent again; the backlog advances it.
-        if "after_seq" in filters:
-            conn.subscription["_last_seq"] = filters["after_seq"]
-        else:
-            conn.subscription["_last_seq"] = self._orchestrator.history.last_seq
+        # Records up to _last_position are not sent again; the backlog advances it.
+        # A heartbeat carries the seq of the record before it and comes after it.
+        seen = filters.get("after_seq", self._orchestrator.history.last_seq)
+        conn.subscription["_last_position"] = (seen, False, 0)
         self._reply(
             conn,
             success_reply(
@@ -562,14 +561,17 @@ class CommandServer:
 
     def _send_event(self, conn: _Conn, record: EventRecord) -> None:
         wanted = conn.subscription
-        if wanted is None or record.seq <= wanted.get("_last_seq", 0):
+        if wanted is None:
+            return
+        position = self._orchestrator.history.position(record)
+        if position <= wanted["_last_position"]:
             return
         if wanted.get("agent") not in (None, record.agent):
             return
         name = wanted.get("event_name")
         if name is not None and name.lower() != record.event_name.lower():
             return
-        wanted["_last_seq"] = record.seq
+        wanted["_last_position"] = position
         if len(conn.outbox) > _MAX_OUTBOX:
             logger.warning(
                 "subscriber fell %d bytes behind: disconnecting", len(conn.outbox)

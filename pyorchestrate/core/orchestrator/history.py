@@ -1,8 +1,16 @@
-"""The event history: bounded ring buffers with one global sequence.
+"""The event history: bounded ring buffers with one dense sequence.
 
 Most records go to one ring buffer of ``max_events``; heartbeats go to small per-agent
-buckets (the last two per agent) so a chatty agent cannot push errors out. Every record
-gets the next ``seq``; queries merge the stores and return the oldest first.
+buckets (the last two per agent) so a chatty agent cannot push errors out.
+
+Every record but a heartbeat takes the next ``seq``: 1, 2, 3, … with no gap, so a
+consumer that sees a gap knows it missed events (they were evicted from the ring). A
+heartbeat takes no number of its own (most heartbeats are dropped from their bucket,
+and would leave holes): it carries the ``seq`` of the last record before it (0 before
+the first), and sorts after that record. So ``after_seq=N`` gives the records from
+``N + 1`` on, with the heartbeats that came after them; the heartbeats carrying ``N``
+count as seen with record ``N``. Queries merge the stores in
+:meth:`EventHistory.position` order and return the oldest first.
 """
 
 from __future__ import annotations
@@ -67,6 +75,18 @@ class EventHistory:
         self._evicted = 0
         self._listeners: tuple[Callable[[EventRecord], None], ...] = ()
 
+    @staticmethod
+    def position(record: EventRecord) -> tuple[int, bool, int]:
+        """Where ``record`` sits in the history: by ``seq``; a heartbeat after the
+        record whose ``seq`` it carries, heartbeats among themselves by their
+        monotonic time.
+
+        Positions only grow as records are made, so a stream can skip what it has
+        already sent by comparing them.
+        """
+        beat = record.event_name == _HEARTBEAT
+        return (record.seq, beat, record.t_mono_ns if beat else 0)
+
     def record(
         self,
         event_name: str,
@@ -76,7 +96,8 @@ class EventHistory:
         severity: Severity = Severity.INFO,
         data: Mapping[str, object] | None = None,
     ) -> EventRecord:
-        """Store one record and return it (with its ``seq``)."""
+        """Store one record and return it (with its ``seq``; a heartbeat's is the
+        last record's)."""
         limit = self.payload_bytes
         clean: dict[str, str] = {}
         if data:
@@ -84,8 +105,10 @@ class EventHistory:
                 if value is not None:
                     text = value if type(value) is str else str(value)
                     clean[key] = _truncate(text, limit)
+        beat = event_name == _HEARTBEAT
         with self._lock:
-            self._seq += 1
+            if not beat:
+                self._seq += 1
             rec = EventRecord(
                 seq=self._seq,
                 t_wall=self._clock(),
@@ -96,7 +119,7 @@ class EventHistory:
                 severity=severity,
                 data=clean,
             )
-            if event_name == _HEARTBEAT:
+            if beat:
                 bucket = self._beats.get(agent or _NO_AGENT)
                 if bucket is None:
                     bucket = deque(maxlen=self.heartbeats_per_agent)
@@ -136,7 +159,7 @@ class EventHistory:
             backlog: list[EventRecord] = []
             if after_seq is not None:
                 backlog = sorted(
-                    (r for r in self._all() if r.seq > after_seq), key=lambda r: r.seq
+                    (r for r in self._all() if r.seq > after_seq), key=self.position
                 )
             self._listeners = (*self._listeners, listener)
 
@@ -161,7 +184,9 @@ class EventHistory:
     ) -> list[EventRecord]:
         """Return up to ``n`` newest matching records, oldest first (``n <= 0``: none).
 
-        ``event_name`` matches without regard to case (``AGENT_ERROR`` = ``agent_error``)."""
+        ``event_name`` matches without regard to case (``AGENT_ERROR`` = ``agent_error``).
+        ``after_seq=N`` keeps the records after record ``N``: records from ``N + 1``
+        on, and the heartbeats that carry those numbers."""
         if n <= 0:
             return []
         wanted = event_name.lower() if event_name is not None else None
@@ -173,7 +198,7 @@ class EventHistory:
                 and (wanted is None or r.event_name.lower() == wanted)
                 and (after_seq is None or r.seq > after_seq)
             ]
-        found.sort(key=lambda r: r.seq)
+        found.sort(key=self.position)
         return found[-n:]
 
     def latest(self, agent: str | None = None) -> EventRecord | None:
@@ -183,7 +208,7 @@ class EventHistory:
 
     @property
     def last_seq(self) -> int:
-        """The ``seq`` of the newest record (0 when empty)."""
+        """The ``seq`` of the newest record that is not a heartbeat (0 when none)."""
         with self._lock:
             return self._seq
 

@@ -118,7 +118,8 @@ class EventRecord:
     """One entry of the event history.
 
     Attributes:
-        seq: strictly increasing across the whole history.
+        seq: the history's sequence number, dense (1, 2, 3, …); a heartbeat takes
+            none of its own and carries the ``seq`` of the record before it.
         t_wall: wall-clock time (seconds since the epoch).
         t_mono_ns: monotonic clock in nanoseconds, for ordering and durations.
         category: ``orchestrator`` for agent events, ``system`` for INIT/SHUTDOWN.

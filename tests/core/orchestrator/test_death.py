@@ -162,6 +162,8 @@ def test_a_late_message_of_an_older_generation_is_ignored(restarted: object) -> 
     entry = orchestrator.get_agent("q")  # type: ignore[attr-defined]
     lifecycle = orchestrator.lifecycle  # type: ignore[attr-defined]
     before = orchestrator.history.last_seq  # type: ignore[attr-defined]
+    # A heartbeat takes no seq of its own: count what was recorded as well.
+    recorded = orchestrator.history.stats()["total"]  # type: ignore[attr-defined]
 
     def status(event: str, generation: int) -> ServiceMessage:
         return ServiceMessage(
@@ -174,6 +176,7 @@ def test_a_late_message_of_an_older_generation_is_ignored(restarted: object) -> 
         for event in ("agent_error", "agent_heartbeat", "agent_started", "agent_ready"):
             lifecycle.on_message(entry, status(event, 1))
     assert orchestrator.history.last_seq == before  # type: ignore[attr-defined]
+    assert orchestrator.history.stats()["total"] == recorded  # type: ignore[attr-defined]
     assert entry.last_error is None
     assert entry.state is AgentState.TERMINATED
 

@@ -26,15 +26,67 @@ def _history(**kwargs: object) -> EventHistory:
     )
 
 
-def test_seq_strictly_increases_across_all_stores() -> None:
+def test_seq_is_dense_and_a_heartbeat_carries_the_seq_before_it() -> None:
+    """Issue 12, item 8: heartbeats took numbers the history then dropped (gaps)."""
     history = _history()
-    names = ["agent_started", "agent_heartbeat", "agent_ready", "agent_heartbeat"]
+    names = [
+        "agent_heartbeat",
+        "agent_started",
+        "agent_heartbeat",
+        "agent_ready",
+        "agent_heartbeat",
+        "agent_heartbeat",
+        "agent_heartbeat",
+    ]
     records = [history.record(name, agent="a") for name in names]
     records.append(history.record("INIT", category="system"))
-    assert [r.seq for r in records] == [1, 2, 3, 4, 5]
-    assert history.last_seq == 5
-    # Merged across the ring and the heartbeat bucket, oldest first.
-    assert [r.seq for r in history.last(10)] == [1, 2, 3, 4, 5]
+    assert [r.seq for r in records] == [0, 1, 1, 2, 2, 2, 2, 3]
+    assert history.last_seq == 3
+    # Merged across the ring and the heartbeat bucket (the last two beats), oldest
+    # first: each heartbeat right after the record whose seq it carries.
+    assert [(r.event_name, r.seq) for r in history.last(10)] == [
+        ("agent_started", 1),
+        ("agent_ready", 2),
+        ("agent_heartbeat", 2),
+        ("agent_heartbeat", 2),
+        ("INIT", 3),
+    ]
+    assert [r.t_mono_ns for r in history.last(10, event_name="agent_heartbeat")] == [
+        records[5].t_mono_ns,
+        records[6].t_mono_ns,
+    ]
+    # What the history holds has no gap in seq, however many heartbeats came.
+    for _ in range(50):
+        history.record("agent_heartbeat", agent="b")
+    history.record("agent_terminated", agent="a")
+    held = [r.seq for r in history.last(100) if r.event_name != "agent_heartbeat"]
+    assert held == [1, 2, 3, 4]
+
+
+def test_after_seq_leaves_out_the_record_and_the_heartbeats_that_carry_it() -> None:
+    history = _history()
+    history.record("agent_started", agent="a")  # 1
+    history.record("agent_heartbeat", agent="a")  # carries 1
+    history.record("agent_ready", agent="a")  # 2
+    history.record("agent_heartbeat", agent="a")  # carries 2
+    after = history.last(10, after_seq=1)
+    assert [(r.event_name, r.seq) for r in after] == [
+        ("agent_ready", 2),
+        ("agent_heartbeat", 2),
+    ]
+    assert history.last(10, after_seq=2) == []
+    backlog, unsubscribe = history.subscribe(lambda record: None, after_seq=1)
+    unsubscribe()
+    assert backlog == after
+
+
+def test_positions_grow_with_every_record() -> None:
+    history = _history()
+    names = ["agent_heartbeat", "agent_started", "agent_heartbeat", "agent_heartbeat"]
+    names += ["agent_ready", "agent_error", "agent_heartbeat"]
+    positions = [history.position(history.record(n, agent="a")) for n in names]
+    assert positions == sorted(positions)
+    assert len(set(positions)) == len(positions)
 
 
 def test_record_fields() -> None:
@@ -122,8 +174,9 @@ def test_heartbeats_keep_two_per_agent_and_do_not_evict_others() -> None:
     beats_b = history.last(10, agent="b", event_name="agent_heartbeat")
     assert len(beats_a) == 2
     assert len(beats_b) == 2
-    # The newest two are kept.
-    assert [r.seq for r in beats_a] == [8, 10]
+    # The newest two are kept (records 8 and 10 of this history's fake clock).
+    assert [r.t_mono_ns for r in beats_a] == [1_007, 1_009]
+    assert {r.seq for r in beats_a + beats_b} == {1}
     # The error is still there: heartbeats live apart from the main ring.
     assert [r.event_name for r in history.last(10, agent="a")] == [
         "agent_error",

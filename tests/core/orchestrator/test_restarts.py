@@ -303,8 +303,14 @@ def test_a_status_of_the_old_generation_after_the_restart_is_ignored(
         payload = {"event": event, "generation_id": generation, "pid": old_pid}
         return ServiceMessage("victim", MessageType.STATUS, {**payload, **extra})
 
+    def beats() -> int:
+        counts = orchestrator.history.stats("victim")["by_type"]
+        assert isinstance(counts, dict)
+        return int(counts.get("agent_heartbeat", 0))
+
     with lifecycle.lock:
         before = orchestrator.history.last_seq
+        beats_before = beats()
         new_pid = entry.pid
         for event in ("agent_started", "agent_ready", "agent_heartbeat"):
             lifecycle.on_message(entry, late(event, 1))
@@ -313,6 +319,7 @@ def test_a_status_of_the_old_generation_after_the_restart_is_ignored(
             entry, late("agent_close", 1, termination_status="critical")
         )
         assert orchestrator.history.last_seq == before
+        assert beats() == beats_before
         assert entry.state is S.READY
         assert entry.generation_id == 2
         assert entry.pid == new_pid
@@ -321,7 +328,7 @@ def test_a_status_of_the_old_generation_after_the_restart_is_ignored(
         assert entry.termination_status is None
         # The same kind of message from the current generation does count.
         lifecycle.on_message(entry, late("agent_heartbeat", 2))
-        assert orchestrator.history.last_seq == before + 1
+        assert beats() == beats_before + 1  # (a heartbeat takes no seq of its own)
     (beat,) = orchestrator.events(agent="victim", event_name="agent_heartbeat")
     assert beat.data["generation_id"] == "2"
 
