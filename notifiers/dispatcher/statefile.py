@@ -117,11 +117,12 @@ class _StateFile(_Delivery):
             self._loop.call_soon(self._flush_done)
 
     def _flush_done(self) -> None:
-        self._done_scheduled = False
         rows, self._done_rows = self._done_rows, []
         state = self._state
         if rows and state is not None:
             self._db("delete delivered", lambda: state.delivered(rows))
+        # Only now: flush() must not see the dispatcher settled mid-delete.
+        self._done_scheduled = False
         if self._recorded >= self._due:
             self._notify_idle()
 

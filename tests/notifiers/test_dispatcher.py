@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Callable, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,6 +31,7 @@ from notifiers import (
     TransientDeliveryError,
 )
 from notifiers.redact import SECRETS
+from notifiers.state import NotifierState
 from notifiers.testing import FlakyNotifier, RecordingNotifier
 
 if TYPE_CHECKING:
@@ -575,3 +578,30 @@ class TestClose:
         assert abandoned.notification_id == notification.id
         assert abandoned.status is DeliveryStatus.ABANDONED
         assert dispatcher.stats()["flaky"].retried == 1
+
+
+# ------------------------------------------------------------------ flush and the state
+
+
+def test_flush_returns_only_once_delivered_rows_are_deleted(
+    make_dispatcher: MakeDispatcher, tmp_path: Path
+) -> None:
+    """flush() must not see the dispatcher settled while the delete of delivered rows
+    is still running (seen as 'rows left pending' by bench_alerts under load)."""
+    with NotifierState(tmp_path / "notify.sqlite3") as state:
+        deleting = threading.Event()
+        original = state.delivered
+
+        def slow_delete(ids: Iterable[int]) -> int:
+            deleting.set()
+            time.sleep(0.3)  # a slow disk: the delete takes its time
+            return original(ids)
+
+        state.delivered = slow_delete  # type: ignore[method-assign]
+        dispatcher = make_dispatcher([RecordingNotifier()], state=state)
+        for i in range(20):
+            dispatcher.submit(note(f"n{i}"))
+        assert dispatcher.flush(WAIT)
+        assert deleting.is_set()
+        assert state.rows() == []
+        dispatcher.close()
