@@ -30,6 +30,7 @@ from pydantic import ConfigDict, Field
 
 from ..config import ConfigModel, ValidationPolicy
 from ..errors import ConfigValidationError, TerminateAgent
+from ..names import check_agent_name
 from ..supervision import SupervisionConfig
 from ..utilities.event import AgentEvent
 from ..utilities.messaging import AgentLink, MessageChannel, MessageType, ServiceMessage
@@ -188,7 +189,7 @@ class BaseAgent(abc.ABC):
                 f"{type(self).__name__} has no flavour: subclass a …ThreadAgent or a "
                 "…ProcessAgent (e.g. LoopingThreadAgent)"
             )
-        self.name: str = name or type(self).__name__
+        self.name: str = check_agent_name(type(self).__name__ if name is None else name)
         self.config: AgentConfig = build_agent_config(type(self), config)
         self.plugin: AgentPlugin = plugin if plugin is not None else self.Plugin()
         for events in (control_events, state_events):

@@ -6,6 +6,7 @@ import threading
 
 import pytest
 
+from pyorchestrate import RegistrationError
 from pyorchestrate.core.agent import (
     ControlEvents,
     ProcessEvent,
@@ -139,3 +140,11 @@ def test_shared_state_events_are_cleared_on_each_orchestrated_start(
     setup = next(m.payload for m in messages if m.payload.get("step") == "setup")
     assert (setup["start"], setup["ready"], setup["close"]) == (True, False, False)
     assert state.close_event.is_set()
+
+
+def test_an_agent_built_by_hand_checks_its_name_too() -> None:
+    assert ProbeThread().name == "ProbeThread"  # None: the class name
+    with pytest.raises(RegistrationError, match="must not be empty"):
+        ProbeThread("")
+    with pytest.raises(TypeError, match="name: an agent name must be a string"):
+        ProbeThread(5)  # type: ignore[arg-type]
