@@ -317,9 +317,10 @@ class Orchestrator:
         """Start (or queue) one agent, e.g. again after it terminated.
 
         Raises:
-            TypeError: ``name`` is not a string. RegistrationError: unknown agent.
-            LifecycleError: already active, or shutting down. DependencyError: its
-            dependencies are invalid.
+            TypeError: ``name`` is not a string.
+            RegistrationError: unknown agent.
+            LifecycleError: already active, or shutting down.
+            DependencyError: its dependencies are invalid.
         """
         self.registry.require(name)  # before the router and the socket start
         with self.lifecycle.lock:
