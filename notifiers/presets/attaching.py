@@ -73,16 +73,18 @@ def attach(
         rules: the alert rules (:class:`~notifiers.pipeline.PipelineConfig` or a
             mapping of its fields; ``None``: the defaults: failures grouped over 60 s
             with the first at once, identical alerts once per 5 min, flapping and
-            FATAL sent once then quiet; recovery and quiet hours off). ``False``:
-            no rules, every alert is sent as it comes. An
-            :class:`~notifiers.pipeline.AlertPipeline` is used as it is.
+            FATAL sent once then quiet, what the quiet holds back reported when it
+            ends, every 5 min (``held_report_interval``) and at detach; recovery
+            and quiet hours off). ``False``: no rules, every alert is sent as it
+            comes. An :class:`~notifiers.pipeline.AlertPipeline` is used as it is.
         muted: ``muted(agent, event) -> bool``: drop the alerts it is true for.
         state: the durable state file (a :class:`~notifiers.state.NotifierState` or
             its path) of the dispatcher built here: write-ahead outbox replayed at
             the next start, mutes set by ``pyorchestrate notify mute``, counters
             for ``notify status``. ``None``: memory only.
-        rate_limits: limit each destination to its channel's rate (Telegram 1/s
-            per chat, 20/min per group; Slack 1/s per webhook).
+        rate_limits: limit each destination to its channel's rate (Telegram: per
+            chat a burst of 5, then 1/s; per group a burst of 5, then 15/min,
+            never over 20 a minute; 30/s per bot. Slack 1/s per webhook).
         fallbacks: escalation chains ``{channel: its fallback}`` (see
             :class:`~notifiers.dispatcher.Dispatcher`).
 
@@ -156,6 +158,9 @@ def attach(
     return attachment
 
 
-def detach(attachment: Attachment, timeout: float = 10.0) -> list[DeliveryResult]:
-    """``attachment.detach(timeout)``: unregister, and close an owned dispatcher."""
-    return attachment.detach(timeout)
+def detach(
+    attachment: Attachment, timeout: float = 10.0, *, max_wait: float = 300.0
+) -> list[DeliveryResult]:
+    """``attachment.detach(timeout, max_wait=max_wait)``: unregister, and close an
+    owned dispatcher; returns what it gave up (see :meth:`Attachment.detach`)."""
+    return attachment.detach(timeout, max_wait=max_wait)

@@ -326,6 +326,38 @@ def test_detach_returns_what_the_owned_dispatcher_abandoned() -> None:
     assert {r.channel for r in abandoned} == {"stuck"}
 
 
+class SlowNotifier(RecordingNotifier):
+    """Each send takes ``seconds`` (an async sleep): deliveries keep ending."""
+
+    def __init__(self, seconds: float, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.seconds = seconds
+
+    async def send(self, notification: Notification) -> None:
+        await asyncio.sleep(self.seconds)
+        await super().send(notification)
+
+
+def test_detach_function_passes_max_wait_on() -> None:
+    """detach(attachment, timeout, max_wait=) is Attachment.detach's: a channel that
+    keeps delivering (one alert per 0.2 s, 12 queued: >= 2.4 s) is cut off at
+    max_wait instead of being waited for (default 300 s), and the rest returned."""
+    fake = FakeOrchestrator()
+    channel = SlowNotifier(0.2, name="slow")
+    attachment = attach(fake, "errors_only", channel)
+    agents = [f"a{n:02d}" for n in range(12)]
+    for name in agents:
+        fake.emit(E.AGENT_ERROR, agent_name=name, error_message="x")
+
+    abandoned = detach(attachment, 0.5, max_wait=0.5)
+
+    assert abandoned  # 0.5 s in all is not enough for 12 sends of 0.2 s
+    assert {r.status for r in abandoned} == {DeliveryStatus.ABANDONED}
+    assert {r.channel for r in abandoned} == {"slow"}
+    sent = [n.agent for n in channel.sent]
+    assert sent + [r.agent for r in abandoned] == agents  # in order, none lost
+
+
 def test_events_after_detach_are_ignored_even_if_already_queued() -> None:
     fake = FakeOrchestrator()
     channel = RecordingNotifier()
