@@ -20,8 +20,9 @@ records are forwarded to the ``apprise`` logger only at the level that logger
 allows), so the reason is always in the per-service result.
 
 Rate limits (with a :class:`~notifiers.ratelimit.RateLimiter` as the dispatcher's
-gate) apply per URL: Slack webhooks 1/s, apprise's ``tgram://`` 1/s (Telegram's per
-chat), ntfy bursts of 60 then 1 per 5 s; other services (e-mail, ``json://`` and
+gate) apply per URL: Slack webhooks 1/s, apprise's ``tgram://`` a burst of 5 then
+1/s (Telegram's per-chat limit only: not a group's 20/min, which ``rate_limits=``
+can add), ntfy bursts of 60 then 1 per 5 s; other services (e-mail, ``json://`` and
 the other webhooks, …) have none by default. ``rate_limits=`` replaces them.
 
 Secrets (passwords, tokens, webhook paths, whole URLs) are registered in
@@ -284,9 +285,9 @@ class AppriseNotifier(Notifier):
         slack_webhook_base: replaces Slack's hard-coded
             ``https://hooks.slack.com/services`` (tests point it at loopback).
         rate_limits: limits per URL, replacing the defaults (``None``: Slack
-            webhooks 1/s, ``tgram://`` 1/s, ntfy bursts of 60 then 1 per 5 s,
-            others none); a :class:`~notifiers.ratelimit.RateLimit` or text such
-            as ``"1/s"``, or several; ``()``: none. They hold when the
+            webhooks 1/s, ``tgram://`` a burst of 5 then 1/s, ntfy bursts of 60
+            then 1 per 5 s, others none); a :class:`~notifiers.ratelimit.RateLimit`
+            or text such as ``"1/s"``, or several; ``()``: none. They hold when the
             dispatcher's gate is a :class:`~notifiers.ratelimit.RateLimiter`; a
             send waits for the URLs it still has to reach.
 

@@ -165,8 +165,9 @@ class NotifierSettings(BaseSettings):
     )
     rate_limiting: bool = Field(
         default=True,
-        description="Limit each destination to its channel's rate (Telegram 1/s per "
-        "chat and 20/min per group, Slack 1/s per webhook).",
+        description="Limit each destination to its channel's rate (Telegram: per "
+        "chat a burst of 5, then 1/s; per group a burst of 5, then 15/min, never "
+        "over 20 a minute; Slack 1/s per webhook).",
     )
     outbox_size: Number = Field(
         default=10_000,

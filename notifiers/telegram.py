@@ -18,9 +18,10 @@ subclass ``NetworkError``, so the specific ones are checked first)::
     anything else                       → Transient
 
 Rate limits (with a :class:`~notifiers.ratelimit.RateLimiter` as the dispatcher's
-gate): 1 message/s per chat, 20/min more for a group, supergroup or channel (a
-negative chat id or an ``@name``), and 30/s per bot, shared by every channel of the
-same bot token. Waiting happens on the dispatcher's loop, per channel.
+gate), after Telegram's Bot FAQ: per chat a burst of 5, then 1 message/s; for a
+group, supergroup or channel (a negative chat id or an ``@name``) also a burst of 5,
+then 15/min, so never more than 20 in a minute; and 30/s per bot, shared by every
+channel of the same bot token. Waiting happens on the dispatcher's loop, per channel.
 
 Every message is redacted: the token and ``bot<token>`` are registered in
 :data:`notifiers.redact.SECRETS`, and httpx's request log lines are filtered.
@@ -180,7 +181,8 @@ class TelegramNotifier(Notifier):
         disable_notification: send silently.
         message_thread_id: the forum topic to post in.
         rate_limits: the limits of this chat, replacing Telegram's (``None``, the
-            default: 1/s, and 20/min more if the chat is a group or channel); a
+            default: a burst of 5, then 1/s, and if the chat is a group or
+            channel also a burst of 5, then 15/min: never over 20 a minute); a
             :class:`~notifiers.ratelimit.RateLimit` or text such as ``"20/min"``,
             or several; ``()``: none. They hold when the dispatcher's gate is a
             :class:`~notifiers.ratelimit.RateLimiter`.
@@ -310,8 +312,9 @@ class TelegramNotifier(Notifier):
     def rate_limits(
         self, notification: Notification
     ) -> Sequence[tuple[str, RateLimit]]:
-        """Per chat 1/s (+ 20/min for a group or channel), per bot 30/s (see the
-        constructor to change them); follows a migrated chat to its new id."""
+        """Per chat a burst of 5, then 1/s (+ a burst of 5, then 15/min, for a group
+        or channel), per bot 30/s (see the constructor to change them); follows a
+        migrated chat to its new id."""
         chat = f"{self._bot_key}:chat:{str(self.chat_id).strip()}"
         limits = self.custom_rate_limits
         if limits is None:

@@ -273,10 +273,11 @@ class Dispatcher(_Shutdown):
 
         The deadline moves with progress: ``close()`` gives up only after ``timeout``
         seconds in which no delivery ended (so a backlog drained at a channel's rate
-        limit, Telegram's 1/s, is sent whole however long it is), or after
-        ``max_wait`` seconds in all (at least ``timeout``). A channel parked without
-        a state (down, its alerts held in memory) gets one last try, then stops; with
-        a state, a parked channel stops at once (its alerts stay in the outbox).
+        limit, Telegram's burst of 5 then 1/s, is sent whole however long it is), or
+        after ``max_wait`` seconds in all (at least ``timeout``). A channel parked
+        without a state (down, its alerts held in memory) gets one last try, then
+        stops; with a state, a parked channel stops at once (its alerts stay in the
+        outbox).
 
         What is abandoned is returned (one ``ABANDONED`` :class:`DeliveryResult` per
         notification and channel, also recorded and passed to the hooks) and logged

@@ -6,7 +6,7 @@
 
     attachment = attach(orchestrator, "errors_only", TelegramNotifier(token, chat_id))
     ...
-    attachment.detach()  # unregisters, then drains and closes its dispatcher
+    attachment.detach()  # unregisters, drains, closes; returns what it gave up
 
 A preset names the events to send, a minimum severity and optional templates.
 :func:`attach` registers one handler per event through ``register_event`` (any object
