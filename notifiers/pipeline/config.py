@@ -33,6 +33,17 @@ def _globs(value: object) -> object:
     return globs
 
 
+_OFF = frozenset({"", "none", "null", "off", "false", "no"})
+
+
+def _off_is_none(value: object) -> object:
+    """``"off"`` (or ``none``, ``null``, empty) is ``None``: environment variables and
+    TOML have no null, so this is how settings turn a rule off."""
+    if isinstance(value, str) and value.strip().lower() in _OFF:
+        return None
+    return value
+
+
 def _severity(value: object) -> object:
     if isinstance(value, str | int | Severity) and not isinstance(value, bool):
         try:
@@ -77,6 +88,7 @@ class GroupRule(_Rules):
 
     _check_events = field_validator("events", mode="before")(_event_names)
     _check_agents = field_validator("agents", mode="before")(_globs)
+    _check_off = field_validator("window", mode="before")(_off_is_none)
 
 
 class MuteRule(_Rules):
@@ -205,6 +217,13 @@ class PipelineConfig(_Rules):
         default=10_000, ge=16, description="Distinct alerts remembered for dedup."
     )
 
+    _check_off = field_validator(
+        "dedup_window",
+        "group_window",
+        "flap_threshold",
+        "held_report_interval",
+        mode="before",
+    )(_off_is_none)
     _check_group_events = field_validator("group_events", mode="before")(_event_names)
     _check_min_severity = field_validator("dedup_min_severity", mode="before")(
         _severity
