@@ -21,6 +21,7 @@ import dataclasses
 import logging
 import threading
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import pytest
 
@@ -36,6 +37,7 @@ from notifiers import (
 )
 from notifiers.presets import attach
 from notifiers.ratelimit import TELEGRAM_PER_CHAT
+from notifiers.state import NotifierState
 from notifiers.telegram import TelegramNotifier
 from notifiers.testing import FakeTelegramServer, RecordingNotifier, TelegramReply
 from pyorchestrate import OrchestratorEvent
@@ -52,23 +54,35 @@ E = OrchestratorEvent
 
 class FakeTime:
     """One fake clock for the retry waits and the rate limiter, each sleep recorded
-    apart; a retry wait of ``hang_from`` seconds or more never ends (until close())."""
+    apart; a retry wait of ``hang_from`` seconds or more never ends (until close(),
+    or until the test calls ``end_hangs()``)."""
 
     def __init__(self, hang_from: float = float("inf")) -> None:
         self.now = 0.0
         self.retry_waits: list[float] = []
         self.limit_waits: list[float] = []
         self.hang_from = hang_from
+        self._hanging: list[tuple[asyncio.AbstractEventLoop, asyncio.Event]] = []
 
     def __call__(self) -> float:
         return self.now
 
     async def retry_sleep(self, seconds: float) -> None:
-        self.retry_waits.append(seconds)
         if seconds >= self.hang_from:
-            await asyncio.Event().wait()
+            ended = asyncio.Event()
+            self._hanging.append((asyncio.get_running_loop(), ended))
+            self.retry_waits.append(seconds)  # seen: end_hangs() can end it
+            await ended.wait()
+        else:
+            self.retry_waits.append(seconds)
         self.now += seconds
         await asyncio.sleep(0)
+
+    def end_hangs(self) -> None:
+        """From the test's thread: end the retry waits hanging now."""
+        hanging, self._hanging = self._hanging, []
+        for loop, ended in hanging:
+            loop.call_soon_threadsafe(ended.set)
 
     async def limit_sleep(self, seconds: float) -> None:
         self.limit_waits.append(seconds)
@@ -259,6 +273,98 @@ def test_permanent_errors_do_not_hold_the_alerts_behind(
     assert dispatcher.flush(10)
     assert fake.retry_waits == []
     assert dispatcher.stats()["telegram"].held == 0
+
+
+def test_alerts_beyond_queue_size_behind_a_failure_are_dropped_and_logged(
+    make_dispatcher: MakeDispatcher, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Without a state, a down channel holds at most ``queue_size`` alerts; each one
+    beyond is dropped: counted, logged at ERROR (title redacted), a DROPPED result."""
+    fake = FakeTime(hang_from=30.0)  # the channel stays parked until close()
+    chat = Outage(fake, up_at=float("inf"))
+    waiter = ResultWaiter()
+    dispatcher = make_dispatcher(
+        [chat],
+        policy=POLICY,
+        sleep=fake.retry_sleep,
+        outbox_retry=30.0,
+        queue_size=2,
+        on_result=[waiter],
+    )
+    sent = [*alerts(4), Notification(f"alert 04 {TOKEN}", "disk full")]
+    submit_behind_the_first(dispatcher, sent[:2], "chat")
+    chat.release.set()
+    assert dispatcher.flush(10)  # the first given up, the second held
+
+    with caplog.at_level(logging.ERROR, logger="notifiers.dispatcher"):
+        for notification in sent[2:]:  # one at a time: none finds the queue full
+            dispatcher.submit(notification)
+            assert dispatcher.flush(10)
+    dropped = waiter.wait_for(2, DeliveryStatus.DROPPED)
+
+    assert [r.notification_id for r in dropped] == [n.id for n in sent[3:]]
+    assert of(waiter.results, sent[3]) == of(waiter.results, sent[4]) == ["dropped/0"]
+    assert [r.getMessage() for r in caplog.records if "dropped" in r.getMessage()] == [
+        f"channel 'chat': 2 alerts held; dropped notification {sent[3].id} (alert 03)",
+        f"channel 'chat': 2 alerts held; dropped notification {sent[4].id} "
+        "(alert 04 ***)",
+    ]
+    stats = dispatcher.stats()["chat"]
+    assert (stats.held, stats.dropped, stats.queued) == (2, 2, 2)
+    assert [r.notification_id for r in dispatcher.close(timeout=5.0)] == [
+        n.id for n in sent[1:3]
+    ]  # what was held, after one last try
+
+
+def test_alerts_purged_from_the_outbox_while_the_channel_is_down_are_dropped(
+    make_dispatcher: MakeDispatcher,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """With a state: the alerts that wait in the outbox for a down channel, their
+    rows purged meanwhile (``notify outbox purge``), are counted and logged as
+    dropped when the channel is tried again, each with a DROPPED result."""
+    fake = FakeTime(hang_from=30.0)  # the parked channel's wait ends at end_hangs()
+    chat = Outage(fake, up_at=1.0)
+    waiter = ResultWaiter()
+    with NotifierState(tmp_path / "notify.sqlite3") as state:
+        dispatcher = make_dispatcher(
+            [chat],
+            state=state,
+            policy=POLICY,
+            sleep=fake.retry_sleep,
+            outbox_retry=30.0,
+            on_result=[waiter],
+        )
+        sent = alerts(3)
+        submit_behind_the_first(dispatcher, sent, "chat")
+        chat.release.set()
+        assert dispatcher.flush(10)  # the first failed, the others outboxed
+        assert wait_until(lambda: fake.retry_waits[-1:] == [30.0])  # parked
+        assert state.purge(channels=["chat"]) == 3
+
+        with caplog.at_level(logging.ERROR, logger="notifiers.dispatcher"):
+            fake.end_hangs()
+            dropped = waiter.wait_for(3, DeliveryStatus.DROPPED)
+        dispatcher.close(timeout=5.0)
+
+    assert [r.notification_id for r in dropped] == [n.id for n in sent]
+    assert of(waiter.results, sent[0]) == [
+        "failed:TransientDeliveryError/3",
+        "dropped:Evicted/0",
+    ]
+    for notification in sent[1:]:
+        assert of(waiter.results, notification) == [
+            "failed:Outboxed/0",
+            "dropped:Evicted/0",
+        ]
+    assert [r.getMessage() for r in caplog.records if "outbox before" in r.msg] == [
+        f"channel 'chat': notification {n.id} ({n.title}) left the outbox before it "
+        "was sent (evicted or purged)"
+        for n in sent
+    ]
+    assert chat.sent == []
+    assert dispatcher.stats()["chat"].dropped == 3
 
 
 # ---------------------------------------------------------------- close
