@@ -6,7 +6,7 @@ import asyncio
 import logging
 import queue
 
-from ..base import DeliveryResult, DeliveryStatus, Notification
+from ..base import Notification
 from ..redact import redact
 from .channels import _Channel, _Item
 from .outbox import _Outbox
@@ -93,7 +93,6 @@ class _Intake(_Outbox):
             return
         except asyncio.QueueFull:
             pass
-        notification = item.notification
         if item.row is not None:  # it waits in the outbox instead, in order
             if not channel.backlog:
                 logger.warning(
@@ -104,20 +103,9 @@ class _Intake(_Outbox):
             channel.backlog = True
             self._defer(channel, item)
             return
-        channel.stats.dropped += 1
-        logger.error(
-            "channel %r: queue full (%d pending); dropped notification %d (%s)",
-            channel.notifier.name,
+        self._record_dropped(
+            channel,
+            item,
+            "queue full (%d pending); dropped notification %d (%s)",
             self.queue_size,
-            notification.id,
-            redact(notification.title),
-        )
-        self._record(
-            DeliveryResult(
-                notification.id,
-                channel.notifier.name,
-                DeliveryStatus.DROPPED,
-                agent=notification.agent,
-                event=notification.event,
-            )
         )

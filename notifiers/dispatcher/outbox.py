@@ -105,44 +105,19 @@ class _Outbox(_StateFile):
 
     def _hold(self, channel: _Channel, item: _Item) -> None:
         """Keep ``item`` in memory behind the channel's failure, recorded as such."""
-        notification = item.notification
         if len(channel.held) >= self.queue_size:
-            channel.stats.dropped += 1
-            logger.error(
-                "channel %r: %d alerts held; dropped notification %d (%s)",
-                channel.notifier.name,
+            self._record_dropped(
+                channel,
+                item,
+                "%d alerts held; dropped notification %d (%s)",
                 len(channel.held),
-                notification.id,
-                redact(notification.title),
-            )
-            self._record(
-                DeliveryResult(
-                    notification.id,
-                    channel.notifier.name,
-                    DeliveryStatus.DROPPED,
-                    agent=notification.agent,
-                    event=notification.event,
-                ),
                 counted=item.counted,
             )
             return
         channel.held.append(item)
-        if not item.counted:
-            return
-        item.counted = False  # its later delivery is an extra result
-        channel.stats.held += 1
-        self._record(
-            DeliveryResult(
-                notification.id,
-                channel.notifier.name,
-                DeliveryStatus.FAILED,
-                error_class="Held",
-                error="held in memory behind an earlier failure on this channel; "
-                "sent in order when the channel is back",
-                agent=notification.agent,
-                event=notification.event,
-            )
-        )
+        if item.counted:
+            channel.stats.held += 1
+            self._record_behind(channel, item, "Held", "held in memory")
 
     def _park(self, channel: _Channel, error: DeliveryError | None) -> None:
         delay = self._outbox_retry
@@ -173,18 +148,24 @@ class _Outbox(_StateFile):
         channel.awaiting[item.row] = item
 
     def _record_outboxed(self, channel: _Channel, item: _Item) -> None:
-        if not item.counted:
-            return
+        if item.counted:
+            channel.stats.outboxed += 1
+            self._record_behind(channel, item, "Outboxed", "kept in the outbox")
+
+    def _record_behind(
+        self, channel: _Channel, item: _Item, error_class: str, kept: str
+    ) -> None:
+        """Give a counted ``item`` its result now: FAILED (``error_class``), ``kept``
+        behind an earlier failure on ``channel`` until it is back."""
         item.counted = False  # its later delivery is an extra result
-        channel.stats.outboxed += 1
         notification = item.notification
         self._record(
             DeliveryResult(
                 notification.id,
                 channel.notifier.name,
                 DeliveryStatus.FAILED,
-                error_class="Outboxed",
-                error="kept in the outbox behind an earlier failure on this channel; "
+                error_class=error_class,
+                error=f"{kept} behind an earlier failure on this channel; "
                 "sent in order when the channel is back",
                 agent=notification.agent,
                 event=notification.event,
@@ -212,12 +193,35 @@ class _Outbox(_StateFile):
         return _Item(notification, row.id, counted=False)
 
     def _record_evicted(self, channel: _Channel, item: _Item) -> None:
+        self._record_dropped(
+            channel,
+            item,
+            "notification %d (%s) left the outbox before it was sent "
+            "(evicted or purged)",
+            error_class="Evicted",
+            counted=item.counted,
+        )
+
+    def _record_dropped(
+        self,
+        channel: _Channel,
+        item: _Item,
+        why: str,
+        *why_args: object,
+        error_class: str | None = None,
+        counted: bool = True,
+    ) -> None:
+        """Count ``item`` as dropped by ``channel``, say so at ERROR and record it as
+        DROPPED. ``why`` is the log message after ``"channel %r: "``; its
+        placeholders take ``why_args``, then the notification's id and its redacted
+        title, in that order."""
         channel.stats.dropped += 1
         notification = item.notification
+        message = "channel %r: " + why
         logger.error(
-            "channel %r: notification %d (%s) left the outbox before it was sent "
-            "(evicted or purged)",
+            message,
             channel.notifier.name,
+            *why_args,
             notification.id,
             redact(notification.title),
         )
@@ -226,9 +230,9 @@ class _Outbox(_StateFile):
                 notification.id,
                 channel.notifier.name,
                 DeliveryStatus.DROPPED,
-                error_class="Evicted",
+                error_class=error_class,
                 agent=notification.agent,
                 event=notification.event,
             ),
-            counted=item.counted,
+            counted=counted,
         )

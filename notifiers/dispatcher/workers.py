@@ -65,31 +65,42 @@ class _Workers(_Escalation):
             return False
         return self._settle(channel, item, result, error, from_outbox=from_outbox)
 
+    async def _next_while_parked(self, channel: _Channel) -> _Item | None:
+        """While ``channel`` is parked: wait for whichever comes first, the next entry
+        of its queue or the end of its probe (its time came, or close() wants a last
+        try). Returns the item that arrived; ``None`` for anything else: the stop
+        marker (noted in ``stop_seen``), a wake-up, or a probe already done (then
+        cleared: the channel is no longer parked)."""
+        assert channel.queue is not None and channel.probe is not None
+        probe = channel.probe
+        if probe.done():
+            channel.probe = None
+            return None
+        getter = self._loop.create_task(channel.queue.get())
+        try:
+            done, _ = await asyncio.wait(
+                {getter, probe}, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            if not getter.done():
+                getter.cancel()
+        if getter not in done or getter.cancelled():
+            return None
+        entry = getter.result()
+        if entry is None:
+            channel.stop_seen = True
+            return None
+        return entry if isinstance(entry, _Item) else None
+
     async def _work_held(self, channel: _Channel) -> bool:
         """Without a state: while parked, hold what arrives; then try the oldest held
         alert once, and if it gets through, deliver everything that waited at once,
         in order (no alert waits out a backoff of its own). ``False``: the worker
         ends (closing, or the channel still down when close() came)."""
-        assert channel.queue is not None
-        queue_ = channel.queue
         while channel.probe is not None:  # parked: wait, holding arrivals
-            if channel.probe.done():  # its time came, or close() wants a last try
-                channel.probe = None
-                break
-            getter = self._loop.create_task(queue_.get())
-            try:
-                done, _ = await asyncio.wait(
-                    {getter, channel.probe}, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                if not getter.done():
-                    getter.cancel()
-            if getter in done and not getter.cancelled():
-                entry = getter.result()
-                if entry is None:
-                    channel.stop_seen = True
-                elif isinstance(entry, _Item):
-                    self._hold(channel, entry)
+            arrived = await self._next_while_parked(channel)
+            if arrived is not None:
+                self._hold(channel, arrived)
         held = channel.held
         if held:
             first = held[0]
@@ -128,26 +139,13 @@ class _Workers(_Escalation):
         while channel.probe is not None:  # parked: wait, keeping arrivals outboxed
             if channel.closing or channel.stop_seen:
                 return False
-            if channel.probe.done():
-                channel.probe = None
-                break
-            getter = self._loop.create_task(queue_.get())
-            try:
-                done, _ = await asyncio.wait(
-                    {getter, channel.probe}, return_when=asyncio.FIRST_COMPLETED
-                )
-            finally:
-                if not getter.done():
-                    getter.cancel()
-            if getter in done and not getter.cancelled():
-                entry = getter.result()
-                if entry is None:
-                    return False
-                if isinstance(entry, _Item):
-                    if entry.row is None:
-                        await self._deliver_item(channel, entry)
-                    else:
-                        self._defer(channel, entry)
+            arrived = await self._next_while_parked(channel)
+            if arrived is None:
+                continue  # a stop marker (stop_seen) ends the worker just above
+            if arrived.row is None:
+                await self._deliver_item(channel, arrived)
+            else:
+                self._defer(channel, arrived)
         self._flush_done()  # delivered rows must not be read again
         direct: list[_Item] = []
         while not queue_.empty():  # no await from here to the read below
