@@ -19,9 +19,11 @@ import contextlib
 import json
 import logging
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -104,6 +106,18 @@ def marker() -> Iterator[str]:
         yield token
     finally:
         _kill_marked(token)
+
+
+@pytest.fixture
+def short_tmp() -> Iterator[Path]:
+    """A temp dir with a short path, for an orchestrator's TMPDIR: multiprocessing puts
+    its forkserver's socket there, and a socket path must fit in 107 bytes (pytest's
+    own tmp_path under xdist can be too long)."""
+    path = Path(tempfile.mkdtemp(prefix="pyo-"))
+    try:
+        yield path
+    finally:
+        shutil.rmtree(path, ignore_errors=True)
 
 
 # ---------------------------------------------------------------- process groups
@@ -311,7 +325,7 @@ def test_grandchildren_never_survive_their_agent(
 
 
 def _spawn_orchestrator(
-    mode: str, workdir: Path, marker: str
+    mode: str, workdir: Path, marker: str, tmpdir: Path
 ) -> tuple[subprocess.Popen[bytes], Path, Path]:
     """Run ``tests.hygiene_orchestrator_main`` in a session of its own.
 
@@ -319,7 +333,6 @@ def _spawn_orchestrator(
     Everything it starts carries ``marker`` (it is in its environment).
     """
     stdout, stderr = workdir / "stdout", workdir / "stderr"
-    (workdir / "tmp").mkdir()  # its temp dir (multiprocessing's pymp-* goes there)
     with stdout.open("wb") as out, stderr.open("wb") as err:
         proc = subprocess.Popen(
             [
@@ -335,7 +348,7 @@ def _spawn_orchestrator(
                 **os.environ,
                 "PYTHONPATH": str(ROOT),
                 MARKER_ENV: marker,
-                "TMPDIR": str(workdir / "tmp"),
+                "TMPDIR": str(tmpdir),  # multiprocessing's pymp-* goes there
             },
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -378,7 +391,7 @@ def _end(proc: subprocess.Popen[bytes], marker: str) -> None:
 @pytest.mark.process
 @pytest.mark.slow
 def test_a_sigkilled_orchestrator_leaves_no_orphans(
-    tmp_path: Path, marker: str, record_property: Any
+    tmp_path: Path, marker: str, short_tmp: Path, record_property: Any
 ) -> None:
     """SIGKILL the orchestrator: its agents' parent watch ends every agent's group.
 
@@ -386,7 +399,7 @@ def test_a_sigkilled_orchestrator_leaves_no_orphans(
     the way out: ``mixed`` has a grandchild that ignores SIGTERM); ``stubborn`` ignores
     SIGTERM and goes with its grandchildren at the SIGKILL ``ORPHAN_GRACE`` later.
     """
-    proc, stdout, stderr = _spawn_orchestrator("orphan", tmp_path, marker)
+    proc, stdout, stderr = _spawn_orchestrator("orphan", tmp_path, marker, short_tmp)
     try:
         agents: dict[str, int] = json.loads(
             _wait_for_line(proc, stdout, stderr, "READY").split(" ", 1)[1]
@@ -418,7 +431,7 @@ def test_a_sigkilled_orchestrator_leaves_no_orphans(
         # The forkserver and the resource tracker go too, and nothing else is left,
         # not even the directory of the forkserver's socket.
         assert wait_until(lambda: not _marked(marker), 10.0), sorted(_marked(marker))
-        assert list((tmp_path / "tmp").glob("pymp-*")) == []
+        assert list(short_tmp.glob("pymp-*")) == []
         # The watch's SIGTERM went to the stubborn agent's whole group.
         stubborn = _signal_log(tmp_path / "stubborn.log")
         caught = sorted(what for what, _ in stubborn if what != "tick")
@@ -432,7 +445,7 @@ def test_a_sigkilled_orchestrator_leaves_no_orphans(
 @pytest.mark.process
 @pytest.mark.slow
 def test_ctrl_c_to_the_orchestrators_group_does_not_reach_process_agents(
-    tmp_path: Path, marker: str
+    tmp_path: Path, marker: str, short_tmp: Path
 ) -> None:
     """SIGINT to the orchestrator's group (Ctrl+C) is the orchestrator's to handle.
 
@@ -440,7 +453,7 @@ def test_ctrl_c_to_the_orchestrators_group_does_not_reach_process_agents(
     shows the recording works; the one sent to the orchestrator's group must reach
     none of them (each leads its own group), and the orchestrator shuts down cleanly.
     """
-    proc, stdout, stderr = _spawn_orchestrator("sigint", tmp_path, marker)
+    proc, stdout, stderr = _spawn_orchestrator("sigint", tmp_path, marker, short_tmp)
     try:
         agents: dict[str, int] = json.loads(
             _wait_for_line(proc, stdout, stderr, "READY").split(" ", 1)[1]
