@@ -12,6 +12,7 @@ import pytest
 from pyorchestrate import OrchestratorEvent
 from pyorchestrate.core.agent import ProcessEvent, make_event
 from pyorchestrate.core.agent.flavours import process_context
+from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.testing import EventRecorder
 from tests.agents import agent
 from tests.core.agent._agents import new_orchestrator
@@ -95,10 +96,13 @@ def test_process_agents_create_no_named_semaphore() -> None:
     gc.collect()
     before = _named_semaphores()
     recorder = EventRecorder()
+    channel = MessageChannel()  # nor does a channel that gets a copy of each message
     with new_orchestrator() as orchestrator:
         recorder.attach(orchestrator)
         for n in range(3):
-            orchestrator.register_agent(agent("forever", "process"), f"a{n}")
+            orchestrator.register_agent(
+                agent("forever", "process"), f"a{n}", msg_channel=channel
+            )
         orchestrator.start()
         for n in range(3):
             recorder.wait_for(OrchestratorEvent.AGENT_READY, f"a{n}")
@@ -106,3 +110,5 @@ def test_process_agents_create_no_named_semaphore() -> None:
         orchestrator.stop()
         assert orchestrator.join() == []
     assert during - before == set()
+    assert {m.sender for m in channel.drain(1)} == {"a0", "a1", "a2"}
+    channel.close()
