@@ -166,7 +166,8 @@ def test_a_forbidden_subscribe_streams_nothing(serve: Serve) -> None:
     conn = served.raw()
     assert conn.reply("subscribe")["code"] == 403
     # Events happen; the connection's next line is still the reply to its next request.
-    served.orchestrator.start_agent("q")
+    served.wait_state("q", "TERMINATED")  # its run that started with the orchestrator
+    served.orchestrator.start_agent("q")  # and another (was: raced the first run)
     served.wait_state("q", "TERMINATED")
     assert conn.reply("ps")["status"] == "success"
 
