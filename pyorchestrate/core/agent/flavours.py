@@ -32,7 +32,6 @@ import atexit
 import contextlib
 import multiprocessing
 import os
-import select
 import signal
 import sys
 import threading
@@ -43,6 +42,7 @@ from types import FrameType
 from typing import Any, ClassVar, Literal
 
 from ..errors import TerminateAgent
+from ..utilities.fdwait import readable
 from .signals import Flavour
 from .status import AgentTerminationStatus
 
@@ -88,15 +88,6 @@ def _open_pidfd(pid: int | None) -> int | None:
         return None
 
 
-def _readable(fd: int, timeout: float | None = 0) -> bool:
-    """Whether ``fd`` is readable within ``timeout`` seconds (a pidfd: the process
-    ended)."""
-    poller = select.poll()
-    poller.register(fd, select.POLLIN)
-    milliseconds = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
-    return bool(poller.poll(milliseconds))
-
-
 _servers: dict[int, int | None] = {}
 """pidfds of the forkservers that forked our agents, by pid (one per forkserver)."""
 _servers_lock = threading.Lock()
@@ -119,7 +110,7 @@ def _forkserver_pid() -> int | None:
 def _server_gone(pid: int | None) -> bool:
     """Whether the forkserver ``pid`` has ended (``False`` when it cannot be told)."""
     fd = _servers.get(pid) if pid is not None else None
-    return fd is not None and _readable(fd)
+    return fd is not None and readable(fd)
 
 
 def _remove_forkserver_dir() -> None:
@@ -291,7 +282,7 @@ def _wait_for_exit(pid: int) -> None:
             except PermissionError:
                 pass
     try:
-        select.select([fd], [], [])
+        readable(fd, None)
     finally:
         os.close(fd)
 
@@ -401,7 +392,7 @@ class ProcessFlavour:
         if self._pidfd is None:
             self._process.join(timeout)
             return self._process.exitcode is not None
-        return _readable(self._pidfd, timeout)
+        return readable(self._pidfd, timeout)
 
     def join(self, timeout: float | None = None) -> None:
         """Wait for the process to end, up to ``timeout`` seconds, and for its exit

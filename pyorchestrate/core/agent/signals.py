@@ -18,13 +18,14 @@ from __future__ import annotations
 
 import contextlib
 import os
-import select
 import threading
 import weakref
 from dataclasses import dataclass, fields
 from multiprocessing import context, reduction
 from multiprocessing.synchronize import Event as MultiprocessingEvent
 from typing import Any, Literal, Self
+
+from ..utilities.fdwait import readable
 
 __all__ = [
     "AnyEvent",
@@ -92,18 +93,11 @@ class ProcessEvent:
 
     def is_set(self) -> bool:
         """Whether the flag is set."""
-        return self._poll(0)
+        return readable(self._read_fd)
 
     def wait(self, timeout: float | None = None) -> bool:
         """Wait until the flag is set or ``timeout`` seconds passed; return the flag."""
-        if timeout is None:
-            return self._poll(-1)
-        return self._poll(max(0, int(timeout * 1000 + 0.999)))
-
-    def _poll(self, milliseconds: int) -> bool:
-        poller = select.poll()
-        poller.register(self._read_fd, select.POLLIN)
-        return bool(poller.poll(milliseconds))
+        return readable(self._read_fd, timeout)
 
     def close(self) -> None:
         """Close this copy's descriptor (also done when the object is collected)."""

@@ -21,7 +21,6 @@ import multiprocessing
 import os
 import pickle
 import queue
-import select
 import socket
 import threading
 import time
@@ -30,6 +29,8 @@ from dataclasses import dataclass, field
 from multiprocessing import context, util
 from multiprocessing.connection import Connection
 from typing import Any
+
+from .fdwait import readable, writable
 
 __all__ = [
     "AgentLink",
@@ -208,7 +209,7 @@ class MessageChannel:
                     return
                 data = self._pending[0]
             try:
-                sent = _writable(self._writer, 0.1) and self._send(data, wait=False)
+                sent = writable(self._writer, 0.1) and self._send(data, wait=False)
             except (OSError, ValueError):  # closed under us, or a broken socket
                 logger.exception("MessageChannel: a buffered message was lost")
                 sent = True  # drop it rather than block the ones behind it
@@ -246,7 +247,7 @@ class MessageChannel:
                 left = None if deadline is None else deadline - time.monotonic()
                 if left is not None and left <= 0:
                     raise queue.Empty from None
-                _readable(self._reader, left)
+                readable(self._reader, left)
                 continue
             if not data:
                 raise EOFError("every copy of the MessageChannel is closed")
@@ -332,18 +333,3 @@ def _flush_all() -> None:
 def _close_sockets(*socks: socket.socket) -> None:
     for sock in socks:
         sock.close()
-
-
-def _poll(sock: socket.socket, event: int, timeout: float | None) -> bool:
-    poller = select.poll()
-    poller.register(sock, event)
-    milliseconds = -1 if timeout is None else max(0, int(timeout * 1000 + 0.999))
-    return bool(poller.poll(milliseconds))
-
-
-def _readable(sock: socket.socket, timeout: float | None) -> bool:
-    return _poll(sock, select.POLLIN, timeout)
-
-
-def _writable(sock: socket.socket, timeout: float | None) -> bool:
-    return _poll(sock, select.POLLOUT, timeout)
