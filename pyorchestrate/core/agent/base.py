@@ -257,8 +257,10 @@ class BaseAgent(abc.ABC):
         if self.msg_channel is not None:
             try:
                 self.msg_channel.put(message)
-            except (OSError, ValueError):
-                self.logger.warning("agent %r: msg_channel is closed", self.name)
+            except (OSError, ValueError) as exc:  # closed, or a message too large
+                self.logger.warning(
+                    "agent %r: msg_channel refused a message: %s", self.name, exc
+                )
 
     def _send_status(self, event: AgentEvent, **extra: Any) -> None:
         payload: dict[str, Any] = {

@@ -16,6 +16,7 @@ from pyorchestrate.core.utilities.messaging import (
     ServiceMessage,
 )
 
+from ._agents import ProbeThread
 from .test_process_event import _named_semaphores
 
 
@@ -128,3 +129,17 @@ def test_after_close_puts_are_refused_and_it_reaches_children_only_at_start() ->
     channel.close()
     with pytest.raises(ValueError, match="closed"):
         channel.put(_message("a", 0))
+
+
+def test_an_agent_says_why_its_channel_refused_a_message(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    channel = MessageChannel()
+    probe = ProbeThread("p", msg_channel=channel)
+    try:
+        with caplog.at_level("WARNING", logger="pyorchestrate.agent.p"):
+            probe.send_message({"blob": "x" * (64 << 20)})  # logged, not raised
+        assert "refused a message" in caplog.text
+        assert "does not fit in one MessageChannel packet" in caplog.text
+    finally:
+        channel.close()
