@@ -7,7 +7,6 @@ The names users need are re-exported here::
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -45,11 +44,14 @@ if TYPE_CHECKING:
     )
     from .core.orchestrator import (
         AgentEntry,
+        AgentFailure,
         AgentSpec,
         AgentState,
+        ExitCode,
         Orchestrator,
         OrchestratorConfig,
         RunMode,
+        RunOutcome,
         StartStatus,
         WorkerStartResult,
     )
@@ -64,8 +66,6 @@ if TYPE_CHECKING:
 
 from ._lazy import lazy_exports
 
-logging.getLogger("pyorchestrate").addHandler(logging.NullHandler())
-
 # Names load on first use, so ``import pyorchestrate.cli`` (and the CLI's start-up)
 # does not pay for pydantic and the whole core.
 _LAZY: dict[str, str] = {
@@ -73,6 +73,7 @@ _LAZY: dict[str, str] = {
     "AgentEntry": ".core.orchestrator",
     "AgentEvent": ".core.utilities.event",
     "AgentPlugin": ".core.agent",
+    "AgentFailure": ".core.orchestrator",
     "AgentSpec": ".core.orchestrator",
     "AgentState": ".core.orchestrator",
     "AgentTerminationStatus": ".core.agent",
@@ -84,6 +85,7 @@ _LAZY: dict[str, str] = {
     "ControlEvents": ".core.agent",
     "DependencyError": ".core.errors",
     "EventRecord": ".core.utilities.event",
+    "ExitCode": ".core.orchestrator",
     "LifecycleError": ".core.errors",
     "LoopingProcessAgent": ".core.agent",
     "LoopingThreadAgent": ".core.agent",
@@ -102,6 +104,7 @@ _LAZY: dict[str, str] = {
     "RecoverableException": ".core.errors",
     "RegistrationError": ".core.errors",
     "RunMode": ".core.orchestrator",
+    "RunOutcome": ".core.orchestrator",
     "ServiceMessage": ".core.utilities.messaging",
     "Severity": ".core.utilities.event",
     "StartStatus": ".core.orchestrator",
@@ -140,6 +143,7 @@ __all__ = [
     "AgentConfig",
     "AgentEntry",
     "AgentEvent",
+    "AgentFailure",
     "AgentPlugin",
     "AgentSpec",
     "AgentState",
@@ -152,6 +156,7 @@ __all__ = [
     "ControlEvents",
     "DependencyError",
     "EventRecord",
+    "ExitCode",
     "LifecycleError",
     "LoopingProcessAgent",
     "LoopingThreadAgent",
@@ -170,6 +175,7 @@ __all__ = [
     "RecoverableException",
     "RegistrationError",
     "RunMode",
+    "RunOutcome",
     "ServiceMessage",
     "Severity",
     "StartStatus",

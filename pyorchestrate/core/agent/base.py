@@ -330,7 +330,10 @@ class BaseAgent(abc.ABC):
             raise
         except Exception as exc:
             self.termination_status = AgentTerminationStatus.CRITICAL
-            self.logger.exception("agent %r failed", self.name)
+            # The orchestrator logs it at ERROR with this traceback (LifecycleManager.
+            # record_error), in its own process for both flavours: one block, through
+            # the user's logging if configured, else on stderr (logging's last resort).
+            self.logger.debug("agent %r failed", self.name, exc_info=True)
             self._send_status(
                 AgentEvent.ERROR,
                 error=_describe(exc),

@@ -8,6 +8,7 @@ from .dependencies import DependencyGraph
 from .history import EventHistory
 from .lifecycle import LifecycleManager
 from .orchestrator import Orchestrator
+from .outcome import AgentFailure, ExitCode, RunOutcome
 from .registry import AgentEntry, AgentRegistry, AgentSpec
 from .router import MessageRouter
 from .states import AgentState
@@ -18,6 +19,7 @@ AgentLifecycleState = AgentState
 
 __all__ = [
     "AgentEntry",
+    "AgentFailure",
     "AgentLifecycleState",
     "AgentRegistry",
     "AgentSpec",
@@ -26,11 +28,13 @@ __all__ = [
     "DependencyGraph",
     "EventBus",
     "EventHistory",
+    "ExitCode",
     "LifecycleManager",
     "MessageRouter",
     "Orchestrator",
     "OrchestratorConfig",
     "RunMode",
+    "RunOutcome",
     "StartStatus",
     "WorkerPool",
     "WorkerStartResult",

@@ -130,9 +130,28 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
     def record_error(
         self, entry: AgentEntry, message: str, *, reason: str, **context: Any
     ) -> None:
-        """Remember ``message`` as the agent's last error and emit AGENT_ERROR."""
+        """Remember ``message`` as the agent's last error and emit AGENT_ERROR.
+
+        Logged at ERROR on ``pyorchestrate.lifecycle`` as one block, with the agent's
+        traceback (``context["traceback"]``, sent by either flavour) when there is one.
+        With no logging configured, Python's last-resort handler prints it on stderr;
+        a user's handlers get it instead.
+        """
         entry.last_error = message
-        logger.error("agent %r: %s", entry.name, message, extra={"agent": entry.name})
+        trace = context.get("traceback")
+        if isinstance(trace, str) and trace.strip():
+            logger.error(
+                "agent %r failed: %s\n%s",
+                entry.name,
+                message,
+                trace.rstrip(),
+                extra={"agent": entry.name},
+            )
+        else:
+            context.pop("traceback", None)
+            logger.error(
+                "agent %r: %s", entry.name, message, extra={"agent": entry.name}
+            )
         self.emit(
             OrchestratorEvent.AGENT_ERROR,
             entry,
@@ -355,6 +374,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 str(text),
                 reason=str(payload.get("reason", "exception")),
                 error_type=payload.get("error_type"),
+                traceback=payload.get("traceback"),
             )
         elif event == AgentEvent.HEARTBEAT.value:
             if not entry.close_seen:

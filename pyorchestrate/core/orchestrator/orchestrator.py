@@ -35,6 +35,7 @@ from .config import OrchestratorConfig, RunMode, default_socket_path
 from .dependencies import DependencyGraph
 from .history import EventHistory
 from .lifecycle import LifecycleManager
+from .outcome import AgentFailure, ExitCode, RunOutcome
 from .registry import (
     AgentEntry,
     AgentRegistry,
@@ -43,7 +44,8 @@ from .registry import (
     check_agent_name_type,
 )
 from .router import MessageRouter
-from .states import ACTIVE_STATES
+from .states import ACTIVE_STATES, AgentState
+from .stopping import OPERATOR_REASONS
 from .workers import StartStatus, WorkerPool, WorkerStartResult
 
 __all__ = ["Orchestrator"]
@@ -75,6 +77,7 @@ class Orchestrator:
         orchestrator.register_agent(Publisher, "Publisher")
         orchestrator.start()
         orchestrator.join()
+        sys.exit(orchestrator.exit_code)  # 0 ok, 1 an agent failed, 130/143 signal
     """
 
     Config = OrchestratorConfig
@@ -148,6 +151,8 @@ class Orchestrator:
         self._shutdown_done = False
         self._shutdown_lock = threading.Lock()
         self._signal_pending: int | None = None
+        self._interrupted_by: int | None = None
+        self._survivors: tuple[str, ...] = ()
         self._escalate = False
         self.allowed_commands: frozenset[str] = (
             config.allowed_commands if config.allowed_commands is not None else COMMANDS
@@ -420,6 +425,8 @@ class Orchestrator:
             if self._signal_pending is not None:
                 self._escalate = True
             self._signal_pending = signum
+            if self._interrupted_by is None:
+                self._interrupted_by = signum
             with contextlib.suppress(OSError):
                 os.write(wake_fd, b"s")
 
@@ -482,6 +489,7 @@ class Orchestrator:
                 "survivors": ",".join(survivors),
             },
         )
+        self._survivors = tuple(survivors)
         if self.command_server is not None and not self.command_server.stop(2.0):
             self.logger.error("command server thread did not stop within 2 s")
         if not self.router.stop(2.0):
@@ -492,6 +500,74 @@ class Orchestrator:
                 entry.reader.close()
                 entry.reader = None
         return survivors
+
+    # ---------------------------------------------------------------- outcome
+    @property
+    def exit_code(self) -> int:
+        """The process exit code of the run so far: ``sys.exit(orchestrator.exit_code)``.
+
+        0 every agent succeeded, 1 some agent failed, 2 an agent's configuration was
+        invalid, 130/143 :meth:`join` was interrupted by SIGINT/SIGTERM. See
+        :meth:`outcome` for what counts as failed.
+        """
+        return int(self.outcome().exit_code)
+
+    def outcome(self) -> RunOutcome:
+        """How the run ended (call it after :meth:`join`), from the agents' final states.
+
+        An agent failed when it is FATAL (its restart policy gave up), FAILED (refused
+        to start, died before START, or a dependency failed), or ended by an error that
+        was not retried and not followed by a successful run (an AGENT_ERROR followed
+        by a restart that succeeded is a success). An agent stopped by the operator or
+        by the shutdown did not fail, so a DAEMON run stopped with :meth:`stop` or the
+        CLI ``shutdown`` ends 0 unless an agent was FATAL, FAILED or ended in error
+        before; an agent that would not stop (a survivor of :meth:`shutdown`) failed.
+        A SIGINT/SIGTERM during :meth:`join` wins: 130/143.
+        """
+        with self.lifecycle.lock:
+            failed = tuple(
+                failure
+                for failure in map(self._failure_of, self.registry)
+                if failure is not None
+            )
+        signum = self._interrupted_by
+        signame = signal.Signals(signum).name if signum is not None else None
+        if signum == signal.SIGINT:
+            code = ExitCode.SIGINT
+        elif signum == signal.SIGTERM:
+            code = ExitCode.SIGTERM
+        elif any(failure.reason == "config" for failure in failed):
+            code = ExitCode.CONFIG
+        elif failed or self._survivors:
+            code = ExitCode.FAILED
+        else:
+            code = ExitCode.OK
+        return RunOutcome(code, failed, self._survivors, signame)
+
+    def _failure_of(self, entry: AgentEntry) -> AgentFailure | None:
+        state = entry.state
+        if state is AgentState.FATAL:
+            reason = entry.fatal_reason or self._last_error_reason(entry)
+        elif state is AgentState.FAILED:
+            reason = self._last_error_reason(entry) or "did not start"
+        elif (
+            state is AgentState.TERMINATED
+            and entry.starts > 0
+            and entry.stop_reason not in OPERATOR_REASONS
+            and self.lifecycle.failed_end(entry, entry.exit_code)
+        ):
+            reason = self._last_error_reason(entry) or _describe_exit(entry)
+        else:
+            return None
+        return AgentFailure(
+            entry.name, state.value, reason or "failed", entry.last_error
+        )
+
+    def _last_error_reason(self, entry: AgentEntry) -> str | None:
+        last = self.history.last(
+            1, agent=entry.name, event_name=OrchestratorEvent.AGENT_ERROR.value
+        )
+        return last[-1].data.get("reason") if last else None
 
     def __enter__(self) -> Orchestrator:
         return self
@@ -588,6 +664,15 @@ class Orchestrator:
 
     def __repr__(self) -> str:
         return f"<Orchestrator {self.name!r} {len(self.registry)} agents>"
+
+
+def _describe_exit(entry: AgentEntry) -> str:
+    """``exit code N`` or the signal's name, for an agent that ended in error."""
+    if entry.last_signal:
+        return f"killed by {entry.last_signal}"
+    if entry.exit_code is not None:
+        return f"exit code {entry.exit_code}"
+    return f"ended {entry.termination_status.value if entry.termination_status else 'in error'}"
 
 
 def _check_agent_class(agent_class: object) -> None:
