@@ -8,6 +8,7 @@ with one row per setting, walked recursively from
 from __future__ import annotations
 
 import enum
+import html
 import types
 import typing
 from pathlib import PurePath
@@ -68,6 +69,15 @@ def _cell(text: str) -> str:
     return " ".join(text.split()).replace("|", "\\|")
 
 
+def _code_cell(text: str) -> str:
+    """Inline code in a table cell: ``\\|`` would show as is inside backticks."""
+    return (
+        "<code>"
+        + html.escape(" ".join(text.split())).replace("|", "&#124;")
+        + "</code>"
+    )
+
+
 def env_rows(
     model: type[BaseModel], prefix: str, path: tuple[str, ...] = ()
 ) -> list[tuple[str, str, str, str]]:
@@ -98,7 +108,7 @@ def env_table() -> str:
     ]
     for variable, type_, default, description in env_rows(NotifierSettings, ENV_PREFIX):
         lines.append(
-            f"| `{variable}` | `{_cell(type_)}` | {_cell(default)} | {_cell(description)} |"
+            f"| `{variable}` | {_code_cell(type_)} | {_cell(default)} | {_cell(description)} |"
         )
     return "\n".join(lines)
 
