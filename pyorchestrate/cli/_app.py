@@ -1,6 +1,7 @@
 """The ``pyorchestrate`` commands (typer + rich).
 
-Exit codes: 0 ok; 1 the command failed (an error reply, or a timeout); 2 usage;
+Exit codes: 0 ok; 1 the command failed (an error reply, or a timeout); 2 usage
+(including: several orchestrators run and none was chosen; the message lists them);
 3 cannot connect (the message names the socket path tried).
 """
 
@@ -14,7 +15,7 @@ from typing import Annotated, Any
 
 import typer
 
-from ..core.control.client import ControlClient
+from ..core.control.client import ControlClient, SeveralOrchestrators, discover
 from ..core.errors import ControlError, ControlUnavailable
 from . import _render as render
 
@@ -45,8 +46,19 @@ SocketOpt = Annotated[
     typer.Option(
         "--socket",
         "-s",
-        envvar="PYORCHESTRATE_SOCKET",
-        help="Command socket of the orchestrator (default: the private per-user one).",
+        help=(
+            "Command socket of the orchestrator (default: $PYORCHESTRATE_SOCKET, "
+            "else the only orchestrator running in the private per-user directory)."
+        ),
+        show_default=False,
+    ),
+]
+NameOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--name",
+        "-N",
+        help="The orchestrator of this name (see `pyorchestrate list`).",
         show_default=False,
     ),
 ]
@@ -72,8 +84,19 @@ def _root(version: VersionOpt = False) -> None:
 
 
 @contextmanager
-def _client(socket: str | None, timeout: float) -> Iterator[ControlClient]:
-    client = ControlClient(socket, timeout=timeout, sender="cli")
+def _client(
+    socket: str | None, name: str | None, timeout: float
+) -> Iterator[ControlClient]:
+    if socket and name:
+        render.err_console.print(
+            "[bold red]Error:[/] give --socket or --name, not both"
+        )
+        raise typer.Exit(EXIT_USAGE)
+    try:
+        client = ControlClient(socket, timeout=timeout, sender="cli", name=name)
+    except SeveralOrchestrators as exc:
+        render.err_console.print(f"[bold red]Error:[/] {exc.message}")
+        raise typer.Exit(EXIT_USAGE) from None
     try:
         yield client
     except ControlUnavailable as exc:
@@ -88,13 +111,14 @@ def _client(socket: str | None, timeout: float) -> Iterator[ControlClient]:
 
 def _run(
     socket: str | None,
+    name: str | None,
     timeout: float,
     as_json: bool,
     command: str,
     *args: Any,
     show: Callable[[dict[str, Any]], None],
 ) -> None:
-    with _client(socket, timeout) as client:
+    with _client(socket, name, timeout) as client:
         payload = client.request(command, *args)
     data = _data_or_exit(payload, as_json)
     if as_json:
@@ -122,6 +146,7 @@ def _message(data: dict[str, Any]) -> None:
 @app.command()
 def ps(
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
@@ -129,10 +154,11 @@ def ps(
     """List every agent: state, pid, uptime, restarts, last error."""
     _run(
         socket,
+        name,
         timeout,
         as_json,
         "ps",
-        show=lambda d: render.console.print(render.ps_table(d)),
+        show=lambda d: render.show(render.ps_table(d)),
     )
 
 
@@ -140,6 +166,7 @@ def ps(
 def status(
     agent: Annotated[str | None, typer.Argument(help="An agent's name.")] = None,
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
@@ -148,11 +175,12 @@ def status(
     args = (agent,) if agent else ()
     _run(
         socket,
+        name,
         timeout,
         as_json,
         "status",
         *args,
-        show=lambda d: render.console.print(render.key_value_table(d)),
+        show=lambda d: render.show(render.key_value_table(d)),
     )
 
 
@@ -160,6 +188,7 @@ def status(
 def start(
     agent: Annotated[str, typer.Argument(help="The agent to start.")],
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
@@ -170,36 +199,39 @@ def start(
         reason = f" ({data['reason']})" if data.get("reason") else ""
         render.console.print(f"{agent}: {data.get('status')}{reason}")
 
-    _run(socket, timeout, as_json, "start", agent, show=show)
+    _run(socket, name, timeout, as_json, "start", agent, show=show)
 
 
 @app.command()
 def stop(
     agent: Annotated[str, typer.Argument(help="The agent to stop.")],
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
 ) -> None:
     """Ask an agent to stop (or take it off the queue)."""
-    _run(socket, timeout, as_json, "stop", agent, show=_message)
+    _run(socket, name, timeout, as_json, "stop", agent, show=_message)
 
 
 @app.command()
 def restart(
     agent: Annotated[str, typer.Argument(help="The agent to restart.")],
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
 ) -> None:
     """Stop an agent and start it again."""
-    _run(socket, timeout, as_json, "restart", agent, show=_message)
+    _run(socket, name, timeout, as_json, "restart", agent, show=_message)
 
 
 @app.command()
 def dependencies(
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
@@ -213,12 +245,13 @@ def dependencies(
         for name, needs in deps.items():
             render.console.print(f"{name} <- {', '.join(needs)}")
 
-    _run(socket, timeout, as_json, "dependencies", show=show)
+    _run(socket, name, timeout, as_json, "dependencies", show=show)
 
 
 @app.command()
 def commands(
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
@@ -234,12 +267,13 @@ def commands(
                 "not allowed here: " + ", ".join(data["restricted_commands"])
             )
 
-    _run(socket, timeout, as_json, "commands", show=show)
+    _run(socket, name, timeout, as_json, "commands", show=show)
 
 
 @app.command()
 def stats(
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     interval: Annotated[
@@ -253,19 +287,23 @@ def stats(
     if once or as_json:
         _run(
             socket,
+            name,
             timeout,
             as_json,
             "stats",
-            show=lambda d: render.console.print(render.stats_table(d)),
+            show=lambda d: render.show(render.stats_table(d)),
         )
         return
     from rich.live import Live
 
-    with _client(socket, timeout) as client:
+    with _client(socket, name, timeout) as client:
         try:
             with Live(console=render.console, auto_refresh=False) as live:
                 while True:
-                    live.update(render.stats_table(client.call("stats")), refresh=True)
+                    live.update(
+                        render.stats_table(client.call("stats")).table(),
+                        refresh=True,
+                    )
                     time.sleep(interval)
         except KeyboardInterrupt:
             return
@@ -274,8 +312,15 @@ def stats(
 @app.command()
 def history(
     last: Annotated[
-        int, typer.Option("--last", "-l", min=0, help="How many events.")
-    ] = 50,
+        int | None,
+        typer.Option(
+            "--last",
+            "-l",
+            min=0,
+            help="How many past events (default 50; with --follow, shown first).",
+            show_default=False,
+        ),
+    ] = None,
     agent: Annotated[
         str | None, typer.Option("--agent", "-a", help="Only this agent.")
     ] = None,
@@ -288,15 +333,28 @@ def history(
     ] = None,
     follow: Annotated[
         bool,
-        typer.Option("--follow", "-f", help="Keep printing new events until Ctrl+C."),
+        typer.Option(
+            "--follow",
+            "-f",
+            help="Print new events as they happen, until Ctrl+C (only new ones, "
+            "unless --replay, --last or --after-seq is given).",
+        ),
+    ] = False,
+    replay: Annotated[
+        bool,
+        typer.Option(
+            "--replay", help="With --follow: first print the last 50 past events."
+        ),
     ] = False,
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
 ) -> None:
     """Show past events (and, with --follow, new ones as they happen)."""
-    filters: dict[str, Any] = {"last": last}
+    backlog = not follow or replay or last is not None or after_seq is not None
+    filters: dict[str, Any] = {"last": (50 if last is None else last) if backlog else 0}
     for key, value in (
         ("agent", agent),
         ("event_name", event),
@@ -307,22 +365,21 @@ def history(
     if not follow:
         _run(
             socket,
+            name,
             timeout,
             as_json,
             "history",
             filters,
-            show=lambda d: render.console.print(
-                render.history_table(d.get("events", []))
-            ),
+            show=lambda d: render.show(render.history_table(d.get("events", []))),
         )
         return
-    with _client(socket, timeout) as client:
+    with _client(socket, name, timeout) as client:
         payload = client.request("history", filters)
         data = _data_or_exit(payload, as_json)
         events = data.get("events", [])
         # One header, then one aligned line per event, old and new alike.
         if not as_json:
-            render.console.print(render.history_header(), highlight=False)
+            render.print_line(render.history_header())
         for item in events:
             _print_event(item, as_json)
         last_seq = events[-1]["seq"] if events else data["capacity_info"]["last_seq"]
@@ -342,7 +399,28 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
     if as_json:
         render.print_json(event)
     else:
-        render.console.print(render.history_line(event), highlight=False)
+        render.print_line(render.history_line(event))
+
+
+@app.command("list")
+def list_(
+    as_json: JsonOpt = False,
+    timeout: Annotated[
+        float,
+        typer.Option("--timeout", min=0.1, help="Seconds to wait for each reply."),
+    ] = 1.0,
+    version: VersionOpt = False,
+) -> None:
+    """List the orchestrators in the private socket directory (stale ones marked)."""
+    found = discover(timeout)
+    if as_json:
+        render.print_json({"orchestrators": found})
+    elif not found:
+        from ..core.control.paths import default_socket_dir
+
+        render.console.print(f"no orchestrator sockets in {default_socket_dir()}")
+    else:
+        render.show(render.orchestrators_table(found))
 
 
 @app.command("history-stats")
@@ -351,6 +429,7 @@ def history_stats(
         str | None, typer.Option("--agent", "-a", help="Only this agent.")
     ] = None,
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
@@ -368,18 +447,19 @@ def history_stats(
         )
 
     args = ({"agent": agent},) if agent else ()
-    _run(socket, timeout, as_json, "history-stats", *args, show=show)
+    _run(socket, name, timeout, as_json, "history-stats", *args, show=show)
 
 
 @app.command()
 def shutdown(
     socket: SocketOpt = None,
+    name: NameOpt = None,
     as_json: JsonOpt = False,
     timeout: TimeoutOpt = 5.0,
     version: VersionOpt = False,
 ) -> None:
     """Stop every agent and the orchestrator."""
-    _run(socket, timeout, as_json, "shutdown", show=_message)
+    _run(socket, name, timeout, as_json, "shutdown", show=_message)
 
 
 @app.command()

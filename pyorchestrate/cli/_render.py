@@ -1,9 +1,18 @@
-"""How the CLI shows replies: rich tables for people, JSON for programs."""
+"""How the CLI shows replies: rich tables for people, plain lines for pipes, JSON.
+
+On a terminal a table is a rich table that folds long cells to the window. When
+stdout is not a terminal (``pyorchestrate ps | grep boom``) the same table is written
+as plain text: one row a line, every cell whole (line breaks inside a cell shown as
+``\\n``), columns aligned with two spaces, no colour and no wrapping, so each line can
+be grepped, cut and sorted.
+"""
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from rich.console import Console
@@ -12,6 +21,7 @@ from rich.text import Text
 
 __all__ = [
     "STATE_STYLES",
+    "Grid",
     "console",
     "err_console",
     "format_uptime",
@@ -20,8 +30,12 @@ __all__ = [
     "history_row",
     "history_table",
     "key_value_table",
+    "orchestrators_table",
     "print_json",
+    "print_line",
+    "ps_summary",
     "ps_table",
+    "show",
     "stats_table",
 ]
 
@@ -41,6 +55,83 @@ STATE_STYLES = {
     "TERMINATED": "dim",
     "REGISTERED": "dim",
 }
+
+
+Cell = str | Text
+
+
+@dataclass
+class Grid:
+    """A table's content, drawn by :func:`show` for a terminal or for a pipe."""
+
+    columns: Sequence[str]
+    rows: list[Sequence[Cell]] = field(default_factory=list)
+    title: str | None = None
+    show_header: bool = True
+    key_column: bool = False
+    """The first column holds keys (bold on a terminal)."""
+
+    def table(self) -> Table:
+        """A rich table (for a terminal): long cells fold to the window's width."""
+        table = Table(
+            title=self.title,
+            title_justify="left",
+            box=None,
+            header_style="bold",
+            show_header=self.show_header,
+        )
+        for index, column in enumerate(self.columns):
+            table.add_column(
+                column,
+                overflow="fold",
+                style="bold" if self.key_column and index == 0 else None,
+            )
+        for row in self.rows:
+            table.add_row(*row)
+        return table
+
+    def lines(self) -> list[str]:
+        """Plain lines (for a pipe): the title, the header, then one line a row.
+
+        Every column but the last is padded to its widest cell; nothing is cut.
+        """
+        cells = [[_plain(cell) for cell in row] for row in self.rows]
+        if self.show_header:
+            cells.insert(0, list(self.columns))
+        widths = [
+            max((len(row[i]) for row in cells if i < len(row)), default=0)
+            for i in range(len(self.columns))
+        ]
+        lines = [] if self.title is None else [self.title]
+        for row in cells:
+            padded = [
+                cell if i == len(row) - 1 else cell.ljust(widths[i])
+                for i, cell in enumerate(row)
+            ]
+            lines.append("  ".join(padded).rstrip())
+        return lines
+
+
+def _plain(cell: Cell) -> str:
+    text = cell.plain if isinstance(cell, Text) else str(cell)
+    return text.replace("\r", "").replace("\n", "\\n").replace("\t", " ")
+
+
+def show(grid: Grid) -> None:
+    """Print ``grid``: a rich table on a terminal, plain aligned lines otherwise."""
+    if console.is_terminal:
+        console.print(grid.table())
+    else:
+        for line in grid.lines():
+            console.out(line, highlight=False)
+
+
+def print_line(text: Text) -> None:
+    """Print one line: styled on a terminal; whole, on one line, in a pipe."""
+    if console.is_terminal:
+        console.print(text, highlight=False)
+    else:
+        console.out(_plain(text), highlight=False)
 
 
 def print_json(data: Any) -> None:
@@ -86,61 +177,81 @@ def _ps_error(agent: dict[str, Any]) -> Text:
     return Text("; ".join(parts), style="red")
 
 
-def ps_table(data: dict[str, Any]) -> Table:
+def ps_summary(data: dict[str, Any]) -> str:
+    """What ``ps``'s counts mean, e.g. ``3 agents; running 1 of max_workers 5 (worker
+    slots in use); queued 0 (waiting for a slot)``."""
+    agents = data.get("agents", [])
+    return (
+        f"{len(agents)} agent{'' if len(agents) == 1 else 's'}; "
+        f"running {data.get('running_count', 0)} of "
+        f"max_workers {data.get('max_workers', '?')} (worker slots in use); "
+        f"queued {data.get('waiting_count', 0)} (waiting for a slot)"
+    )
+
+
+def ps_table(data: dict[str, Any]) -> Grid:
     """The ``ps`` table: name, state (BACKOFF with its next try), pid, uptime,
     restarts, last exit code or signal, last error (with why it is FATAL)."""
-    table = Table(
-        title=(
-            f"running {data.get('running_count', 0)}/{data.get('max_workers', '?')}, "
-            f"queued {data.get('waiting_count', 0)}"
-        ),
-        title_justify="left",
-        box=None,
-        header_style="bold",
+    grid = Grid(
+        ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "LAST ERROR"),
+        title=ps_summary(data),
     )
-    for column in ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "LAST ERROR"):
-        table.add_column(column, overflow="fold")
     for agent in data.get("agents", []):
-        table.add_row(
-            str(agent.get("name")),
-            _ps_state(agent),
-            str(agent.get("pid") or "-") if agent.get("alive") else "-",
-            format_uptime(agent.get("uptime")),
-            str(agent.get("restarts", 0)),
-            _ps_exit(agent),
-            _ps_error(agent),
+        grid.rows.append(
+            (
+                str(agent.get("name")),
+                _ps_state(agent),
+                str(agent.get("pid") or "-") if agent.get("alive") else "-",
+                format_uptime(agent.get("uptime")),
+                str(agent.get("restarts", 0)),
+                _ps_exit(agent),
+                _ps_error(agent),
+            )
         )
-    return table
+    return grid
 
 
-def key_value_table(data: dict[str, Any]) -> Table:
+def key_value_table(data: dict[str, Any]) -> Grid:
     """A two-column table of a flat mapping."""
-    table = Table(box=None, show_header=False)
-    table.add_column(style="bold")
-    table.add_column(overflow="fold")
+    grid = Grid(("KEY", "VALUE"), show_header=False, key_column=True)
     for key, value in data.items():
         if isinstance(value, dict | list):
             value = json.dumps(value, default=str)
         if key == "lifecycle_state":
-            table.add_row(key, _state(str(value)))
+            grid.rows.append((key, _state(str(value))))
         elif key == "uptime":
-            table.add_row(key, format_uptime(value))
+            grid.rows.append((key, format_uptime(value)))
         else:
-            table.add_row(key, "-" if value is None else str(value))
-    return table
+            grid.rows.append((key, "-" if value is None else str(value)))
+    return grid
 
 
-def history_table(events: list[dict[str, Any]]) -> Table:
+def history_table(events: list[dict[str, Any]]) -> Grid:
     """The ``history`` table: seq, time, category, event, agent, severity, details."""
-    table = Table(box=None, header_style="bold")
-    for column in ("SEQ", "TIME", "CATEGORY", "EVENT", "AGENT", "SEV", "DETAILS"):
-        table.add_column(column, overflow="fold")
-    for event in events:
-        table.add_row(*history_row(event))
-    return table
+    grid = Grid(("SEQ", "TIME", "CATEGORY", "EVENT", "AGENT", "SEV", "DETAILS"))
+    grid.rows.extend(history_row(event) for event in events)
+    return grid
 
 
-def history_row(event: dict[str, Any]) -> list[str | Text]:
+def orchestrators_table(found: list[dict[str, Any]]) -> Grid:
+    """The ``list`` table: one line per socket in the private directory."""
+    grid = Grid(("NAME", "PID", "AGENTS", "UPTIME", "STATE", "SOCKET"))
+    for item in found:
+        state = str(item.get("state"))
+        grid.rows.append(
+            (
+                str(item.get("name")),
+                str(item.get("pid") or "-"),
+                "-" if item.get("agents") is None else str(item["agents"]),
+                format_uptime(item.get("uptime")),
+                Text(state, style="green" if state == "live" else "bold red"),
+                str(item.get("socket")),
+            )
+        )
+    return grid
+
+
+def history_row(event: dict[str, Any]) -> list[Cell]:
     """One history row (also used by ``history --follow``)."""
     data = event.get("data") or {}
     details = data.get("error_message") or " ".join(
@@ -171,7 +282,7 @@ def history_header() -> Text:
 
 def history_line(event: dict[str, Any]) -> Text:
     """One event as a fixed-width line, aligned under :func:`history_header`."""
-    cells = [str(cell) for cell in history_row(event)]
+    cells = [_plain(cell) for cell in history_row(event)]
     severity = cells[5]
     return Text(
         _LINE.format(*cells),
@@ -179,39 +290,29 @@ def history_line(event: dict[str, Any]) -> Text:
     )
 
 
-def stats_table(data: dict[str, Any]) -> Table:
+def stats_table(data: dict[str, Any]) -> Grid:
     """The ``stats`` table: per agent pid, cpu, memory, threads, uptime."""
     head = data.get("orchestrator", {})
-    table = Table(
+    grid = Grid(
+        ("NAME", "STATE", "PID", "CPU %", "MEM MB", "MEM %", "THREADS", "UPTIME"),
         title=(
             f"orchestrator pid {head.get('pid')}  cpu {head.get('cpu_percent')}%  "
             f"mem {head.get('memory_mb')} MB  threads {head.get('threads')}  "
-            f"running {head.get('running_agents')}/{head.get('max_workers')}"
+            f"running {head.get('running_agents')} of "
+            f"max_workers {head.get('max_workers')}"
         ),
-        title_justify="left",
-        box=None,
-        header_style="bold",
     )
-    for column in (
-        "NAME",
-        "STATE",
-        "PID",
-        "CPU %",
-        "MEM MB",
-        "MEM %",
-        "THREADS",
-        "UPTIME",
-    ):
-        table.add_column(column)
     for agent in data.get("agents", []):
-        table.add_row(
-            str(agent.get("name")),
-            _state(str(agent.get("lifecycle_state"))),
-            str(agent.get("pid") or "-"),
-            str(agent.get("cpu_percent")),
-            str(agent.get("memory_mb")),
-            str(agent.get("memory_percent")),
-            str(agent.get("threads")),
-            format_uptime(agent.get("uptime")),
+        grid.rows.append(
+            (
+                str(agent.get("name")),
+                _state(str(agent.get("lifecycle_state"))),
+                str(agent.get("pid") or "-"),
+                str(agent.get("cpu_percent")),
+                str(agent.get("memory_mb")),
+                str(agent.get("memory_percent")),
+                str(agent.get("threads")),
+                format_uptime(agent.get("uptime")),
+            )
         )
-    return table
+    return grid

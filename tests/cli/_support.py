@@ -7,6 +7,8 @@
 * ``boom`` raised ``ValueError("boom")`` at once (TERMINATED, last error set);
 * ``quick`` depends on ``forever``, returned at once (TERMINATED).
 
+``register`` adds more agents before the start.
+
 ``CliProcess`` runs the real ``pyorchestrate`` script (or ``python -m pyorchestrate``)
 with its output on a pipe or a pseudo-terminal, and reads it with deadlines.
 """
@@ -65,6 +67,7 @@ class Fleet:
         name: str = "cli-test",
         agents: bool = True,
         join: bool = True,
+        register: Callable[[Orchestrator], None] | None = None,
         **config: Any,
     ) -> None:
         settings: dict[str, Any] = {"run_mode": RunMode.DAEMON, **FAST, **config}
@@ -80,6 +83,8 @@ class Fleet:
             self.orchestrator.register_agent(agent("boom", "thread"), "boom")
             self.orchestrator.register_agent(agent("quick", "thread"), "quick")
             self.orchestrator.add_dependency("quick", ["forever"])
+        if register is not None:
+            register(self.orchestrator)
         self.orchestrator.start()
         if join:
             self.thread = threading.Thread(target=self._join, name="cli-test-join")

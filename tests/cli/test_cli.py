@@ -84,21 +84,26 @@ def test_every_issue_command_exists_with_socket_json_and_version() -> None:
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     # "notify" is a group from the pyorchestrate.cli entry points (tests/cli/
     # test_cli_notify.py), not one of the core's commands.
-    assert set(commands) == REMOTE_COMMANDS | {"create", "notify"}
+    assert set(commands) == REMOTE_COMMANDS | {"create", "list", "notify"}
     for name, command in commands.items():
         if name == "notify":
             continue
         options = {opt for param in command.params for opt in param.opts}
         assert {"--json", "--version"} <= options, name
-        if name != "create":
-            assert {"--socket", "--timeout"} <= options, name
+        if name == "list":
+            assert "--timeout" in options
+        elif name != "create":
+            assert {"--socket", "--name", "--timeout"} <= options, name
 
 
 def test_ps_table_reads_like_supervisorctl(fleet: Fleet, cli: Invoke) -> None:
     result = cli("ps", "--socket", fleet.socket)
     _ok(result)
     lines = result.stdout.splitlines()
-    assert lines[0].strip() == "running 1/5, queued 0"
+    assert lines[0].strip() == (
+        "3 agents; running 1 of max_workers 5 (worker slots in use); "
+        "queued 0 (waiting for a slot)"
+    )
     assert PS_HEADER.search(lines[1]), lines[1]
     rows = _rows(result.stdout)
     assert rows["forever"][:3] == ["forever", "READY", str(os.getpid())]

@@ -50,7 +50,10 @@ def test_ps(fleet: Fleet, entry: list[str]) -> None:
     result = run_cli(entry, "ps", "--socket", fleet.socket)
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
-    assert lines[0].strip() == "running 1/5, queued 0"
+    assert lines[0].strip() == (
+        "3 agents; running 1 of max_workers 5 (worker slots in use); "
+        "queued 0 (waiting for a slot)"
+    )
     assert PS_HEADER.search(lines[1]), result.stdout
     rows = {line.split()[0]: line.split() for line in lines[2:] if line.strip()}
     assert set(rows) == {"forever", "boom", "quick"}

@@ -23,10 +23,56 @@ from typing import Any
 
 from .. import errors
 from ..errors import ControlError, ControlTimeout, ControlUnavailable, ProtocolError
-from .paths import default_socket_dir, default_socket_path
+from .paths import default_socket_path, private_sockets
 from .protocol import build_request, encode, parse_reply
 
-__all__ = ["ControlClient", "resolve_socket_path"]
+__all__ = [
+    "ControlClient",
+    "SeveralOrchestrators",
+    "discover",
+    "live_sockets",
+    "resolve_socket_path",
+]
+
+
+class SeveralOrchestrators(ControlUnavailable):
+    """More than one orchestrator answers in the private directory, none was chosen.
+
+    ``data["sockets"]`` lists their socket paths; the message names each one.
+    """
+
+    def __init__(
+        self, message: str = "", *, data: dict[str, Any] | None = None
+    ) -> None:
+        sockets = list((data or {}).get("sockets", []))
+        if not message:
+            listed = "".join(
+                f"\n  --name {Path(path).stem:<20} ({path})" for path in sockets
+            )
+            message = (
+                f"{len(sockets)} orchestrators are running; choose one with --name "
+                f"NAME or --socket PATH:{listed}"
+            )
+        super().__init__(message, data={"sockets": sockets})
+
+
+def _answers(path: str | os.PathLike[str], timeout: float = 0.5) -> bool:
+    """Whether something accepts a connection on ``path`` (no request is sent)."""
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    sock.settimeout(timeout)
+    try:
+        sock.connect(os.fspath(path))
+    except OSError:
+        return False
+    finally:
+        sock.close()
+    return True
+
+
+def live_sockets() -> list[str]:
+    """The sockets in this user's private directory that accept a connection."""
+    return [str(path) for path in private_sockets() if _answers(path)]
+
 
 _BY_NAME: dict[str, type[ControlError]] = {
     cls.__name__: cls
@@ -48,23 +94,79 @@ _BY_CODE: dict[int, type[ControlError]] = {
 }
 
 
-def resolve_socket_path(path: str | os.PathLike[str] | None = None) -> str:
-    """The socket to use: ``path``, else ``$PYORCHESTRATE_SOCKET``, else the default.
+def resolve_socket_path(
+    path: str | os.PathLike[str] | None = None, *, name: str | None = None
+) -> str:
+    """The socket to use: ``path``; else the orchestrator called ``name`` in this
+    user's private directory; else ``$PYORCHESTRATE_SOCKET``; else the one that runs.
 
-    The default is the socket of an orchestrator named "Orchestrator" in this user's
-    private directory, or, if that does not exist and exactly one socket does, that one.
+    With neither, the private directory decides: the only socket there that accepts a
+    connection is used; with none live, ``Orchestrator.sock`` (the default name), or
+    the only socket file there, so the connection error names the path tried.
+
+    Raises:
+        SeveralOrchestrators: several sockets there are live (it lists them).
     """
     if path:
         return os.fspath(path)
+    if name:
+        return default_socket_path(name)
     env = os.environ.get("PYORCHESTRATE_SOCKET")
     if env:
         return env
+    live = live_sockets()
+    if len(live) == 1:
+        return live[0]
+    if live:
+        raise SeveralOrchestrators(data={"sockets": live})
     default = default_socket_path("Orchestrator")
     if not Path(default).exists():
-        found = sorted(default_socket_dir().glob("*.sock"))
+        found = private_sockets()
         if len(found) == 1:
             return str(found[0])
     return default
+
+
+def discover(timeout: float = 1.0) -> list[dict[str, Any]]:
+    """Every socket in this user's private directory, with who answers on it.
+
+    Each item: ``socket``, ``name`` (the orchestrator's, else the file's stem),
+    ``state`` (``live``; ``stale`` when nobody accepts a connection; ``no reply``
+    when the connection is accepted but ``status`` is not answered), and for live
+    ones ``pid``, ``agents`` and ``uptime`` (seconds).
+    """
+    found: list[dict[str, Any]] = []
+    for path in private_sockets():
+        item: dict[str, Any] = {
+            "name": path.stem,
+            "socket": str(path),
+            "state": "stale",
+            "pid": None,
+            "agents": None,
+            "uptime": None,
+        }
+        found.append(item)
+        if not _answers(path, timeout):
+            continue
+        try:
+            with ControlClient(path, timeout=timeout, sender="cli") as client:
+                status = client.status()
+        except ControlUnavailable:
+            continue
+        except ControlTimeout:
+            item["state"] = "no reply"
+            continue
+        except ControlError:  # answers, but may not say (status not allowed)
+            item["state"] = "live"
+            continue
+        item.update(
+            state="live",
+            name=status.get("name", path.stem),
+            pid=status.get("pid"),
+            agents=status.get("total_agents"),
+            uptime=status.get("uptime"),
+        )
+    return found
 
 
 class ControlClient:
@@ -74,6 +176,12 @@ class ControlClient:
         socket_path: the socket (see :func:`resolve_socket_path` for the default).
         timeout: seconds to wait for connecting and for each reply.
         sender: how this client names itself in requests.
+        name: the orchestrator's name, to find its socket in the private directory
+            (when ``socket_path`` is not given).
+
+    Raises:
+        SeveralOrchestrators: neither ``socket_path`` nor ``name`` is given and
+            several orchestrators run.
     """
 
     def __init__(
@@ -82,8 +190,9 @@ class ControlClient:
         *,
         timeout: float = 5.0,
         sender: str = "client",
+        name: str | None = None,
     ) -> None:
-        self.socket_path = resolve_socket_path(socket_path)
+        self.socket_path = resolve_socket_path(socket_path, name=name)
         self.timeout = timeout
         self.sender = sender
         self._sock: socket.socket | None = None
@@ -107,7 +216,8 @@ class ControlClient:
             raise ControlUnavailable(
                 f"Cannot connect to an orchestrator at {self.socket_path} "
                 f"({exc.strerror or exc}). Is it running with the command interface "
-                "enabled? Pass --socket PATH or set PYORCHESTRATE_SOCKET."
+                "enabled? Pass --socket PATH or --name NAME, or set "
+                "PYORCHESTRATE_SOCKET; `pyorchestrate list` shows what runs."
             ) from None
         except PermissionError:
             sock.close()

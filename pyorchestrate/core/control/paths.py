@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["MAX_SOCKET_PATH", "default_socket_dir", "default_socket_path"]
+__all__ = [
+    "MAX_SOCKET_PATH",
+    "default_socket_dir",
+    "default_socket_path",
+    "private_sockets",
+]
 
 MAX_SOCKET_PATH = 107
 """The longest path (in bytes) an AF_UNIX socket can have on Linux."""
@@ -31,3 +36,15 @@ def default_socket_path(name: str = "Orchestrator") -> str:
         "".join(c if c.isalnum() or c in "-_." else "_" for c in name) or "orchestrator"
     )
     return str(default_socket_dir() / f"{safe}.sock")
+
+
+def private_sockets() -> list[Path]:
+    """Every ``*.sock`` in :func:`default_socket_dir`, sorted (none if it is absent).
+
+    Live or stale alike: whether something answers is for the caller to find out.
+    """
+    directory = default_socket_dir()
+    try:
+        return sorted(directory.glob("*.sock"))
+    except OSError:
+        return []
