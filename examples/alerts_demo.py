@@ -11,6 +11,8 @@ Run: python examples/alerts_demo.py      (or: bash scripts/demo.sh)
 
 from __future__ import annotations
 
+import sys
+
 from notifiers import AppriseNotifier, TelegramNotifier, attach, redact
 from notifiers.testing import FakeTelegramServer, LocalSMTPServer, WebhookSink
 from pyorchestrate import OneShotThreadAgent, Orchestrator
@@ -30,7 +32,7 @@ class Etl(OneShotThreadAgent):
         raise ConnectionError("database at db.internal:5432 refused the connection")
 
 
-def main() -> None:
+def main() -> int:
     with (
         FakeTelegramServer() as telegram,
         LocalSMTPServer() as smtp,
@@ -80,6 +82,9 @@ def main() -> None:
             f"\nSlack (local webhook) {redact(slack_post.path)}: {attachment['title']}"
         )
 
+    # 1: the etl agent fails on purpose (0 only when every agent succeeded)
+    return orchestrator.exit_code
+
 
 if __name__ == "__main__":
-    main()
+    sys.exit(main())

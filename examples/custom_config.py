@@ -3,6 +3,8 @@
 Run: python examples/custom_config.py
 """
 
+import sys
+
 from my_project.models import Publisher
 
 from pyorchestrate.core.orchestrator import Orchestrator, RunMode
@@ -31,3 +33,4 @@ if __name__ == "__main__":
     for agent in orchestrator.report()["agents"]:
         output = agent["config"]["output_file"]
         print(f"{agent['name']}: {agent['lifecycle_state']}, wrote {output}")
+    sys.exit(orchestrator.exit_code)  # 0 if every agent succeeded, else 1

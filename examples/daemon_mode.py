@@ -3,6 +3,8 @@
 Run: python examples/daemon_mode.py   (then, in another shell: pyorchestrate ps)
 """
 
+import sys
+
 from pyorchestrate.core.agent import PeriodicThreadAgent
 from pyorchestrate.core.orchestrator import Orchestrator, RunMode
 from pyorchestrate.core.utilities.event import OrchestratorEvent
@@ -34,3 +36,5 @@ if __name__ == "__main__":
     print(f"command socket: {orchestrator.command_socket_path}", flush=True)
     survivors = orchestrator.join()
     print(f"shut down cleanly, survivors: {survivors}", flush=True)
+    # 0 after `pyorchestrate shutdown`, 130 after Ctrl+C, 143 after SIGTERM
+    sys.exit(orchestrator.exit_code)

@@ -3,6 +3,8 @@
 Run: python examples/dependencies.py
 """
 
+import sys
+
 from pyorchestrate.core.agent import OneShotThreadAgent
 from pyorchestrate.core.orchestrator import Orchestrator
 from pyorchestrate.core.utilities.event import OrchestratorEvent
@@ -28,3 +30,4 @@ if __name__ == "__main__":
     orchestrator.join()
     started = [r.agent for r in orchestrator.events(event_name="agent_started")]
     print("start order:", " -> ".join(started))
+    sys.exit(orchestrator.exit_code)

@@ -3,6 +3,8 @@
 Run: python examples/events.py
 """
 
+import sys
+
 from pyorchestrate.core.agent import OneShotThreadAgent
 from pyorchestrate.core.orchestrator import Orchestrator
 from pyorchestrate.core.utilities.event import OrchestratorEvent
@@ -42,3 +44,6 @@ if __name__ == "__main__":
     orchestrator.register_agent(Flaky)
     orchestrator.start()
     orchestrator.join()
+    outcome = orchestrator.outcome()
+    print(f"outcome: {outcome}")
+    sys.exit(outcome.exit_code)  # 1 here: Flaky fails on purpose

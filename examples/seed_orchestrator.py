@@ -1,5 +1,7 @@
 """The seed page's example, as written (run: python examples/seed_orchestrator.py)."""
 
+import sys
+
 from my_project.models import Publisher, Subscriber
 
 from pyorchestrate.core.orchestrator import Orchestrator
@@ -16,3 +18,6 @@ if __name__ == "__main__":
 
     # wait for agent to complete
     orchestrator.join()
+
+    # end the process with the run's exit code (0: every agent succeeded)
+    sys.exit(orchestrator.exit_code)

@@ -4,6 +4,7 @@ watchdog, and a crash loop goes FATAL with one alert instead of a thousand.
 Run: python examples/supervision.py
 """
 
+import sys
 import time
 from pathlib import Path
 
@@ -88,3 +89,4 @@ if __name__ == "__main__":
             f"{name}: {status['lifecycle_state']} after {status['restarts']} restarts"
             f" ({status['fatal_reason'] or status['termination_status']})"
         )
+    sys.exit(orchestrator.exit_code)  # 1: poller and broken went FATAL on purpose

@@ -130,7 +130,7 @@ def on_error(agent_name: str, error_message: str) -> None:
     print(f"ERROR: {{agent_name}} failed: {{error_message}}", flush=True)
 
 
-def main() -> None:
+def main() -> int:
     parser = argparse.ArgumentParser(description="{name}")
     parser.add_argument("--daemon", action="store_true", help="stay up until Ctrl+C")
     parser.add_argument("--fail", action="store_true", help="fail once: see an alert")
@@ -148,10 +148,11 @@ def main() -> None:
     if alerts is not None:
         alerts.detach()  # flushes the alerts still on their way
     print("{name} finished", flush=True)
+    return orchestrator.exit_code  # 0 ok, 1 an agent failed, 130/143 interrupted
 
 
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
 '''
 
 _TEST = '''"""{name}'s own tests: the agent runs under a real orchestrator, and a failure is

@@ -227,12 +227,15 @@ def test_the_generated_app_alerts_through_the_channel_in_its_environment(
             check=False,
             env=env,
         )
-        assert starter.returncode == 0, starter.stdout + starter.stderr
+        # The worker failed: starter.py exits 1 (sys.exit(orchestrator.exit_code)).
+        assert starter.returncode == 1, starter.stdout + starter.stderr
         [request] = sink.wait_for(1, timeout=10)
     assert "Alerts: errors_only on webhook" in starter.stdout
     assert "ERROR: worker failed: RuntimeError: unit 3 failed" in starter.stdout
     assert "demo_app finished" in starter.stdout
-    assert "Traceback" not in starter.stderr
+    # The failure is logged once, with its traceback, through starter's basicConfig.
+    assert starter.stderr.count("Traceback (most recent call last):") == 1
+    assert "agent 'worker' failed: RuntimeError: unit 3 failed" in starter.stderr
     assert request.path == "/po-scaffold-alerts"
     assert request.json["title"] == "✖ worker failed"
     assert "RuntimeError: unit 3 failed" in request.json["message"]

@@ -15,7 +15,9 @@ import pytest
 EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 
 
-def run_example(name: str, cwd: Path, timeout: float = 60) -> str:
+def run_example(name: str, cwd: Path, timeout: float = 60, exit_code: int = 0) -> str:
+    """Run an example; it must end with ``exit_code`` (1 where an agent fails on
+    purpose: the examples end with ``sys.exit(orchestrator.exit_code)``)."""
     result = subprocess.run(
         [sys.executable, str(EXAMPLES / name)],
         cwd=cwd,
@@ -24,7 +26,7 @@ def run_example(name: str, cwd: Path, timeout: float = 60) -> str:
         timeout=timeout,
         check=False,
     )
-    assert result.returncode == 0, result.stderr
+    assert result.returncode == exit_code, result.stderr
     return result.stdout
 
 
@@ -60,7 +62,7 @@ def test_custom_config_example(tmp_path: Path) -> None:
 
 
 def test_events_example(tmp_path: Path) -> None:
-    out = run_example("events.py", tmp_path)
+    out = run_example("events.py", tmp_path, exit_code=1)
     assert "Agent Report started at" in out
     assert (
         "ALERT Flaky failed: ConnectionError: database unreachable (generation 1)"
@@ -68,6 +70,7 @@ def test_events_example(tmp_path: Path) -> None:
     )
     assert "Agent Flaky terminated: critical" in out
     assert "Agent Report terminated: success" in out
+    assert "outcome: exit code 1; failed: Flaky (TERMINATED, exception)" in out
 
 
 def test_dependencies_example(tmp_path: Path) -> None:
@@ -77,7 +80,7 @@ def test_dependencies_example(tmp_path: Path) -> None:
 
 @pytest.mark.process
 def test_supervision_example(tmp_path: Path) -> None:
-    out = run_example("supervision.py", tmp_path)
+    out = run_example("supervision.py", tmp_path, exit_code=1)
     lines = out.splitlines()
     assert "restarting importer (attempt 1) in 0." in out
     assert "FlakyImport: imported on try 3" in out
@@ -126,7 +129,7 @@ def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> 
                 break
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
-    assert proc.returncode == 0, err
+    assert proc.returncode == 128 + sig, err  # 130 for SIGINT, 143 for SIGTERM
     assert "shut down cleanly, survivors: []" in out
 
 
@@ -169,7 +172,7 @@ def test_daemon_example_is_controlled_from_the_cli(tmp_path: Path) -> None:
 
 
 def test_alerts_demo_delivers_on_every_channel(tmp_path: Path) -> None:
-    out = run_example("alerts_demo.py", tmp_path)
+    out = run_example("alerts_demo.py", tmp_path, exit_code=1)
     for channel in ("telegram", "email", "slack"):
         assert re.search(rf"{channel}\s+delivered\s+attempts=1", out), out
     assert "abandoned: 0" in out
