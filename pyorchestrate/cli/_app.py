@@ -88,22 +88,20 @@ def _client(
     socket: str | None, name: str | None, timeout: float
 ) -> Iterator[ControlClient]:
     if socket and name:
-        render.err_console.print(
-            "[bold red]Error:[/] give --socket or --name, not both"
-        )
+        render.error("give --socket or --name, not both")
         raise typer.Exit(EXIT_USAGE)
     try:
         client = ControlClient(socket, timeout=timeout, sender="cli", name=name)
     except SeveralOrchestrators as exc:
-        render.err_console.print(f"[bold red]Error:[/] {exc.message}")
+        render.error(exc.message)
         raise typer.Exit(EXIT_USAGE) from None
     try:
         yield client
     except ControlUnavailable as exc:
-        render.err_console.print(f"[bold red]Error:[/] {exc.message}")
+        render.error(exc.message)
         raise typer.Exit(EXIT_UNREACHABLE) from None
     except ControlError as exc:
-        render.err_console.print(f"[bold red]Error:[/] {exc.message}")
+        render.error(exc.message)
         raise typer.Exit(EXIT_FAILED) from None
     finally:
         client.close()
@@ -133,7 +131,7 @@ def _data_or_exit(payload: dict[str, Any], as_json: bool) -> dict[str, Any]:
         if as_json:
             render.print_json(payload)
         else:
-            render.err_console.print(f"[bold red]Error:[/] {payload.get('error')}")
+            render.error(str(payload.get("error")))
         raise typer.Exit(EXIT_FAILED)
     data: dict[str, Any] = payload.get("data") or {}
     return data
@@ -477,7 +475,7 @@ def create(
     try:
         report = create_app(Path(name), force=force)
     except ValueError as exc:
-        render.err_console.print(f"[bold red]Error:[/] {exc}")
+        render.error(str(exc))
         raise typer.Exit(EXIT_USAGE) from None
     if as_json:
         render.print_json({"root": str(report.root), "files": report.files})

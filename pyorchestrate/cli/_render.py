@@ -24,6 +24,7 @@ __all__ = [
     "Grid",
     "console",
     "err_console",
+    "error",
     "format_uptime",
     "history_header",
     "history_line",
@@ -132,6 +133,14 @@ def print_line(text: Text) -> None:
         console.print(text, highlight=False)
     else:
         console.out(_plain(text), highlight=False)
+
+
+def error(message: str) -> None:
+    """``Error: message`` on stderr; not folded when stderr is not a terminal."""
+    err_console.print(
+        Text.assemble(("Error:", "bold red"), " ", message),
+        soft_wrap=not err_console.is_terminal,
+    )
 
 
 def print_json(data: Any) -> None:

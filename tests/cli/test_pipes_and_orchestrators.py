@@ -302,3 +302,17 @@ def test_follow_replays_past_events_when_asked(
     shown = _follow(fleet, cli, monkeypatch, *args, *only)
     assert shown[: len(past)] == past
     assert shown[len(past) :] and min(shown[len(past) :]) > before
+
+
+def test_the_list_of_choices_is_not_folded_on_a_pipe(two: tuple[Fleet, Fleet]) -> None:
+    result = run_cli(ENTRY_POINTS["script"], "ps", env=cli_env(COLUMNS="40"))
+    assert result.returncode == 2
+    lines = result.stderr.splitlines()
+    assert lines[0] == (
+        "Error: 2 orchestrators are running; choose one with --name NAME or "
+        "--socket PATH:"
+    )
+    assert lines[1:] == [
+        f"  --name alpha  ({two[0].socket})",
+        f"  --name beta   ({two[1].socket})",
+    ]

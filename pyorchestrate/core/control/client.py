@@ -46,12 +46,15 @@ class SeveralOrchestrators(ControlUnavailable):
     ) -> None:
         sockets = list((data or {}).get("sockets", []))
         if not message:
+            names = [Path(path).stem for path in sockets]
+            width = max(map(len, names), default=0)
             listed = "".join(
-                f"\n  --name {Path(path).stem:<20} ({path})" for path in sockets
+                f"\n  --name {name:<{width}}  ({path})"
+                for name, path in zip(names, sockets, strict=True)
             )
             message = (
-                f"{len(sockets)} orchestrators are running; choose one with --name "
-                f"NAME or --socket PATH:{listed}"
+                f"{len(sockets)} orchestrators are running; choose one with "
+                f"--name NAME or --socket PATH:{listed}"
             )
         super().__init__(message, data={"sockets": sockets})
 
