@@ -318,7 +318,7 @@ class BaseAgent(abc.ABC):
             self.execute()
         except ConfigValidationError as exc:
             self.termination_status = AgentTerminationStatus.ERROR
-            self.logger.error("agent %r: %s", self.name, exc)
+            self.logger.debug("agent %r: %s", self.name, exc)  # the orchestrator logs it
             self._send_status(
                 AgentEvent.ERROR,
                 error=str(exc),
