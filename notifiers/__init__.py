@@ -10,7 +10,6 @@ the channel that uses it.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -69,8 +68,6 @@ if TYPE_CHECKING:
 from pyorchestrate._lazy import lazy_exports
 
 from .redact import redact
-
-logging.getLogger("notifiers").addHandler(logging.NullHandler())
 
 _LAZY: dict[str, str] = {
     "AlertPipeline": ".pipeline",
