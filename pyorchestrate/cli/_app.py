@@ -482,10 +482,9 @@ def create(
         return
     for path, action in report.files.items():
         render.console.print(f"{action:>8}  {path}")
-    render.console.print(
-        f"\nNext: [bold]cd {report.root} && python starter.py[/] "
-        "(then, in another shell: [bold]pyorchestrate ps[/])"
-    )
+    render.console.print()
+    for line in report.next_steps():  # plain text: paths and [extras] are no markup
+        render.console.print(line, markup=False, highlight=False, soft_wrap=True)
 
 
 PLUGIN_GROUP = "pyorchestrate.cli"

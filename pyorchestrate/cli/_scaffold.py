@@ -6,15 +6,23 @@ channel, or without the ``notify`` extra, the application runs without alerts an
 prints a hint. ``notifiers`` is imported only when a channel is configured.
 
 Re-running it keeps every file that already exists (``--force`` overwrites).
+
+pyorchestrate is not on a package index, so the install lines it prints and writes
+(:func:`install_command`) name where this pyorchestrate came from: its checkout, the
+directory or VCS URL it was installed from, or the project's name only as a last resort.
 """
 
 from __future__ import annotations
 
+import importlib.metadata
+import json
 import keyword
+import shlex
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import unquote, urlsplit
 
-__all__ = ["ScaffoldReport", "create_app"]
+__all__ = ["ScaffoldReport", "create_app", "install_command"]
 
 _MODELS = '''"""The agent of {name}. Process agents must live in an importable module like this."""
 
@@ -57,7 +65,7 @@ def build_config(daemon: bool = False) -> Orchestrator.Config:
 
 _ALERTS = '''"""{name}'s alerts: one preset on the channels that PYORCHESTRATE_NOTIFY_* name.
 
-Alerts need ``pip install 'pyorchestrate[notify]'``. Without a channel, or without
+Alerts need the notify extra (``INSTALL_NOTIFY``). Without a channel, or without
 that extra, {name} runs without alerts and says so: ``notifiers`` is imported only
 when a channel is configured.
 """
@@ -71,12 +79,13 @@ from typing import Any
 PREFIX = "PYORCHESTRATE_NOTIFY_"
 CHANNELS = ("TELEGRAM__", "EMAIL__", "SLACK__", "WEBHOOK__", "APPRISE__")
 PRESET = "errors_only"  # or "lifecycle"; PYORCHESTRATE_NOTIFY_PRESET overrides it
+INSTALL_NOTIFY = {install_notify!r}
 
 HINT = (
     "No alert channel configured: running without alerts. For alerts, set e.g.\\n"
     "  PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN and PYORCHESTRATE_NOTIFY_TELEGRAM__CHAT_ID,\\n"
     "  or PYORCHESTRATE_NOTIFY_WEBHOOK__URL=json://host/path\\n"
-    "(with pip install 'pyorchestrate[notify]')"
+    "(with " + INSTALL_NOTIFY + ")"
 )
 
 
@@ -101,7 +110,7 @@ def attach_alerts(orchestrator: Any) -> Any | None:
     except ImportError:
         print(
             "An alert channel is configured but notifiers is not installed "
-            "(pip install 'pyorchestrate[notify]'): running without alerts.",
+            f"({{INSTALL_NOTIFY}}): running without alerts.",
             flush=True,
         )
         return None
@@ -156,7 +165,8 @@ if __name__ == "__main__":
 '''
 
 _TEST = '''"""{name}'s own tests: the agent runs under a real orchestrator, and a failure is
-alerted (to a local fake webhook; skipped without pyorchestrate[notify])."""
+alerted (to a local fake webhook). That test needs ``notifiers.testing``, which needs
+the demo extra (the notify channels and aiosmtpd); without it, it is skipped."""
 
 from __future__ import annotations
 
@@ -201,7 +211,7 @@ def test_the_worker_runs_and_terminates_cleanly(capsys: pytest.CaptureFixture[st
 
 def test_a_failure_is_alerted(monkeypatch: pytest.MonkeyPatch) -> None:
     testing = pytest.importorskip(
-        "notifiers.testing", reason="alerts need pip install 'pyorchestrate[notify]'"
+        "notifiers.testing", reason={testing_reason!r}
     )
     with testing.WebhookSink() as sink:
         monkeypatch.setenv("PYORCHESTRATE_NOTIFY_WEBHOOK__URL", sink.json_url("/alerts"))
@@ -221,12 +231,64 @@ def test_a_failure_is_alerted(monkeypatch: pytest.MonkeyPatch) -> None:
 '''
 
 
+def _checkout_of(package_dir: Path) -> Path | None:
+    """The source checkout that ``package_dir`` (``pyorchestrate/``) lives in, if any."""
+    root = package_dir.parent
+    try:
+        pyproject = (root / "pyproject.toml").read_text("utf-8")
+    except OSError:
+        return None
+    return root if 'name = "pyorchestrate"' in pyproject else None
+
+
+def install_command(extra: str, *, package_dir: Path | None = None) -> str:
+    """The ``pip install`` line that adds ``extra`` to this pyorchestrate.
+
+    Imported from a checkout (an editable install, or ``PYTHONPATH``):
+    ``pip install -e '/path/to/checkout[extra]'``. Installed from a directory or a VCS
+    URL: that source, as pip recorded it (``direct_url.json``, PEP 610). Otherwise the
+    project's name.
+    """
+    if package_dir is None:
+        package_dir = Path(__file__).resolve().parents[1]
+    checkout = _checkout_of(package_dir)
+    if checkout is not None:
+        return f"pip install -e {shlex.quote(f'{checkout}[{extra}]')}"
+    requirement = f"pyorchestrate[{extra}]"
+    try:
+        recorded = importlib.metadata.distribution("pyorchestrate").read_text(
+            "direct_url.json"
+        )
+        origin = json.loads(recorded or "{}")
+    except (importlib.metadata.PackageNotFoundError, ValueError):
+        origin = {}
+    url = origin.get("url", "") if isinstance(origin, dict) else ""
+    vcs = origin.get("vcs_info") if isinstance(origin, dict) else None
+    if isinstance(vcs, dict) and vcs.get("vcs"):
+        requirement = f"{requirement} @ {vcs['vcs']}+{url}"
+    elif url.startswith("file://"):
+        requirement = f"{unquote(urlsplit(url).path)}[{extra}]"
+    return f"pip install {shlex.quote(requirement)}"
+
+
 @dataclass
 class ScaffoldReport:
     """What :func:`create_app` did: ``{relative path: "created"|"kept"|"replaced"}``."""
 
     root: Path
     files: dict[str, str] = field(default_factory=dict)
+
+    def next_steps(self) -> list[str]:
+        """What to run next, as plain text lines (install lines from :func:`install_command`)."""
+        go = f"cd {shlex.quote(str(self.root))}"
+        return [
+            f"Next: {go} && python starter.py   (runs the worker once, then exits)",
+            "      python starter.py --daemon   (stays up until Ctrl+C; then, in "
+            "another shell: pyorchestrate ps)",
+            f"Alerts: {install_command('notify')}, then set PYORCHESTRATE_NOTIFY_* "
+            "(python starter.py --fail sends one)",
+            f"Tests: {install_command('demo')}, then python -m pytest tests",
+        ]
 
 
 def create_app(root: Path, *, force: bool = False) -> ScaffoldReport:
@@ -252,9 +314,15 @@ def create_app(root: Path, *, force: bool = False) -> ScaffoldReport:
         "configurations/__init__.py": '"""Settings."""\n',
         "configurations/settings.py": _SETTINGS.format(name=name),
         # The core's sources never name notifiers as an import (tests/test_architecture).
-        "configurations/alerts.py": _ALERTS.format(name=name, notifiers="notifiers"),
+        "configurations/alerts.py": _ALERTS.format(
+            name=name, notifiers="notifiers", install_notify=install_command("notify")
+        ),
         "starter.py": _STARTER.format(name=name),
-        "tests/test_app.py": _TEST.format(name=name),
+        "tests/test_app.py": _TEST.format(
+            name=name,
+            testing_reason="needs notifiers.testing (the demo extra: aiosmtpd, the "
+            f"notify channels): {install_command('demo')}",
+        ),
     }
     report = ScaffoldReport(root)
     for relative, text in files.items():

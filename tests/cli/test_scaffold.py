@@ -10,18 +10,23 @@ the CLI as the next-step hint says.
 from __future__ import annotations
 
 import json
+import shlex
+import signal
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 
 import pytest
 
 from notifiers.testing import WebhookSink
+from pyorchestrate.cli._scaffold import create_app, install_command
 from pyorchestrate.testing import wait_until
 
 from ._support import ENTRY_POINTS, CliProcess, cli_env, run_cli
 from .conftest import Invoke
 
+ROOT = Path(__file__).resolve().parents[2]
 FILES = (
     "models/__init__.py",
     "models/agents.py",
@@ -71,6 +76,17 @@ def test_create_writes_the_skeleton(tmp_path: Path, cli: Invoke) -> None:
             if line.startswith(("import notifiers", "from notifiers")):
                 raise AssertionError(f"{relative}: top-level {line!r}")
     assert "Next:" in result.stdout and "python starter.py" in result.stdout
+    # The hints: the ps line goes with the daemon (plain starter.py exits by itself),
+    # and the install lines name this checkout (pyorchestrate is on no index).
+    [ps_line] = [
+        line for line in result.stdout.splitlines() if "pyorchestrate ps" in line
+    ]
+    assert "python starter.py --daemon" in ps_line and "Ctrl+C" in ps_line
+    assert f"pip install -e '{ROOT}[notify]'" in result.stdout
+    assert f"pip install -e '{ROOT}[demo]'" in result.stdout
+    assert "pyorchestrate[notify]" not in result.stdout
+    assert "pyorchestrate[notify]" not in alerts
+    assert f"INSTALL_NOTIFY = \"pip install -e '{ROOT}[notify]'\"" in alerts
 
 
 def test_create_json(tmp_path: Path, cli: Invoke) -> None:
@@ -239,3 +255,149 @@ def test_the_generated_app_alerts_through_the_channel_in_its_environment(
     assert request.path == "/po-scaffold-alerts"
     assert request.json["title"] == "✖ worker failed"
     assert "RuntimeError: unit 3 failed" in request.json["message"]
+
+
+def _fake_install(site: Path, direct_url: dict[str, object] | None) -> Path:
+    """A site directory with a pyorchestrate dist-info (as pip leaves it) and package."""
+    info = site / "pyorchestrate-0.4.0.dist-info"
+    info.mkdir(parents=True)
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: pyorchestrate\n")
+    if direct_url is not None:
+        (info / "direct_url.json").write_text(json.dumps(direct_url))
+    (site / "pyorchestrate").mkdir()
+    return site / "pyorchestrate"
+
+
+def test_install_command_from_the_checkout() -> None:
+    assert install_command("notify", package_dir=ROOT / "pyorchestrate") == (
+        f"pip install -e '{ROOT}[notify]'"
+    )
+
+
+@pytest.mark.parametrize(
+    ("direct_url", "expected"),
+    [
+        (  # pip install /src/my checkout (a wheel built from a directory)
+            {"url": "file:///src/my%20checkout", "dir_info": {}},
+            "pip install '/src/my checkout[demo]'",
+        ),
+        (  # pip install git+https://...
+            {
+                "url": "https://git.example.invalid/pyorchestrate.git",
+                "vcs_info": {"vcs": "git", "commit_id": "0" * 40},
+            },
+            "pip install 'pyorchestrate[demo] @ git+https://git.example.invalid/pyorchestrate.git'",
+        ),
+        (None, "pip install 'pyorchestrate[demo]'"),  # from an index, some day
+    ],
+    ids=["directory", "vcs", "index"],
+)
+def test_install_command_names_where_it_was_installed_from(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    direct_url: dict[str, object] | None,
+    expected: str,
+) -> None:
+    package_dir = _fake_install(tmp_path / "site", direct_url)
+    monkeypatch.syspath_prepend(str(tmp_path / "site"))  # found before this checkout
+    assert install_command("demo", package_dir=package_dir) == expected
+
+
+@pytest.mark.slow
+def test_the_install_hints_are_commands_pip_accepts(tmp_path: Path) -> None:
+    """Each printed ``pip install`` line resolves (a dry run: nothing is installed)."""
+    for extra in ("notify", "demo"):
+        argv = shlex.split(install_command(extra))
+        assert argv[:2] == ["pip", "install"]
+        done = subprocess.run(
+            [
+                *(sys.executable, "-m", "pip", "install", "--dry-run", "--quiet"),
+                *("--disable-pip-version-check", *argv[2:]),
+            ],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, (argv, done.stderr)
+
+
+def test_the_alert_test_names_the_extra_that_has_what_it_needs(tmp_path: Path) -> None:
+    """The generated alert test needs notifiers.testing (aiosmtpd) and the channels:
+    its skip reason names the demo extra, and that extra has both."""
+    create_app(tmp_path / "demo_app")
+    test_source = (tmp_path / "demo_app" / "tests" / "test_app.py").read_text()
+    assert f"pip install -e '{ROOT}[demo]'" in test_source
+    assert "aiosmtpd" in test_source
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"][
+        "optional-dependencies"
+    ]
+    assert any(req.startswith("aiosmtpd") for req in extras["demo"])
+    assert "pyorchestrate[notify]" in extras["demo"]
+
+
+@pytest.mark.slow
+@pytest.mark.process
+def test_the_generated_alert_test_is_skipped_with_its_reason_without_aiosmtpd(
+    tmp_path: Path, short_tmp: Path, cli: Invoke
+) -> None:
+    assert cli("create", tmp_path / "demo_app").exit_code == 0
+    blocker = tmp_path / "no_aiosmtpd" / "aiosmtpd"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text(
+        "raise ModuleNotFoundError(\"No module named 'aiosmtpd'\", name='aiosmtpd')\n"
+    )
+    env = _no_channels(cli_env(XDG_RUNTIME_DIR=str(short_tmp)))
+    env["PYTHONPATH"] = str(blocker.parent)
+    tests = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pytest",
+            "tests",
+            "-q",
+            "-rs",
+            "-p",
+            "no:cacheprovider",
+        ],
+        cwd=tmp_path / "demo_app",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+    )
+    assert tests.returncode == 0, tests.stdout + tests.stderr
+    assert "1 passed, 1 skipped" in tests.stdout
+    assert f"pip install -e '{ROOT}[demo]'" in tests.stdout
+
+
+@pytest.mark.slow
+@pytest.mark.process
+def test_the_generated_daemon_stops_on_ctrl_c(
+    tmp_path: Path, short_tmp: Path, cli: Invoke
+) -> None:
+    """``python starter.py --daemon`` stays up after its worker is done, until Ctrl+C."""
+    assert cli("create", tmp_path / "demo_app").exit_code == 0
+    env = _no_channels(cli_env(XDG_RUNTIME_DIR=str(short_tmp)))
+    socket_path = short_tmp / "pyorchestrate" / "demo_app.sock"
+    argv = [sys.executable, "starter.py", "--daemon"]
+    with CliProcess(argv, env=env, cwd=tmp_path / "demo_app") as app:
+        app.read_until(lambda out: "worker: unit 5 of 5" in out, 30)
+        # The worker is done, and the daemon is still up and answering.
+        assert wait_until(
+            lambda: (
+                run_cli(ENTRY_POINTS["script"], "ps", "--json", env=env).returncode == 0
+            ),
+            15,
+        )
+        assert app.proc.poll() is None
+        app.proc.send_signal(signal.SIGINT)
+        code = app.proc.wait(30)
+        out = app.drain()
+        err = app.stderr()
+    assert code in (0, 130), (code, out, err)  # 130: interrupted (issue 13's codes)
+    assert "demo_app finished" in out
+    assert "Traceback" not in err
+    assert not socket_path.exists()
