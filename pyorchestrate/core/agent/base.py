@@ -318,7 +318,8 @@ class BaseAgent(abc.ABC):
             self.execute()
         except ConfigValidationError as exc:
             self.termination_status = AgentTerminationStatus.ERROR
-            self.logger.debug("agent %r: %s", self.name, exc)  # the orchestrator logs it
+            # The orchestrator logs it (once, for both flavours).
+            self.logger.debug("agent %r: %s", self.name, exc)
             self._send_status(
                 AgentEvent.ERROR,
                 error=str(exc),
