@@ -68,6 +68,7 @@ from .ratelimit import (
     destination_id,
 )
 from .redact import LEAKY_LOGGERS, SECRETS, install_log_redaction, redact
+from .templates import plain_text
 
 __all__ = ["AppriseNotifier"]
 
@@ -527,6 +528,9 @@ class AppriseNotifier(Notifier):
         """On an executor thread: notify each service in turn (blocking)."""
         title = redact(notification.title)
         body = redact(notification.body) or title
+        # Code blocks (a traceback): Slack renders the fences as a code block,
+        # everything else (e-mail, webhooks) gets plain text without them.
+        plain = plain_text(body)
         notify_type = _NOTIFY_TYPES.get(notification.severity, NotifyType.INFO)
         outcomes = []
         for index in indexes:
@@ -535,7 +539,7 @@ class AppriseNotifier(Notifier):
             apobj.add(service.plugin)
             try:
                 result = apobj.notify(
-                    body=body,
+                    body=body if isinstance(service.plugin, NotifySlack) else plain,
                     title=title,
                     notify_type=notify_type,
                     body_format=NotifyFormat.TEXT,

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import html
+import os
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -20,18 +21,34 @@ from typing import Any
 from .base import Notification, Severity, TextFormat
 
 __all__ = [
+    "CODE_FENCE",
     "DEFAULT_TEMPLATES",
+    "MAX_FRAMES",
     "PIPELINE_TEMPLATES",
     "TRUNCATION_MARKER",
     "Template",
+    "code_block",
     "escape",
     "format_duration",
     "format_text",
+    "plain_text",
     "render",
     "render_alert",
+    "traceback_frames",
 ]
 
 TRUNCATION_MARKER = "… (truncated)"
+
+CODE_FENCE = "```"
+"""A body line of just this opens or closes a code block (a traceback, an output
+tail): Telegram shows it as ``<pre>``, MarkdownV2 and Slack as a fenced block, plain
+text without the fence lines."""
+
+MAX_FRAMES = 12
+"""At most this many of the last traceback frames go in an alert (a channel's length
+limit may drop more, oldest first, whole frames)."""
+
+_FRAME = re.compile(r'^\s*File "(?P<file>[^"]*)", line (?P<line>\d+), in (?P<func>.*)$')
 
 
 @dataclass(frozen=True, slots=True)
@@ -41,7 +58,12 @@ class Template:
     Fields: ``agent``, ``event``, ``error``, ``host``, ``time``, ``date``,
     ``generation``, ``pid``, ``exit_code``, ``signal``, ``reason``, ``status``,
     ``orchestrator``, ``attempt``, ``delay``, ``restarts``, ``timeout`` (missing ones
-    render as ``-``).
+    render as ``-``); ``error_type``, ``end`` (``exit code 1``, ``signal SIGKILL``,
+    ``no exit code (a thread)`` or ``exit code unknown``), ``traceback`` (the
+    last frames, ``file:line in function`` and the source line, as a code block),
+    ``output_tail`` (the last lines a process agent wrote to stderr, as a code block)
+    and ``status_command`` (``pyorchestrate status AGENT --name ORCHESTRATOR``) render
+    as empty text when there is nothing to show.
     """
 
     title: str
@@ -61,8 +83,9 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
     ),
     "agent_error": Template(
         "✖ {agent} failed",
-        "{error}\n\nreason: {reason}, exit code {exit_code}, start #{generation}\n"
-        "host {host}, {date} {time}",
+        "{error}\n\nreason: {reason}, {end}, start #{generation}\n"
+        "{traceback}\n{output_tail}\nmore: {status_command}\n"
+        "orchestrator {orchestrator}, host {host}, {date} {time}",
         Severity.ERROR,
     ),
     "agent_heartbeat": Template("{agent} heartbeat", "at {time}", Severity.DEBUG),
@@ -148,6 +171,44 @@ the agent, a digest line lists one (agent, event) held during quiet hours. The s
 """
 
 
+def traceback_frames(text: str, limit: int = MAX_FRAMES) -> list[str]:
+    """The last ``limit`` frames of a Python traceback, each ``file:line in function``
+    followed (on an indented line) by its source line when the traceback has one."""
+    frames: list[str] = []
+    lines = text.splitlines()
+    for index, line in enumerate(lines):
+        match = _FRAME.match(line)
+        if match is None:
+            continue
+        frame = f"{match['file']}:{match['line']} in {match['func'].strip()}"
+        following = lines[index + 1] if index + 1 < len(lines) else ""
+        if following.startswith("    ") and not _FRAME.match(following):
+            source = following.strip()
+            if source and set(source) - set("^~ "):
+                frame += f"\n    {source}"
+        frames.append(frame)
+    return frames[-limit:] if limit > 0 else []
+
+
+def code_block(text: str) -> str:
+    """``text`` between :data:`CODE_FENCE` lines ("" for blank text)."""
+    text = text.strip("\n")
+    if not text.strip():
+        return ""
+    return f"{CODE_FENCE}\n{text}\n{CODE_FENCE}"
+
+
+def _end(kwargs: Mapping[str, Any]) -> str:
+    signal, code = kwargs.get("signal"), kwargs.get("exit_code")
+    if signal:
+        return f"signal {signal}"
+    if code is not None:
+        return f"exit code {code}"
+    if kwargs.get("pid") in (None, os.getpid()):  # a thread agent: our own pid
+        return "no exit code (a thread)"
+    return "exit code unknown"
+
+
 class _Defaulting(dict[str, Any]):
     def __missing__(self, key: str) -> str:
         return "-"
@@ -160,7 +221,7 @@ def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
         agent=kwargs.get("agent_name") or "-",
         event=event_name or "-",
         error=kwargs.get("error_message") or "",
-        host=Notification.__dataclass_fields__["host"].default,
+        host=kwargs.get("host") or Notification.__dataclass_fields__["host"].default,
         time=kwargs.get("event_time") or _dt.datetime.now().time().isoformat("seconds"),
         date=kwargs.get("event_date") or _dt.date.today().isoformat(),
         generation=kwargs.get("generation_id"),
@@ -174,13 +235,38 @@ def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
         delay=kwargs.get("delay"),
         restarts=kwargs.get("restarts"),
         timeout=kwargs.get("timeout"),
+        error_type=kwargs.get("error_type"),
     )
     for key, value in list(fields.items()):
         if value is None:
             fields[key] = "-"
     if isinstance(fields["time"], str) and "." in fields["time"]:
         fields["time"] = fields["time"].split(".", 1)[0]
+    trace = kwargs.get("traceback")
+    frames = traceback_frames(trace) if isinstance(trace, str) else []
+    fields["traceback"] = code_block("\n".join(frames))
+    tail = kwargs.get("output_tail")
+    fields["output_tail"] = code_block(tail) if isinstance(tail, str) else ""
+    fields["end"] = _end(kwargs)
+    command = f"pyorchestrate status {fields['agent']}"
+    if kwargs.get("orchestrator"):
+        command += f" --name {kwargs['orchestrator']}"
+    fields["status_command"] = command
     return fields
+
+
+_ONLY_FIELD = re.compile(r"\{\w+\}")
+
+
+def _format_body(body: str, fields: Mapping[str, Any]) -> str:
+    """``body`` over ``fields``; a line of a single field that renders empty (no
+    traceback, no output tail) is left out rather than left blank."""
+    lines = []
+    for line in body.split("\n"):
+        text = line.format_map(fields)
+        if text or not _ONLY_FIELD.fullmatch(line.strip()):
+            lines.append(text)
+    return "\n".join(lines)
 
 
 def render(
@@ -195,7 +281,7 @@ def render(
     )
     # str.format_map: the same result as string.Formatter().vformat, 5x faster (C).
     title = template.title.format_map(fields)
-    body = template.body.format_map(fields)
+    body = _format_body(template.body, fields)
     generation = kwargs.get("generation_id")
     return Notification(
         title=title,
@@ -251,6 +337,41 @@ def escape(text: str, text_format: TextFormat) -> str:
     return text
 
 
+def _segments(body: str) -> list[tuple[bool, str]]:
+    """``body`` as (is code, text) pieces split at :data:`CODE_FENCE` lines (an
+    unclosed block runs to the end)."""
+    pieces: list[tuple[bool, str]] = []
+    code, lines = False, list[str]()
+    for line in body.split("\n"):
+        if line.strip() == CODE_FENCE:
+            pieces.append((code, "\n".join(lines)))
+            code, lines = not code, []
+        else:
+            lines.append(line)
+    pieces.append((code, "\n".join(lines)))
+    return [(is_code, text) for is_code, text in pieces if text]
+
+
+def _escape_body(body: str, text_format: TextFormat) -> str:
+    parts = []
+    for is_code, text in _segments(body):
+        if not is_code:
+            parts.append(escape(text, text_format))
+        elif text_format is TextFormat.HTML:
+            parts.append(f"<pre>{escape(text, text_format)}</pre>")
+        elif text_format is TextFormat.MARKDOWN_V2:
+            code = text.replace("\\", "\\\\").replace("`", "\\`")
+            parts.append(f"{CODE_FENCE}\n{code}\n{CODE_FENCE}")
+        else:
+            parts.append(text)
+    return "\n".join(parts)
+
+
+def plain_text(body: str) -> str:
+    """``body`` without its :data:`CODE_FENCE` lines (plain-text channels)."""
+    return "\n".join(text for _, text in _segments(body))
+
+
 def _compose(title: str, body: str, text_format: TextFormat) -> str:
     if text_format is TextFormat.HTML:
         head = f"<b>{escape(title, text_format)}</b>"
@@ -258,7 +379,58 @@ def _compose(title: str, body: str, text_format: TextFormat) -> str:
         head = f"*{escape(title, text_format)}*"
     else:
         head = title
-    return f"{head}\n{escape(body, text_format)}" if body else head
+    return f"{head}\n{_escape_body(body, text_format)}" if body else head
+
+
+def _units(code: str) -> list[str]:
+    """A code block's frames: a line that is not indented, with the indented lines
+    after it (a traceback frame and its source line; one line of output)."""
+    units: list[str] = []
+    for line in code.split("\n"):
+        if units and line.startswith((" ", "\t")):
+            units[-1] += "\n" + line
+        else:
+            units.append(line)
+    return units
+
+
+def _cut_frames(body: str, fits: Callable[[str], bool]) -> str | None:
+    """``body`` with the oldest frames of its code blocks dropped (whole frames, the
+    first block first) until ``fits``; ``None`` if dropping all of them is not
+    enough."""
+    lines = body.split("\n")
+    block = 0
+    while True:
+        fences = [i for i, line in enumerate(lines) if line.strip() == CODE_FENCE]
+        if 2 * block + 1 >= len(fences):
+            return None
+        opening, closing = fences[2 * block], fences[2 * block + 1]
+        units = _units("\n".join(lines[opening + 1 : closing]))
+        head, tail = lines[: opening + 1], lines[closing:]
+
+        def shortened(
+            dropped: int,
+            units: list[str] = units,
+            head: list[str] = head,
+            tail: list[str] = tail,
+        ) -> str:
+            kept = units[dropped:]
+            if dropped:
+                kept = [f"… {dropped} earlier line(s) cut", *kept]
+            return "\n".join([*head, *kept, *tail])
+
+        if not fits(shortened(len(units))):
+            lines = shortened(len(units)).split("\n")
+            block += 1
+            continue
+        low, high = 0, len(units)  # the smallest count that fits
+        while low < high:
+            middle = (low + high) // 2
+            if fits(shortened(middle)):
+                high = middle
+            else:
+                low = middle + 1
+        return shortened(low)
 
 
 def format_text(
@@ -270,14 +442,23 @@ def format_text(
 ) -> str:
     """Title and body escaped for ``text_format``, cut to fit ``max_length`` characters.
 
-    When it is too long, whole lines are dropped from the end of the body (a single
-    over-long line is cut within the line) and :data:`TRUNCATION_MARKER` is appended.
+    When it is too long, the oldest frames of its code blocks (a traceback, an output
+    tail) are dropped first, whole frames, replaced by a line saying how many were
+    cut. If that is not enough, whole lines are dropped from the end of the body (a
+    single over-long line is cut within the line) and :data:`TRUNCATION_MARKER` is
+    appended.
     Cutting happens on the plain text, before escaping, so no tag or entity is split.
     """
     title, body = notification.title, notification.body
     text = compose(title, body, text_format)
     if max_length is None or len(text) <= max_length:
         return text
+    if CODE_FENCE in body:
+        cut = _cut_frames(
+            body, lambda b: len(compose(title, b, text_format)) <= max_length
+        )
+        if cut is not None:
+            return compose(title, cut, text_format)
     lines = body.splitlines()
 
     def fits(kept: list[str]) -> str | None:

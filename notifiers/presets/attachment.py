@@ -6,6 +6,7 @@ import dataclasses
 import datetime as _dt
 import fnmatch
 import logging
+import os
 import re
 import threading
 from collections.abc import Mapping, Sequence
@@ -49,6 +50,10 @@ class Attachment:
         pipeline: AlertPipeline | None = None,
     ) -> None:
         self.orchestrator = orchestrator
+        # Alerts name the orchestrator (and the host: Notification.host) they come
+        # from; the core's events do not carry it.
+        name = getattr(orchestrator, "name", None)
+        self._orchestrator_name = name if isinstance(name, str) and name else None
         self.preset = preset
         self.dispatcher = dispatcher
         self.owns_dispatcher = owns_dispatcher
@@ -68,11 +73,18 @@ class Attachment:
         self.submitted = 0
         self.pipeline = pipeline
         self._observed = frozenset(OBSERVED_EVENTS if pipeline is not None else ())
+        # Exception alerts of process agents waiting for the process's end.
+        self._awaiting_exit: dict[tuple[Any, Any], Mapping[str, Any]] = {}
         # The preset's events, then what the pipeline watches besides (READY for
-        # recovery even if the preset does not send it).
+        # recovery even if the preset does not send it) and TERMINATED (the exit
+        # code of a process agent's error alert).
         self._registered = tuple(
             dict.fromkeys(
-                [*preset.events, *(e for e in OrchestratorEvent if e in self._observed)]
+                [
+                    *preset.events,
+                    *(e for e in OrchestratorEvent if e in self._observed),
+                    OrchestratorEvent.AGENT_TERMINATED,
+                ]
             )
         )
         self._timer = (
@@ -125,6 +137,10 @@ class Attachment:
                 self.orchestrator.unregister_event(event, self._handler)
             except Exception:
                 logger.exception("could not unregister the %s handler", event.value)
+        with self._lock:
+            held, self._awaiting_exit = list(self._awaiting_exit.values()), {}
+        for kwargs in held:  # their process has not ended (yet): sent as they are
+            self._process(kwargs, force=True)
         if self._timer is not None and not self._timer.close(5.0):
             logger.error("the alert pipeline's timer thread did not stop")
         if self.pipeline is not None:
@@ -211,16 +227,41 @@ class Attachment:
 
     def _handle(self, **kwargs: Any) -> None:
         """Filter, render, pass the pipeline, submit: on the orchestrator's callback
-        threads."""
+        threads (one per agent, so an agent's events come in order)."""
+        event = kwargs.get("event")
+        agent = kwargs.get("agent_name")
+        if not self._agent_pattern.fullmatch(agent or ""):
+            return
+        key = (agent, kwargs.get("generation_id"))
+        if (
+            event is OrchestratorEvent.AGENT_ERROR
+            and event in self.events
+            and kwargs.get("exit_code") is None
+            and kwargs.get("signal") is None
+            and kwargs.get("pid") not in (None, os.getpid())  # a thread's is ours
+        ):
+            # A process agent reports its exception before it exits: hold the
+            # alert until its end says how (the real exit code or signal).
+            with self._lock:
+                self._awaiting_exit[key] = kwargs
+            return
+        if event is OrchestratorEvent.AGENT_TERMINATED:
+            with self._lock:
+                held = self._awaiting_exit.pop(key, None)
+            if held is not None:
+                end = {k: kwargs.get(k) for k in ("exit_code", "signal")}
+                self._process({**held, **end})
+        self._process(kwargs)
+
+    def _process(self, kwargs: Mapping[str, Any], *, force: bool = False) -> None:
         event = kwargs.get("event")
         forward = event in self.events
         if not forward and event not in self._observed:
             return
-        agent = kwargs.get("agent_name")
-        if not self._agent_pattern.fullmatch(agent or ""):
-            return
         if forward:
-            notification = render(kwargs, self.templates)
+            notification = render(
+                {"orchestrator": self._orchestrator_name, **kwargs}, self.templates
+            )
             severity = max(notification.severity, _severity_of(kwargs))
             forward = severity >= self.min_severity
             if severity != notification.severity:
@@ -230,10 +271,10 @@ class Attachment:
         pipeline = self.pipeline
         if pipeline is None:
             if forward:
-                self._submit(notification)
+                self._submit(notification, force=force)
             return
         for out in pipeline.offer(notification, forward=forward):
-            self._submit(out)
+            self._submit(out, force=force)
         if self._timer is not None:
             self._timer.schedule(pipeline.next_due())
 

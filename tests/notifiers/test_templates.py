@@ -74,7 +74,8 @@ class TestRender:
                 OrchestratorEvent.AGENT_ERROR,
                 "✖ worker-1 failed",
                 "ValueError: bad input\n\nreason: crashed, exit code 3, start #7\n"
-                f"host {HOST}, 2024-05-01 12:34:56",
+                "more: pyorchestrate status worker-1 --name main\n"
+                f"orchestrator main, host {HOST}, 2024-05-01 12:34:56",
                 Severity.ERROR,
             ),
             (
@@ -132,7 +133,7 @@ class TestRender:
             {"event": OrchestratorEvent.AGENT_ERROR, "agent_name": "w"}
         )
         assert notification.title == "✖ w failed"
-        assert "reason: -, exit code -, start #-" in notification.body
+        assert "reason: -, no exit code (a thread), start #-" in notification.body
 
     def test_unknown_field_in_a_user_template_renders_as_dash(self) -> None:
         templates = {"agent_ready": Template("{agent} {nope}", "{also_unknown}!")}
