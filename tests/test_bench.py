@@ -55,6 +55,7 @@ def test_benchmark_runs_quick(script: str) -> None:
 
 @pytest.mark.slow
 @pytest.mark.process
+@pytest.mark.timeout(120)  # above the 90 s the run itself is given (default: 60 s)
 def test_run_all_runs_every_benchmark() -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / "run_all.py"), "--quick"],
