@@ -12,7 +12,7 @@ from collections.abc import Callable
 from notifiers import AppriseNotifier, TelegramNotifier, attach
 from notifiers.base import Notification, TextFormat
 from notifiers.templates import MAX_FRAMES, format_text, plain_text, render
-from notifiers.testing import FakeTelegramServer, LocalSMTPServer
+from notifiers.testing import FakeTelegramServer, LocalSMTPServer, WebhookSink
 from pyorchestrate import OneShotProcessAgent, OneShotThreadAgent, Orchestrator
 
 HOST = socket.gethostname()
@@ -173,3 +173,50 @@ def test_plain_text_drops_the_fences_and_keeps_the_frames() -> None:
     assert format_text(Notification("t", body), TextFormat.MARKDOWN_V2) == (
         "*t*\nboom\n```\n/a.py:1 in f\n    x()\n```\nmore: pyorchestrate status a"
     )
+
+
+def test_a_json_webhook_carries_the_same_facts_in_plain_text(
+    webhook_sink: WebhookSink,
+    make_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    orchestrator = make_orchestrator("billing-prod")
+    orchestrator.register_agent(Crasher, "crasher")
+    channel = AppriseNotifier(webhook_sink.json_url("/alerts"), name="webhook")
+    alerts = attach(orchestrator, "errors_only", channel, rules=False)
+    orchestrator.start()
+    orchestrator.join()
+    [request] = webhook_sink.wait_for(1)
+    alerts.detach()
+    message = request.json["message"]
+    assert request.json["title"] == "✖ crasher failed"
+    assert "orchestrator billing-prod" in message
+    assert f"host {HOST}" in message
+    assert _last_frame() in message
+    assert "ValueError: disk /data is full: <quota> & more" in message
+    assert "more: pyorchestrate status crasher --name billing-prod" in message
+    assert "```" not in message
+
+
+def test_slack_gets_the_traceback_as_a_code_block(
+    webhook_sink: WebhookSink,
+    make_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    orchestrator = make_orchestrator("billing-prod")
+    orchestrator.register_agent(Crasher, "crasher")
+    channel = AppriseNotifier(
+        "slack://T1ABCDEFG/B2ABCDEFG/abcdefghijklmnopqrstuvwx",
+        name="slack",
+        slack_webhook_base=webhook_sink.slack_base,
+    )
+    alerts = attach(orchestrator, "errors_only", channel, rules=False)
+    orchestrator.start()
+    orchestrator.join()
+    [request] = webhook_sink.wait_for(1)
+    alerts.detach()
+    text = request.json["attachments"][0]["text"]
+    block = re.search(r"```\n(.*?)\n```", text, re.S)
+    assert block is not None
+    assert _last_frame() in block.group(1)
+    # Slack's own escaping of its three specials, done by apprise.
+    assert "&lt;quota&gt; &amp; more" in text
+    assert "orchestrator billing-prod" in text
