@@ -7,8 +7,12 @@ Each delivery runs under the channel's :class:`~notifiers.retry.RetryPolicy` and
 as one :class:`~notifiers.base.DeliveryResult`, kept in a ring buffer and handed to
 ``on_result`` hooks. ``close(timeout)`` drains what it can, waiting as long as
 deliveries keep ending (``timeout`` seconds without one, or ``max_wait`` in all, end
-it), records what it abandons, logs it with the count per channel, returns it, and
-joins the thread.
+it), records what it abandons, logs it with the count per channel, returns it (a
+:class:`~notifiers.dispatcher.CloseReport`, with each channel's delivered, failed,
+dropped and abandoned counts), and joins the thread. A delivery that fails for
+good is logged at WARNING as it happens (channel, error class, redacted message);
+each retry's wait at INFO (``telegram: attempt 3/5 failed (ConnectError), next in
+4 s``).
 
 A channel retries one alert at a time. When that alert's retries run out (a
 transient failure: the channel is down), the alerts queued behind it do not each
@@ -59,5 +63,6 @@ from .base import ResultHook as ResultHook
 from .base import SendGate
 from .channels import ChannelStats
 from .core import Dispatcher
+from .summary import ChannelSummary, CloseReport
 
-__all__ = ["ChannelStats", "Dispatcher", "SendGate"]
+__all__ = ["ChannelStats", "ChannelSummary", "CloseReport", "Dispatcher", "SendGate"]

@@ -13,6 +13,7 @@ from ..base import DeliveryResult, Notification, Notifier
 from ..ratelimit import RateLimiter
 from ..state import Mute, NotifierState
 from .channels import ChannelStats, _Channel
+from .summary import _Tally
 
 __all__ = ["ResultHook", "SendGate"]
 
@@ -31,6 +32,7 @@ class _DispatcherBase:
     results: deque[DeliveryResult]
     rate_limiter: RateLimiter | None
     _channels: dict[str, _Channel]
+    _tally: dict[str, _Tally]
     _hooks: list[ResultHook]
     _sleep: Callable[[float], Awaitable[None]] | None
     _gate: SendGate | None

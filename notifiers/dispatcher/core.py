@@ -24,6 +24,7 @@ from .base import ResultHook, SendGate
 from .channels import ChannelStats, _Channel
 from .escalation import _check_fallbacks
 from .shutdown import _Shutdown
+from .summary import ChannelSummary, CloseReport, _Tally
 
 __all__ = ["Dispatcher"]
 
@@ -96,6 +97,7 @@ class Dispatcher(_Shutdown):
             self._channels[notifier.name] = _Channel(notifier, chosen)
         if not self._channels:
             raise ValueError("a dispatcher needs at least one notifier")
+        self._tally: dict[str, _Tally] = {name: _Tally() for name in self._channels}
         self.fallbacks: dict[str, str] = _check_fallbacks(
             dict(fallbacks or {}), list(self._channels)
         )
@@ -193,6 +195,12 @@ class Dispatcher(_Shutdown):
             out[name] = stats
         return out
 
+    def summary(self) -> dict[str, ChannelSummary]:
+        """What each channel's results were so far: delivered, failed, dropped and
+        abandoned (:class:`~notifiers.dispatcher.ChannelSummary`; a snapshot, any
+        thread). :meth:`close` returns it too, on its report."""
+        return {name: tally.snapshot() for name, tally in self._tally.items()}
+
     def add_hook(self, hook: ResultHook) -> None:
         """Also call ``hook`` with every result."""
         self._hooks.append(hook)
@@ -266,10 +274,9 @@ class Dispatcher(_Shutdown):
             )
         return result
 
-    def close(
-        self, timeout: float = 10.0, *, max_wait: float = 300.0
-    ) -> list[DeliveryResult]:
-        """Deliver what is queued, then stop; return what was abandoned.
+    def close(self, timeout: float = 10.0, *, max_wait: float = 300.0) -> CloseReport:
+        """Deliver what is queued, then stop; return what was abandoned, with a
+        summary per channel.
 
         The deadline moves with progress: ``close()`` gives up only after ``timeout``
         seconds in which no delivery ended (so a backlog drained at a channel's rate
@@ -282,12 +289,19 @@ class Dispatcher(_Shutdown):
         What is abandoned is returned (one ``ABANDONED`` :class:`DeliveryResult` per
         notification and channel, also recorded and passed to the hooks) and logged
         with the count per channel: at WARNING with a state (it stays in the outbox
-        for the next start), at ERROR without one (it is lost). Idempotent: a
-        second call returns ``[]``.
+        for the next start), at ERROR without one (it is lost).
+
+        The return value is a :class:`~notifiers.dispatcher.CloseReport`: the list
+        of those ``ABANDONED`` results (``[]`` when nothing was abandoned), whose
+        ``summary`` counts each channel's results over the dispatcher's life
+        (delivered, failed, dropped, abandoned; see :meth:`summary`), ``ok`` says
+        whether all went through, and ``str()`` reads one line per channel. The
+        summary is also logged at INFO. Idempotent: a second call returns an empty
+        report with the same summary.
         """
         with self._submit_lock:
             if self._closed:
-                return []
+                return CloseReport((), self.summary())
             self._closed = True
         limit = max(timeout, max_wait)
         future = asyncio.run_coroutine_threadsafe(
@@ -302,7 +316,9 @@ class Dispatcher(_Shutdown):
         self._thread.join(5)
         if not self._thread.is_alive():
             self._loop.close()
-        return abandoned
+        report = CloseReport(abandoned, self.summary())
+        logger.info("dispatcher closed: %s", str(report).replace("\n", "; "))
+        return report
 
     def __enter__(self) -> Dispatcher:
         return self

@@ -16,7 +16,7 @@ from ..errors import (
     TransientDeliveryError,
 )
 from ..redact import redact
-from ..retry import RetryPolicy
+from ..retry import RetryPolicy, error_class
 from .base import _DispatcherBase
 from .channels import _Channel
 
@@ -82,7 +82,7 @@ class _Delivery(_DispatcherBase):
         error: DeliveryError | None = None
         try:
             retrying = (policy or channel.policy).retrying(
-                sleep=self._sleep, on_retry=on_retry
+                sleep=self._sleep, on_retry=on_retry, name=notifier.name
             )
             await retrying(attempt)
         except PermanentDeliveryError as exc:
@@ -104,14 +104,21 @@ class _Delivery(_DispatcherBase):
         else:
             stats.failed += 1
             stats.last_error = redact(error) if error else status.value
+            # One line per delivery that failed for good, as it happens: WARNING
+            # (INFO for a replay or a parked channel's try: its alert was reported
+            # when it first failed), naming the channel and the error class.
+            cause = error_class(error)
+            text = stats.last_error
+            if not text.startswith(f"{cause}:"):
+                text = f"{cause}: {text}"
             logger.log(
-                logging.WARNING if quiet else logging.ERROR,
+                logging.INFO if quiet else logging.WARNING,
                 "channel %r: notification %d %s after %d attempt(s): %s",
                 notifier.name,
                 notification.id,
                 status.value,
                 attempts,
-                stats.last_error,
+                text,
             )
         result = DeliveryResult(
             notification.id,
@@ -128,6 +135,9 @@ class _Delivery(_DispatcherBase):
 
     def _record(self, result: DeliveryResult, *, counted: bool = True) -> None:
         self.results.append(result)
+        tally = self._tally.get(result.channel)
+        if tally is not None:
+            tally.add(result)
         self._progress += 1  # close() waits on while results keep coming
         self._progressed.set()
         for hook in list(self._hooks):

@@ -8,8 +8,8 @@ from typing import TYPE_CHECKING
 
 from pyorchestrate import OrchestratorEvent
 
-from ..base import DeliveryResult, Notifier, Severity
-from ..dispatcher import Dispatcher, ResultHook
+from ..base import Notifier, Severity
+from ..dispatcher import CloseReport, Dispatcher, ResultHook
 from ..errors import NotifierConfigError
 from ..retry import RetryPolicy
 from ..templates import Template
@@ -160,7 +160,8 @@ def attach(
 
 def detach(
     attachment: Attachment, timeout: float = 10.0, *, max_wait: float = 300.0
-) -> list[DeliveryResult]:
+) -> CloseReport:
     """``attachment.detach(timeout, max_wait=max_wait)``: unregister, and close an
-    owned dispatcher; returns what it gave up (see :meth:`Attachment.detach`)."""
+    owned dispatcher; returns what it gave up, with a summary per channel (see
+    :meth:`Attachment.detach`)."""
     return attachment.detach(timeout, max_wait=max_wait)

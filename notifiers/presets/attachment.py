@@ -16,7 +16,7 @@ from typing import Any, Self
 from pyorchestrate import OrchestratorEvent
 
 from ..base import DeliveryResult, Notification, Severity
-from ..dispatcher import Dispatcher
+from ..dispatcher import CloseReport, Dispatcher
 from ..errors import DispatcherClosed
 from ..pipeline import OBSERVED_EVENTS, AlertPipeline, Mute, PipelineTimer
 from ..templates import Template, render
@@ -36,6 +36,10 @@ class Attachment:
     :class:`~notifiers.pipeline.AlertPipeline` every alert passes (``None`` with
     ``rules=False``).
     """
+
+    EXIT_WAIT = 5.0
+    """Seconds a process agent's exception alert waits for the process's end (its
+    exit code); then it is sent with ``exit code unknown``."""
 
     def __init__(
         self,
@@ -74,7 +78,10 @@ class Attachment:
         self.pipeline = pipeline
         self._observed = frozenset(OBSERVED_EVENTS if pipeline is not None else ())
         # Exception alerts of process agents waiting for the process's end.
-        self._awaiting_exit: dict[tuple[Any, Any], Mapping[str, Any]] = {}
+        # Each waits at most EXIT_WAIT seconds (a timer), then goes as it is.
+        self._awaiting_exit: dict[
+            tuple[Any, Any], tuple[Mapping[str, Any], threading.Timer]
+        ] = {}
         # The preset's events, then what the pipeline watches besides (READY for
         # recovery even if the preset does not send it) and TERMINATED (the exit
         # code of a process agent's error alert).
@@ -106,9 +113,7 @@ class Attachment:
         """The delivery results the dispatcher keeps (a snapshot, oldest first)."""
         return list(self.dispatcher.results)
 
-    def detach(
-        self, timeout: float = 10.0, *, max_wait: float = 300.0
-    ) -> list[DeliveryResult]:
+    def detach(self, timeout: float = 10.0, *, max_wait: float = 300.0) -> CloseReport:
         """Unregister every handler, send what the pipeline still holds (open groups'
         summaries, reports of what flapping or FATAL agents held back, the
         quiet-hours digest), stop its timer; close the dispatcher if it is ours.
@@ -125,12 +130,18 @@ class Attachment:
         file (those alerts are lost), at WARNING with one (they stay in its outbox
         and the next dispatcher on the file sends them).
 
-        Idempotent: a second call returns ``[]``, and so does detaching from a
-        shared dispatcher, which stays open (and keeps what is queued).
+        The list returned is a :class:`~notifiers.dispatcher.CloseReport`: it also
+        carries ``summary``, each channel's delivered, failed, dropped and abandoned
+        counts, ``ok`` (nothing failed, dropped or abandoned) and a readable
+        ``str()``, e.g. ``print(alerts.detach())``.
+
+        Idempotent: a second call returns ``[]`` (an empty report, with the same
+        summary), and so does detaching from a shared dispatcher, which stays open
+        (and keeps what is queued; its summary so far comes with the report).
         """
         with self._lock:
             if not self._attached:
-                return []
+                return CloseReport((), self.dispatcher.summary())
             self._attached = False
         for event in self._registered:
             try:
@@ -139,7 +150,9 @@ class Attachment:
                 logger.exception("could not unregister the %s handler", event.value)
         with self._lock:
             held, self._awaiting_exit = list(self._awaiting_exit.values()), {}
-        for kwargs in held:  # their process has not ended (yet): sent as they are
+        for kwargs, timer in held:  # their process has not ended: sent as they are
+            timer.cancel()
+            timer.join()
             self._process(kwargs, force=True)
         if self._timer is not None and not self._timer.close(5.0):
             logger.error("the alert pipeline's timer thread did not stop")
@@ -148,7 +161,7 @@ class Attachment:
                 self._submit(notification, force=True)
         if self.owns_dispatcher:
             return self.dispatcher.close(timeout, max_wait=max_wait)
-        return []
+        return CloseReport((), self.dispatcher.summary())
 
     def mute(
         self,
@@ -242,16 +255,30 @@ class Attachment:
         ):
             # A process agent reports its exception before it exits: hold the
             # alert until its end says how (the real exit code or signal).
+            timer = threading.Timer(self.EXIT_WAIT, self._exit_not_seen, (key,))
+            timer.daemon = True
+            timer.name = f"notifiers-exit-wait-{agent}"
             with self._lock:
-                self._awaiting_exit[key] = kwargs
+                self._awaiting_exit[key] = (kwargs, timer)
+            timer.start()
             return
         if event is OrchestratorEvent.AGENT_TERMINATED:
             with self._lock:
                 held = self._awaiting_exit.pop(key, None)
             if held is not None:
+                held[1].cancel()
+                held[1].join()
                 end = {k: kwargs.get(k) for k in ("exit_code", "signal")}
-                self._process({**held, **end})
+                self._process({**held[0], **end})
         self._process(kwargs)
+
+    def _exit_not_seen(self, key: tuple[Any, Any]) -> None:
+        """On the timer's thread: the process did not end within EXIT_WAIT seconds
+        of its error; the alert goes without an exit code."""
+        with self._lock:
+            held = self._awaiting_exit.pop(key, None)
+        if held is not None:
+            self._process(held[0])
 
     def _process(self, kwargs: Mapping[str, Any], *, force: bool = False) -> None:
         event = kwargs.get("event")

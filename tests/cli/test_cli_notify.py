@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 import typer
 
-from notifiers.testing import WebhookSink
+from notifiers.testing import FakeTelegramServer, WebhookSink
 from pyorchestrate.cli import _app
 
 from .conftest import Invoke
@@ -111,3 +111,28 @@ def test_notify_test_without_settings_says_what_to_set(
     assert result.exit_code == 2
     assert "no notification channel is configured" in result.stderr
     assert "PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN" in result.stderr
+
+
+TELEGRAM_TOKEN = "333333333:AAHwrongTokenForNotifyTest_abcdefgh"
+
+
+def test_notify_test_exits_1_when_one_channel_fails_and_still_tries_the_others(
+    webhook_env: WebhookSink, monkeypatch: pytest.MonkeyPatch, cli: Invoke
+) -> None:
+    """A wrong Telegram token (the fake Bot API answers 401) beside a working
+    webhook: the webhook still gets its message, the table says which failed, the
+    exit code is 1, and the token is nowhere in the output."""
+    with FakeTelegramServer() as telegram:
+        telegram.script(["401"] * 5)
+        monkeypatch.setenv("PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN", TELEGRAM_TOKEN)
+        monkeypatch.setenv("PYORCHESTRATE_NOTIFY_TELEGRAM__CHAT_ID", "42")
+        monkeypatch.setenv("PYORCHESTRATE_NOTIFY_TELEGRAM__BASE_URL", telegram.base_url)
+        result = cli("notify", "test", "--json")
+    assert result.exit_code == 1, result.stdout + result.stderr
+    rows = {row["channel"]: row for row in json.loads(result.stdout)}
+    assert rows["webhook"]["ok"] is True
+    assert rows["telegram"]["ok"] is False
+    assert "InvalidToken" in rows["telegram"]["error"]
+    webhook_env.wait_for(1)
+    output = result.stdout + result.stderr
+    assert TELEGRAM_TOKEN not in output and TELEGRAM_TOKEN.split(":")[1] not in output

@@ -209,14 +209,14 @@ class TestPolicy:
             run(policy(), [KeyError("x")], fake_sleep)
         assert fake_sleep.waits == []
 
-    def test_before_sleep_logs_a_redacted_warning_and_calls_on_retry(
+    def test_before_sleep_logs_progress_at_info_and_calls_on_retry(
         self, fake_sleep: SleepRecorder, caplog: pytest.LogCaptureFixture
     ) -> None:
         secret = "retry-secret-0c8f1e2a"
         SECRETS.add(secret)
         states: list[int] = []
-        errors = [TransientDeliveryError(f"down with {secret}")] * 2
-        with caplog.at_level(logging.WARNING, logger="notifiers.retry"):
+        errors = [TransientDeliveryError(f"ConnectError: down with {secret}")] * 2
+        with caplog.at_level(logging.INFO, logger="notifiers.retry"):
             run(
                 policy(),
                 errors,
@@ -224,9 +224,9 @@ class TestPolicy:
                 on_retry=lambda s: states.append(s.attempt_number),
             )
         assert states == [1, 2]
-        warnings = [r for r in caplog.records if r.name == "notifiers.retry"]
-        assert [r.levelno for r in warnings] == [logging.WARNING] * 2
-        assert "attempt 1 failed" in warnings[0].getMessage()
+        lines = [r for r in caplog.records if r.name == "notifiers.retry"]
+        assert [r.levelno for r in lines] == [logging.INFO] * 2
+        assert lines[0].getMessage().startswith("attempt 1/5 failed (ConnectError)")
         assert secret not in caplog.text
 
 
