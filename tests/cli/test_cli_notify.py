@@ -4,7 +4,10 @@ tried against local fakes only (a loopback webhook sink)."""
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 import typer
@@ -15,6 +18,7 @@ from pyorchestrate.cli import _app
 from .conftest import Invoke
 
 SECRET_PATH = "/po-notify-cli-9d2e"
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture
@@ -134,5 +138,38 @@ def test_notify_test_exits_1_when_one_channel_fails_and_still_tries_the_others(
     assert rows["telegram"]["ok"] is False
     assert "InvalidToken" in rows["telegram"]["error"]
     webhook_env.wait_for(1)
+    output = result.stdout + result.stderr
+    assert TELEGRAM_TOKEN not in output and TELEGRAM_TOKEN.split(":")[1] not in output
+
+
+def test_notify_test_as_a_process_exits_1_with_one_warning_line_on_stderr(
+    tmp_path: Path,
+) -> None:
+    """``python -m pyorchestrate notify test`` against a wrong token, no logging set
+    up: exit 1, and the failure is one line on stderr, without the token."""
+    with FakeTelegramServer() as telegram:
+        telegram.script(["401"] * 5)
+        env = {
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+            "XDG_RUNTIME_DIR": str(tmp_path),
+            "PYORCHESTRATE_NOTIFY_TELEGRAM__TOKEN": TELEGRAM_TOKEN,
+            "PYORCHESTRATE_NOTIFY_TELEGRAM__CHAT_ID": "42",
+            "PYORCHESTRATE_NOTIFY_TELEGRAM__BASE_URL": telegram.base_url,
+        }
+        result = subprocess.run(
+            [sys.executable, "-m", "pyorchestrate", "notify", "test"],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+    assert result.returncode == 1, result.stdout + result.stderr
+    lines = [line for line in result.stderr.splitlines() if "telegram" in line]
+    assert len(lines) == 1, result.stderr
+    assert lines[0].startswith("channel 'telegram': ") and "InvalidToken" in lines[0]
     output = result.stdout + result.stderr
     assert TELEGRAM_TOKEN not in output and TELEGRAM_TOKEN.split(":")[1] not in output
