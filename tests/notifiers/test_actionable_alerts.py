@@ -7,13 +7,28 @@ from __future__ import annotations
 
 import re
 import socket
+import threading
 from collections.abc import Callable
+from typing import Any
+
+import pytest
 
 from notifiers import AppriseNotifier, TelegramNotifier, attach
 from notifiers.base import Notification, TextFormat
+from notifiers.presets import Attachment
 from notifiers.templates import MAX_FRAMES, format_text, plain_text, render
-from notifiers.testing import FakeTelegramServer, LocalSMTPServer, WebhookSink
-from pyorchestrate import OneShotProcessAgent, OneShotThreadAgent, Orchestrator
+from notifiers.testing import (
+    FakeTelegramServer,
+    LocalSMTPServer,
+    RecordingNotifier,
+    WebhookSink,
+)
+from pyorchestrate import (
+    OneShotProcessAgent,
+    OneShotThreadAgent,
+    Orchestrator,
+    OrchestratorEvent,
+)
 
 HOST = socket.gethostname()
 
@@ -220,3 +235,83 @@ def test_slack_gets_the_traceback_as_a_code_block(
     # Slack's own escaping of its three specials, done by apprise.
     assert "&lt;quota&gt; &amp; more" in text
     assert "orchestrator billing-prod" in text
+
+
+class _Emitter:
+    """register_event/unregister_event, and emit() calling the callbacks in line
+    (a process agent whose process never ends, which no real agent does on cue)."""
+
+    name = "edge"
+
+    def __init__(self) -> None:
+        self.callbacks: dict[OrchestratorEvent, list[Callable[..., object]]] = {}
+
+    def register_event(
+        self, event: OrchestratorEvent, callback: Callable[..., object]
+    ) -> None:
+        self.callbacks.setdefault(event, []).append(callback)
+
+    def unregister_event(
+        self, event: OrchestratorEvent, callback: Callable[..., object]
+    ) -> bool:
+        self.callbacks[event].remove(callback)
+        return True
+
+    def emit(self, event: OrchestratorEvent, **kwargs: Any) -> None:
+        for callback in list(self.callbacks.get(event, [])):
+            callback(event=event, **kwargs)
+
+
+_ERROR = {
+    "agent_name": "stuck",
+    "generation_id": 1,
+    "pid": 999_999_999,  # not ours: a process agent
+    "error_message": "OSError: gone",
+    "reason": "exception",
+}
+
+
+def test_an_error_whose_process_does_not_end_is_sent_after_the_wait(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(Attachment, "EXIT_WAIT", 0.05)
+    orchestrator = _Emitter()
+    channel = RecordingNotifier()
+    alerts = attach(orchestrator, "errors_only", channel, rules=False)
+    orchestrator.emit(OrchestratorEvent.AGENT_ERROR, **_ERROR)
+    [sent] = channel.wait_for(1)
+    alerts.detach()
+    assert "reason: exception, exit code unknown, start #1" in sent.body
+    assert "orchestrator edge" in sent.body
+    assert not [t for t in threading.enumerate() if t.name.startswith("notifiers-exit")]
+
+
+def test_an_error_still_waiting_at_detach_is_sent_then() -> None:
+    orchestrator = _Emitter()
+    channel = RecordingNotifier()
+    alerts = attach(orchestrator, "errors_only", channel, rules=False)
+    orchestrator.emit(OrchestratorEvent.AGENT_ERROR, **_ERROR)
+    assert channel.sent == []  # waiting for the end (EXIT_WAIT is 5 s)
+    alerts.detach()
+    [sent] = channel.sent
+    assert "exit code unknown" in sent.body
+    assert not [t for t in threading.enumerate() if t.name.startswith("notifiers-exit")]
+
+
+def test_the_end_event_gives_the_held_error_its_signal() -> None:
+    orchestrator = _Emitter()
+    channel = RecordingNotifier()
+    alerts = attach(orchestrator, "errors_only", channel, rules=False)
+    orchestrator.emit(OrchestratorEvent.AGENT_ERROR, **_ERROR)
+    orchestrator.emit(
+        OrchestratorEvent.AGENT_TERMINATED,
+        agent_name="stuck",
+        generation_id=1,
+        pid=999_999_999,
+        exit_code=-9,
+        signal="SIGKILL",
+    )
+    [sent] = channel.wait_for(1)
+    alerts.detach()
+    assert "reason: exception, signal SIGKILL, start #1" in sent.body
+    assert not [t for t in threading.enumerate() if t.name.startswith("notifiers-exit")]
