@@ -22,7 +22,7 @@ if TYPE_CHECKING:
         Severity,
         TextFormat,
     )
-    from .dispatcher import ChannelStats, Dispatcher
+    from .dispatcher import ChannelStats, ChannelSummary, CloseReport, Dispatcher
     from .errors import (
         DeliveryError,
         DispatcherClosed,
@@ -79,6 +79,8 @@ _LAZY: dict[str, str] = {
     "AppriseNotifier": ".apprise",
     "Attachment": ".presets",
     "ChannelStats": ".dispatcher",
+    "ChannelSummary": ".dispatcher",
+    "CloseReport": ".dispatcher",
     "DEFAULT_TEMPLATES": ".templates",
     "DeliveryError": ".errors",
     "DeliveryResult": ".base",
@@ -132,6 +134,8 @@ __all__ = [
     "AppriseNotifier",
     "Attachment",
     "ChannelStats",
+    "ChannelSummary",
+    "CloseReport",
     "DeliveryError",
     "DeliveryResult",
     "DeliveryStatus",
