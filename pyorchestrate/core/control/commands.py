@@ -102,14 +102,11 @@ SUBSCRIBE_FILTERS: dict[str, type] = {"agent": str, "event_name": str, "after_se
 
 
 def _ps(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    agents = []
-    for name in orchestrator.registry.names():
-        status = orchestrator.agent_status(name)
-        status["agent_name"] = name
-        agents.append(status)
+    # What the table shows, and no more: a whole record (config, dependencies,
+    # generation, ...) is `status NAME`'s job.
     pool = orchestrator.worker_pool
     return {
-        "agents": agents,
+        "agents": orchestrator.agent_summaries(),
         "running_count": pool.running_count,
         "max_workers": pool.max_workers,
         "waiting_count": pool.queue_size,

@@ -133,6 +133,7 @@ class Orchestrator:
             start_method=config.start_method,
             stop_timeout=config.agent_stop_timeout,
             clock=clock,
+            name=name,
         )
         self.router = MessageRouter(
             self.lifecycle,
@@ -494,6 +495,8 @@ class Orchestrator:
             self.logger.error("command server thread did not stop within 2 s")
         if not self.router.stop(2.0):
             self.logger.error("router thread did not stop within 2 s")
+        if not self.lifecycle.close_io(2.0):
+            self.logger.error("agents' log and output threads did not stop within 2 s")
         self.event_bus.close(max(budget, 2.0))
         for entry in self.registry:
             if entry.reader is not None and entry.name not in survivors:
@@ -604,41 +607,62 @@ class Orchestrator:
             n, agent=agent, event_name=event_name, after_seq=after_seq
         )
 
+    def agent_summary(self, name: str) -> dict[str, Any]:
+        """What ``ps`` shows of one agent, as JSON-safe data: its name, class and
+        state, whether it is alive, started or queued, pid, uptime, restarts, the last
+        exit code or signal, the time to its next try, and its last error."""
+        with self.lifecycle.lock:
+            return self._summary(self.registry.require(name), self._clock())
+
+    def agent_summaries(self) -> list[dict[str, Any]]:
+        """:meth:`agent_summary` of every agent, in registration order, read under
+        one hold of the lifecycle lock (one consistent picture)."""
+        with self.lifecycle.lock:
+            now = self._clock()
+            return [self._summary(entry, now) for entry in self.registry]
+
+    def _summary(self, entry: AgentEntry, now: float) -> dict[str, Any]:
+        uptime = None
+        if entry.started_mono is not None and entry.state in ACTIVE_STATES:
+            uptime = round(now - entry.started_mono, 3)
+        next_start_in = None
+        if entry.restart_at is not None:
+            next_start_in = round(max(entry.restart_at - now, 0.0), 3)
+        return {
+            "name": entry.name,
+            "agent_name": entry.name,  # the reference protocol's key for ps rows
+            "class_name": entry.agent_class.__name__,
+            "lifecycle_state": entry.state.value,
+            "alive": entry.is_alive(),
+            "started": entry.reached_running,
+            "in_queue": self.worker_pool.is_queued(entry.name),
+            "pid": entry.pid,
+            "uptime": uptime,
+            "restarts": max(entry.starts - 1, 0),
+            "exit_code": entry.exit_code,
+            "signal": entry.last_signal,
+            "next_start_in": next_start_in,
+            "fatal_reason": entry.fatal_reason,
+            "last_error": entry.last_error,
+        }
+
     def agent_status(self, name: str) -> dict[str, Any]:
-        """One agent's state as JSON-safe data."""
+        """One agent's whole state as JSON-safe data: :meth:`agent_summary` plus its
+        flavour, generation, starts, restart policy and attempt, termination status,
+        dependencies and config."""
         with self.lifecycle.lock:
             entry = self.registry.require(name)
-            now = self._clock()
-            uptime = None
-            if entry.started_mono is not None and entry.state in ACTIVE_STATES:
-                uptime = round(now - entry.started_mono, 3)
-            next_start_in = None
-            if entry.restart_at is not None:
-                next_start_in = round(max(entry.restart_at - now, 0.0), 3)
             config = entry.config
             return {
-                "name": entry.name,
-                "class_name": entry.agent_class.__name__,
+                **self._summary(entry, self._clock()),
                 "flavour": entry.flavour,
-                "lifecycle_state": entry.state.value,
-                "alive": entry.is_alive(),
-                "started": entry.reached_running,
-                "in_queue": self.worker_pool.is_queued(name),
-                "pid": entry.pid,
                 "generation_id": entry.generation_id,
                 "starts": entry.starts,
-                "restarts": max(entry.starts - 1, 0),
-                "uptime": uptime,
-                "exit_code": entry.exit_code,
-                "signal": entry.last_signal,
                 "restart_policy": entry.supervision.restart,
                 "restart_attempt": entry.restart_attempt,
-                "next_start_in": next_start_in,
-                "fatal_reason": entry.fatal_reason,
                 "termination_status": (
                     entry.termination_status.value if entry.termination_status else None
                 ),
-                "last_error": entry.last_error,
                 "dependencies": self.dependency_graph.get_dependencies(name),
                 "config": config.to_dict() if config is not None else None,
             }

@@ -274,6 +274,7 @@ def test_a_live_socket_is_a_clear_error_and_nothing_starts(
     serve: Serve, entry: str
 ) -> None:
     first = serve(agents=[(agent("forever", "thread"), "w")])
+    first.wait_state("w", "READY")  # serve() starts it; READY comes a moment later
     _, caught = _refused(first.path, entry, "second")
     message = str(caught.value)
     assert first.path in message

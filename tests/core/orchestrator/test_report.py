@@ -15,6 +15,7 @@ from .conftest import MakeOrchestrator
 
 STATUS_KEYS = {
     "name",
+    "agent_name",
     "class_name",
     "flavour",
     "lifecycle_state",
