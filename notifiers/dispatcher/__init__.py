@@ -59,10 +59,10 @@ locked too long) is logged at ERROR and alerts go on without it.
 
 from __future__ import annotations
 
-from .base import ResultHook as ResultHook
-from .base import SendGate
-from .channels import ChannelStats
-from .core import Dispatcher
-from .summary import ChannelSummary, CloseReport
+from ._delivery import SendGate
+from ._dispatcher import Dispatcher
+from ._items import ChannelStats
+from ._results import ResultHook as ResultHook
+from ._summary import ChannelSummary, CloseReport
 
 __all__ = ["ChannelStats", "ChannelSummary", "CloseReport", "Dispatcher", "SendGate"]

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from ..base import DeliveryResult, DeliveryStatus
 
-__all__ = ["ChannelSummary", "CloseReport"]
+__all__ = ["ChannelSummary", "CloseReport", "Tally"]
 
 # Results that only say an alert waits behind an earlier failure: it gets another
 # result later (delivered, failed, dropped or abandoned), which is the one counted.
@@ -46,7 +46,7 @@ class ChannelSummary:
         )
 
 
-class _Tally:
+class Tally:
     """A channel's running counts (written on the dispatcher's loop only; a fixed
     set of int attributes, so reading them from another thread is safe)."""
 

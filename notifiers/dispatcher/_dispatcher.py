@@ -1,16 +1,13 @@
-"""Dispatcher: the public API, and the thread and loop it runs on."""
+"""Dispatcher: the public API, and the thread and loop its parts run on."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 import os
-import queue
-import socket
 import threading
 import time
-import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
 
@@ -19,19 +16,23 @@ from ..errors import DeliveryError, DispatcherClosed, RetriesExhausted
 from ..ratelimit import RateLimiter
 from ..redact import install_log_redaction, redact
 from ..retry import RetryPolicy
-from ..state import Mute, NotifierState
-from .base import ResultHook, SendGate
-from .channels import ChannelStats, _Channel
-from .escalation import _check_fallbacks
-from .shutdown import _Shutdown
-from .summary import ChannelSummary, CloseReport, _Tally
+from ..state import NotifierState
+from ._delivery import DeliveryStep, SendGate
+from ._escalation import check_fallbacks
+from ._intake import Intake
+from ._items import ChannelStats
+from ._outbox import NullOutbox, Outbox
+from ._results import ResultHook, ResultLedger
+from ._sqlite_outbox import SqliteOutbox
+from ._summary import ChannelSummary, CloseReport
+from ._worker import ChannelWorker
 
 __all__ = ["Dispatcher"]
 
 logger = logging.getLogger("notifiers.dispatcher")
 
 
-class Dispatcher(_Shutdown):
+class Dispatcher:
     """Delivers notifications to channels from a thread of its own.
 
     Args:
@@ -88,68 +89,70 @@ class Dispatcher(_Shutdown):
         state_refresh: float = 1.0,
         fallbacks: Mapping[str, str] | None = None,
     ) -> None:
+        chosen: dict[str, tuple[Notifier, RetryPolicy]] = {}
         default = policy or RetryPolicy()
-        self._channels: dict[str, _Channel] = {}
         for notifier in notifiers:
-            if notifier.name in self._channels:
+            if notifier.name in chosen:
                 raise ValueError(f"two channels are named {notifier.name!r}")
-            chosen = (policies or {}).get(notifier.name, default)
-            self._channels[notifier.name] = _Channel(notifier, chosen)
-        if not self._channels:
+            chosen[notifier.name] = (
+                notifier,
+                (policies or {}).get(notifier.name, default),
+            )
+        if not chosen:
             raise ValueError("a dispatcher needs at least one notifier")
-        self._tally: dict[str, _Tally] = {name: _Tally() for name in self._channels}
-        self.fallbacks: dict[str, str] = _check_fallbacks(
-            dict(fallbacks or {}), list(self._channels)
+        self.fallbacks: dict[str, str] = check_fallbacks(
+            dict(fallbacks or {}), list(chosen)
         )
         self.queue_size = queue_size
-        self.results: deque[DeliveryResult] = deque(maxlen=results_size)
-        self._hooks: list[ResultHook] = list(on_result)
-        self._sleep = sleep
-        self.rate_limiter: RateLimiter | None = (
-            gate if isinstance(gate, RateLimiter) else None
-        )
         if gate is None and rate_limits:
             # Real time, whatever ``sleep`` is: a limiter waits on its own clock (give
             # ``gate=RateLimiter(clock=..., sleep=...)`` to test it on fake time).
-            gate = self.rate_limiter = RateLimiter()
-        self._gate = gate
-        self._intake: queue.SimpleQueue[Notification] = queue.SimpleQueue()
-        self._wake_scheduled = False
-        self._closed = False
-        self._submit_lock = threading.Lock()
+            gate = RateLimiter()
+        deliver = DeliveryStep(gate)
+        self.rate_limiter: RateLimiter | None = deliver.rate_limiter
         self._loop = asyncio.new_event_loop()
+        self._ledger = ResultLedger(
+            chosen, size=results_size, hooks=on_result, loop=self._loop
+        )
+        self.results: deque[DeliveryResult] = self._ledger.results
+        self._outbox: Outbox = NullOutbox()
+        if state is not None:
+            owns = (
+                close_state
+                if close_state is not None
+                else not isinstance(state, NotifierState)
+            )
+            self._outbox = SqliteOutbox(
+                state if isinstance(state, NotifierState) else NotifierState(state),
+                owns=owns,
+                refresh=state_refresh,
+                on_settled=self._ledger.notify_idle,
+            )
+        self._channels: dict[str, ChannelWorker] = {
+            name: ChannelWorker(
+                notifier,
+                chosen_policy,
+                deliver=deliver,
+                outbox=self._outbox,
+                ledger=self._ledger,
+                sleep=sleep,
+                queue_size=queue_size,
+                outbox_retry=outbox_retry,
+            )
+            for name, (notifier, chosen_policy) in chosen.items()
+        }
+        for name, fallback in self.fallbacks.items():
+            self._channels[name].fallback = self._channels[fallback]
+        self._intake = Intake(
+            self._loop,
+            list(self._channels.values()),
+            standby=set(self.fallbacks.values()),
+            outbox=self._outbox,
+            ledger=self._ledger,
+        )
+        self._closed = False
+        self._submit_lock = threading.Lock()  # submit() and close() only
         self._ready = threading.Event()
-        # Outstanding work, counted on the loop thread only: submit() takes no lock
-        # the loop thread also takes (it would wait behind deliveries' bookkeeping).
-        self._idle = threading.Condition()
-        self._due = 0  # (notification, channel) pairs that owe a result
-        self._recorded = 0  # results recorded for them
-        self._draining = False
-        self._progress = 0  # results recorded, of any kind (close() waits on them)
-        self._progressed = asyncio.Event()
-        # The durable state (all of it used on the loop thread only).
-        self._owns_state = (
-            close_state
-            if close_state is not None
-            else state is not None and not isinstance(state, NotifierState)
-        )
-        self._state: NotifierState | None = (
-            NotifierState(state)
-            if state is not None and not isinstance(state, NotifierState)
-            else state
-        )
-        self._owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
-        self._outbox_retry = outbox_retry
-        self._state_refresh = state_refresh
-        self._mutes: list[Mute] = []
-        self._version: tuple[int, int] | None = None
-        self._saved: dict[str, dict[str, object]] | None = None
-        self._beat = 0.0
-        self._claimed_at = 0.0
-        self._done_rows: list[int] = []
-        self._done_scheduled = False
-        self._db_errors = 0
-        self._housekeeper: asyncio.Task[None] | None = None
         install_log_redaction()
         self._thread = threading.Thread(target=self._run, name=name, daemon=True)
         self._thread.start()
@@ -165,7 +168,7 @@ class Dispatcher(_Shutdown):
     @property
     def state(self) -> NotifierState | None:
         """The durable state, if any."""
-        return self._state
+        return self._outbox.state
 
     def is_muted(
         self, agent: str | None, event: str | None, channel: str | None = None
@@ -176,34 +179,21 @@ class Dispatcher(_Shutdown):
         Cheap and thread-safe, no file access: fits the alert pipeline's
         ``muted(agent, event)``. Always ``False`` without a state.
         """
-        mutes, state = self._mutes, self._state
-        if not mutes or state is None:
-            return False
-        now = state.clock()
-        return any(
-            m.active(now) and m.matches(channel=channel, agent=agent, event=event)
-            for m in mutes
-        )
+        return self._outbox.is_muted(agent, event, channel)
 
     def stats(self) -> dict[str, ChannelStats]:
         """Counters per channel (a snapshot)."""
-        out = {}
-        for name, channel in self._channels.items():
-            stats = ChannelStats(**vars(channel.stats))
-            queued = channel.queue.qsize() if channel.queue is not None else 0
-            stats.queued = queued + len(channel.held)
-            out[name] = stats
-        return out
+        return {name: worker.snapshot() for name, worker in self._channels.items()}
 
     def summary(self) -> dict[str, ChannelSummary]:
         """What each channel's results were so far: delivered, failed, dropped and
         abandoned (:class:`~notifiers.dispatcher.ChannelSummary`; a snapshot, any
         thread). :meth:`close` returns it too, on its report."""
-        return {name: tally.snapshot() for name, tally in self._tally.items()}
+        return self._ledger.summary()
 
     def add_hook(self, hook: ResultHook) -> None:
         """Also call ``hook`` with every result."""
-        self._hooks.append(hook)
+        self._ledger.hooks.append(hook)
 
     def submit(self, notification: Notification) -> None:
         """Queue ``notification`` for every channel; O(1), never blocks, any thread.
@@ -215,9 +205,6 @@ class Dispatcher(_Shutdown):
             if self._closed:
                 raise DispatcherClosed("the dispatcher is closed")
             self._intake.put(notification)
-            if not self._wake_scheduled:
-                self._wake_scheduled = True
-                self._loop.call_soon_threadsafe(self._drain_intake)
 
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every submitted notification has a result; ``False`` on timeout.
@@ -226,26 +213,24 @@ class Dispatcher(_Shutdown):
         channel's next try).
         """
         deadline = time.monotonic() + timeout
-        with self._idle:
+        idle = self._ledger.idle
+        with idle:
             while not self._settled():
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
-                self._idle.wait(min(remaining, 0.05))
+                idle.wait(min(remaining, 0.05))
         return True
 
     def _settled(self) -> bool:
-        """Every result recorded and every delivered row deleted, and no outbox being
-        delivered (a parked channel, waiting to try again, does not count: nothing
-        will happen soon)."""
-        if self._draining or not self._intake.empty() or self._done_scheduled:
+        """Every result recorded and every delivered row deleted, and no backlog or
+        held alerts being delivered (a parked channel, waiting to try again, does
+        not count: nothing will happen soon)."""
+        if not self._intake.empty or self._outbox.settling:
             return False
-        if any(
-            (c.backlog or c.held or c.releasing) and c.probe is None
-            for c in self._channels.values()
-        ):
+        if any(worker.busy for worker in self._channels.values()):
             return False
-        return self._recorded >= self._due
+        return not self._ledger.owing
 
     def send_now(
         self, notification: Notification, channel: str, timeout: float = 30.0
@@ -257,9 +242,9 @@ class Dispatcher(_Shutdown):
         """
         if self._closed:
             raise DispatcherClosed("the dispatcher is closed")
-        target = self._channels[channel]
+        worker = self._channels[channel]
         future: Future[DeliveryResult] = asyncio.run_coroutine_threadsafe(
-            self._deliver(target, notification), self._loop
+            self._send_now(worker, notification), self._loop
         )
         result = future.result(timeout)
         if not result.ok:
@@ -272,6 +257,13 @@ class Dispatcher(_Shutdown):
                 channel=channel,
                 attempts=result.attempts,
             )
+        return result
+
+    @staticmethod
+    async def _send_now(
+        worker: ChannelWorker, notification: Notification
+    ) -> DeliveryResult:
+        result, _error = await worker.attempt(notification)
         return result
 
     def close(self, timeout: float = 10.0, *, max_wait: float = 300.0) -> CloseReport:
@@ -333,28 +325,55 @@ class Dispatcher(_Shutdown):
         self._loop.run_forever()
 
     def _prepare(self) -> None:
-        # Queues and workers exist before any channel starts, so a submit() that
-        # arrives while a slow channel is starting is queued, not lost; and the
-        # state is read (mutes, rows to replay) before the constructor returns.
+        # Workers exist before any channel starts, so a submit() that arrives while
+        # a slow channel is starting is queued, not lost; and the state is read
+        # (mutes, rows to replay) before the constructor returns.
         try:
-            for channel in self._channels.values():
-                channel.queue = asyncio.Queue(self.queue_size)
-                channel.task = self._loop.create_task(self._work(channel))
-            if self._state is not None:
-                self._open_state(self._state)
+            for worker in self._channels.values():
+                worker.launch(self._loop)
+            self._outbox.open(self._loop, self._channels)
         finally:
             self._ready.set()  # ready to take submissions
         self._start_task = self._loop.create_task(self._start())
 
     async def _start(self) -> None:
-        await asyncio.gather(*(self._start_channel(c) for c in self._channels.values()))
+        await asyncio.gather(*(w.start_channel() for w in self._channels.values()))
 
-    async def _start_channel(self, channel: _Channel) -> None:
-        try:
-            await channel.notifier.start()
-        except Exception as exc:
-            logger.error(
-                "channel %r failed to start: %s", channel.notifier.name, redact(exc)
+    async def _shutdown(self, idle: float, limit: float) -> list[DeliveryResult]:
+        """close() on the loop: drain, stop the workers, record what is abandoned,
+        close the outbox and the channels."""
+        self._intake.drain()
+        workers = list(self._channels.values())
+        for worker in workers:
+            worker.stop()
+        tasks = {w.task for w in workers if w.task is not None}
+        pending = await self._ledger.wait_while_progressing(tasks, idle, limit)
+        abandoned: list[DeliveryResult] = []
+        for worker in workers:
+            abandoned += worker.abandon(cut_off=worker.task in pending)
+        if pending:
+            await asyncio.wait(pending, timeout=1)
+        probes = [w.probe for w in workers if w.probe is not None]
+        for task in probes:
+            task.cancel()
+        if probes:
+            await asyncio.wait(probes, timeout=1)
+        await self._outbox.aclose()
+        for worker in workers:
+            try:
+                await asyncio.wait_for(worker.notifier.aclose(), 5)
+            except Exception as exc:
+                logger.error("channel %r failed to close: %s", worker.name, redact(exc))
+        if abandoned:
+            per_channel = Counter(r.channel for r in abandoned)
+            kept = self._outbox.durable
+            logger.log(
+                logging.WARNING if kept else logging.ERROR,
+                "dispatcher closed with %d notification(s) abandoned (%s)%s",
+                len(abandoned),
+                ", ".join(f"{name}: {count}" for name, count in per_channel.items()),
+                " and kept in the outbox for the next start"
+                if kept
+                else "; without a state file they are lost",
             )
-        finally:
-            channel.started.set()
+        return abandoned
