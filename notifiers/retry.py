@@ -91,6 +91,13 @@ class RetryPolicy(BaseModel):
         ``notifiers.retry``, e.g. ``telegram: attempt 3/5 failed (ConnectError),
         next in 4 s`` (``name`` is the channel; the error class only, never its
         message, which could hold a secret), then calls ``on_retry``.
+
+        The object keeps nothing of one call that another needs: build it once and
+        call it for every delivery. A caller that made the first attempt itself
+        (and calls this only when it failed, with a function that re-raises that
+        error once) passes ``started=`` (its ``time.monotonic()``) to the call, so
+        ``budget`` counts from the first attempt; the wrapped function receives
+        it too.
         """
         kwargs: dict[str, Any] = {}
         if sleep is not None:
@@ -114,10 +121,18 @@ class RetryPolicy(BaseModel):
             stop=stop_after_attempt(self.max_attempts) | stop_before_delay(self.budget),
             wait=self.wait_for,
             retry=retry_if_exception(self.should_retry),
+            before=_start_at_first_attempt,
             before_sleep=before_sleep,
             reraise=True,
             **kwargs,
         )
+
+
+def _start_at_first_attempt(state: RetryCallState) -> None:
+    """The budget counts from ``started=``, if the call was given one."""
+    started = state.kwargs.get("started")
+    if state.attempt_number == 1 and isinstance(started, float):
+        state.start_time = started
 
 
 def _exponential(policy: RetryPolicy) -> Callable[[RetryCallState], float]:
