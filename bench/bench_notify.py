@@ -7,8 +7,12 @@ Each row beside a baseline measured in the same run, sample by sample (interleav
   last) vs the same 1,000 through a bare loop thread: ``call_soon_threadsafe`` into an
   ``asyncio.Queue`` read by one worker task;
 * one Telegram message to a fake Bot API on 127.0.0.1 through the dispatcher (submit
-  until its ``on_result`` hook has the DELIVERED result; one long-lived ``Bot``) vs
-  the naive way: ``asyncio.run`` with a new ``telegram.Bot`` per message;
+  until its ``on_result`` hook has the DELIVERED result; one long-lived ``Bot``; rate
+  limits off, so the row measures the send, not the pacing) vs the naive way:
+  ``asyncio.run`` with a new ``telegram.Bot`` per message;
+* the pacing on its own: a burst to one chat with the default rate limits (a burst
+  of 5, then 1 message/s), the time between deliveries once the burst is spent vs
+  the 1 s the limit allows;
 * an orchestrator's AGENT_STARTED callback latency (``start_agent`` until a stamping
   callback ran) with ``presets.attach(..., "lifecycle", <a channel that never
   answers>)`` registered before it, vs an orchestrator without notifiers.
@@ -21,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import queue
 import sys
 import threading
@@ -40,6 +45,7 @@ if TYPE_CHECKING:
 
 SUBMIT_TARGET = 10e-6  # submit() under 10 µs p99 on the watcher's thread
 TELEGRAM_TARGET = 20.0  # the dispatcher at least 20x faster than asyncio.run + Bot
+PACING_TOLERANCE = 0.05  # paced deliveries 1 s apart, within 5 %
 ADDED_TARGET = 1e-3  # a hanging channel adds under 1 ms p99 to the callback path
 BATCH = 1000
 TOKEN = "123456:bench-token-aaaaaaaaaaaaaaaaaaaaaaaaaaaa"
@@ -153,17 +159,26 @@ def measure_submit(samples: int, warmup: int) -> tuple[list[float], list[float],
     return submitted, baseline, dropped
 
 
-def measure_submit_idle(samples: int, warmup: int) -> tuple[list[float], list[float]]:
+def measure_submit_idle(
+    samples: int, warmup: int
+) -> tuple[list[float], list[float], list[float]]:
     """``submit()`` one at a time, each delivered before the next (the dispatcher idle,
-    as between a watcher's alerts), vs ``SimpleQueue.put`` right after it."""
+    as between a watcher's alerts), vs ``SimpleQueue.put`` right after it; and the
+    floor of any such call: ``call_soon_threadsafe`` waking a bare idle loop thread
+    (timed between the two, each waited for before the next call)."""
     from notifiers import Dispatcher, Notification
 
     target, done = [samples + warmup], threading.Event()
     dispatcher = Dispatcher([_counting_notifier(target, done)], name="notifiers-bench")
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_forever, name="bench-bare-wake")
+    thread.start()
+    woken = threading.Event()
     try:
         bare: queue.SimpleQueue[Notification] = queue.SimpleQueue()
         submit, put, clock = dispatcher.submit, bare.put, time.perf_counter
-        submitted, baseline = [], []
+        wake = loop.call_soon_threadsafe
+        submitted, baseline, wakes = [], [], []
         for i in range(samples + warmup):
             notification = Notification("bench", "body")
             t0 = clock()
@@ -171,15 +186,28 @@ def measure_submit_idle(samples: int, warmup: int) -> tuple[list[float], list[fl
             t1 = clock()
             if not dispatcher.flush(_stats.WAIT_TIMEOUT):
                 raise TimeoutError("the dispatcher did not deliver a submission")
+            woken.clear()
             t2 = clock()
-            put(notification)
+            wake(woken.set)
             t3 = clock()
+            if not woken.wait(_stats.WAIT_TIMEOUT):
+                raise TimeoutError("the bare loop did not wake")
+            # Let the bare loop get back to its selector (it holds the GIL until
+            # then), so the next submit() does not wait behind it.
+            time.sleep(200e-6)
+            t4 = clock()
+            put(notification)
+            t5 = clock()
             if i >= warmup:
                 submitted.append(t1 - t0)
-                baseline.append(t3 - t2)
+                wakes.append(t3 - t2)
+                baseline.append(t5 - t4)
     finally:
         dispatcher.close()
-    return submitted, baseline
+        loop.call_soon_threadsafe(loop.stop)
+        thread.join(_stats.WAIT_TIMEOUT)
+        loop.close()
+    return submitted, baseline, wakes
 
 
 # ---------------------------------------------------------------- 2. throughput
@@ -307,7 +335,10 @@ def measure_telegram(samples: int) -> tuple[list[float], list[float]] | None:
 
     with FakeTelegramServer() as server:
         notifier = TelegramNotifier(TOKEN, CHAT_ID, base_url=server.base_url)
-        dispatcher = Dispatcher([notifier], on_result=[hook], name="notifiers-bench")
+        # Rate limits off: this row is the send; the pacing has its own row.
+        dispatcher = Dispatcher(
+            [notifier], on_result=[hook], rate_limits=False, name="notifiers-bench"
+        )
         try:
 
             def dispatched() -> float:
@@ -340,6 +371,49 @@ def measure_telegram(samples: int) -> tuple[list[float], list[float]] | None:
     if received != expected:
         raise RuntimeError(f"the fake server got {received} messages, not {expected}")
     return via_dispatcher, via_naive
+
+
+def measure_pacing(paced: int) -> tuple[list[float], float] | None:
+    """Seconds between deliveries to one chat once its burst is spent (default
+    limits), and the interval the limit allows."""
+    try:
+        from notifiers import DeliveryResult, Dispatcher, Notification
+        from notifiers.telegram import TelegramNotifier
+        from notifiers.testing import FakeTelegramServer
+    except ImportError as exc:
+        print(f"(Telegram pacing row skipped: {exc})")
+        return None
+
+    burst = 5  # Telegram's per-chat burst (notifiers.telegram)
+    total = burst + paced + 1
+    stamps: list[float] = []
+    done = threading.Event()
+
+    failed: list[DeliveryResult] = []
+
+    def hook(result: DeliveryResult) -> None:
+        if not result.ok:
+            failed.append(result)
+        stamps.append(time.perf_counter())
+        if len(stamps) == total:
+            done.set()
+
+    with FakeTelegramServer() as server:
+        notifier = TelegramNotifier(TOKEN, CHAT_ID, base_url=server.base_url)
+        dispatcher = Dispatcher([notifier], on_result=[hook], name="notifiers-bench")
+        try:
+            for index in range(total):
+                dispatcher.submit(Notification("pace", f"message {index}"))
+            if not done.wait(total + _stats.WAIT_TIMEOUT):
+                raise TimeoutError("the paced burst was not delivered")
+        finally:
+            dispatcher.close()
+    if failed:
+        raise RuntimeError(f"Telegram delivery failed: {failed[0]}")
+    # From the first paced delivery on (the gap between the burst and it is
+    # shorter: the bucket refilled a little while the burst was sent).
+    intervals = [b - a for a, b in itertools.pairwise(stamps[burst:])]
+    return intervals, 1.0
 
 
 # ---------------------------------------------------------------- 4. router
@@ -412,6 +486,7 @@ def main(argv: list[str] | None = None) -> int:
         "idle": 5_000,
         "batches": 30,
         "telegram": 100,
+        "paced": 8,
         "router": 200,
     }
     if args.quick:
@@ -420,6 +495,7 @@ def main(argv: list[str] | None = None) -> int:
             "idle": 200,
             "batches": 3,
             "telegram": 5,
+            "paced": 2,
             "router": 10,
         }
 
@@ -428,9 +504,10 @@ def main(argv: list[str] | None = None) -> int:
         samples=",".join(f"{k}:{v}" for k, v in counts.items()),
     )
     submitted, put, submit_dropped = measure_submit(counts["submit"], 1000)
-    idle, idle_put = measure_submit_idle(counts["idle"], 50)
+    idle, idle_put, idle_wake = measure_submit_idle(counts["idle"], 50)
     batches, bare_batches = measure_batches(counts["batches"])
     telegram = measure_telegram(counts["telegram"])
+    pacing = measure_pacing(counts["paced"])
     hanging, plain, facts = measure_router(counts["router"])
 
     pct = _stats.percentile
@@ -449,6 +526,13 @@ def main(argv: list[str] | None = None) -> int:
         f"p99 < 10 µs: {verdict(pct(idle, 99) <= SUBMIT_TARGET)}",
         fmt_us,
     )
+    row(
+        "loop wake-up alone (bare, idle loop)",
+        idle_wake,
+        idle_put,
+        f"p99 < 10 µs: {verdict(pct(idle_wake, 99) <= SUBMIT_TARGET)}",
+        fmt_us,
+    )
     row("1,000 alerts -> recording channel", batches, bare_batches, "none set")
     if telegram is not None:
         via_dispatcher, via_naive = telegram
@@ -458,6 +542,15 @@ def main(argv: list[str] | None = None) -> int:
             via_dispatcher,
             via_naive,
             f">= 20x faster: {verdict(speedup >= TELEGRAM_TARGET)}",
+        )
+    if pacing is not None:
+        intervals, allowed = pacing
+        off = abs(pct(intervals, 50) - allowed) / allowed
+        row(
+            "Telegram pacing, 1 msg/s per chat (default)",
+            intervals,
+            [allowed] * len(intervals),
+            f"1 s apart ±5 %: {verdict(off <= PACING_TOLERANCE)}",
         )
     added = pct(hanging, 99) - pct(plain, 99)
     row(
@@ -470,13 +563,23 @@ def main(argv: list[str] | None = None) -> int:
     for line in (
         "baselines: submit: a bare SimpleQueue.put of the same object, interleaved",
         "  call by call (one at a time: each submission delivered before the next,",
-        "  the put timed right after); 1,000 alerts: call_soon_threadsafe into an",
+        "  the put timed right after); loop wake-up: call_soon_threadsafe of",
+        "  Event.set into a bare idle loop thread, the floor of any call that",
+        "  wakes a sleeping thread (timed between the two, waited for before the",
+        "  next call); 1,000 alerts: call_soon_threadsafe into an",
         "  asyncio.Queue on a bare loop thread, one worker task; Telegram:",
         "  asyncio.run with a new telegram.Bot per message (async with: getMe, then",
-        "  sendMessage); AGENT_STARTED: the same orchestrator without notifiers.",
+        "  sendMessage), the dispatcher's rate limits off; pacing: the interval the",
+        "  default limit allows (a burst of 5, then 1/s per chat), the row the time",
+        "  between deliveries after the burst; AGENT_STARTED: the same orchestrator",
+        "  without notifiers.",
     ):
         print(line)
-    for name, values in (("back to back", submitted), ("one at a time", idle)):
+    for name, values in (
+        ("back to back", submitted),
+        ("one at a time", idle),
+        ("bare wake-up", idle_wake),
+    ):
         over = sum(v > SUBMIT_TARGET for v in values) / len(values)
         print(
             f"submit(), {name}: {over:.2%} of calls over 10 µs; "
