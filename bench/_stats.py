@@ -105,6 +105,30 @@ def latency_row(
     )
 
 
+def ratio_row(
+    name: str,
+    samples: Sequence[float],
+    baseline: Sequence[float],
+    max_ratio: float,
+    high: int = 95,
+) -> float:
+    """Print a latency row judged on its p50 against the baseline's p50 in the same
+    run: met when ``p50 <= max_ratio * baseline p50``. Returns the ratio."""
+    p50, top = percentile(samples, 50), percentile(samples, high)
+    b50, btop = percentile(baseline, 50), percentile(baseline, high)
+    ratio = p50 / b50
+    verdict = "met" if ratio <= max_ratio else "MISSED"
+    print_row(
+        name,
+        fmt_ms(p50),
+        fmt_ms(top),
+        fmt_ms(b50),
+        fmt_ms(btop),
+        f"p50 <= {max_ratio:g}x: {verdict} ({ratio:.2f}x)",
+    )
+    return ratio
+
+
 def rate_row(
     name: str,
     seconds_per_event: Sequence[float],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import re
 import subprocess
 import sys
@@ -31,20 +32,19 @@ def test_importing_the_core_loads_no_notifier_module() -> None:
     assert "LOADED []" in result.stdout, result.stdout
 
 
-def test_the_cli_help_loads_only_the_light_notify_plugin() -> None:
-    """``pyorchestrate --help`` lists ``notify`` (an entry-point plugin, not an import
-    of the core): that loads ``notifiers`` (lazy), the ``notifiers.cli`` package and
-    its modules, and the stdlib-only ``notifiers.redact``; no channel library, no
-    settings machinery."""
+def _loaded_by_cli(*argv: str) -> str:
+    """Run ``pyorchestrate ARGV`` in a fresh interpreter; its stdout, then a line
+    ``LOADED [...]`` naming the notifier and channel modules it imported."""
     probe = (
         "import sys, runpy\n"
-        "sys.argv = ['pyorchestrate', '--help']\n"
+        f"sys.argv = ['pyorchestrate', *{list(argv)!r}]\n"
         "try:\n"
         "    runpy.run_module('pyorchestrate', run_name='__main__')\n"
         "except SystemExit:\n"
         "    pass\n"
         "print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('notifiers', 'pydantic_settings', 'tenacity', 'telegram', 'apprise')))\n"
+        "('notifiers', 'pydantic_settings', 'tenacity', 'telegram', 'apprise', "
+        "'pydantic', 'rich', 'typer', 'click')))\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe],
@@ -53,14 +53,51 @@ def test_the_cli_help_loads_only_the_light_notify_plugin() -> None:
         timeout=60,
         check=True,
     )
-    light = (
-        "LOADED ['notifiers', 'notifiers.cli', 'notifiers.cli._common', "
-        "'notifiers.cli._durations', 'notifiers.cli._format', "
-        "'notifiers.cli._statefile', 'notifiers.cli.mutes', 'notifiers.cli.outbox', "
-        "'notifiers.cli.sending', 'notifiers.cli.status', 'notifiers.redact']"
-    )
-    assert light in result.stdout, result.stdout
-    assert "notify" in result.stdout  # listed in the help
+    return result.stdout
+
+
+def test_the_cli_help_lists_the_notify_plugin_without_loading_it() -> None:
+    """``pyorchestrate --help`` lists ``notify`` (an entry point, read from the
+    installed metadata) and imports neither notifiers nor a CLI framework."""
+    out = _loaded_by_cli("--help")
+    assert "LOADED []" in out, out
+    assert "notify" in out  # listed in the help
+
+
+def test_ps_json_imports_no_third_party_module(short_tmp: Path) -> None:
+    """The hot path (``ps --json``, here failing to connect) is standard library
+    plus pyorchestrate's client: no pydantic, rich, typer or click."""
+    out = _loaded_by_cli("ps", "--json", "--socket", str(short_tmp / "none.sock"))
+    assert "LOADED []" in out, out
+
+
+def test_notify_help_loads_only_the_light_notify_plugin() -> None:
+    """``pyorchestrate notify --help`` loads ``notifiers`` (lazy), the
+    ``notifiers.cli`` package and its modules, and the stdlib-only
+    ``notifiers.redact`` (plus typer to run them); no channel library, no settings
+    machinery."""
+    out = _loaded_by_cli("notify", "--help")
+    loaded = out[out.rindex("LOADED ") :]
+    notifier_modules = [
+        name
+        for name in ast.literal_eval(loaded.removeprefix("LOADED ").splitlines()[0])
+        if name.split(".")[0] in ("notifiers", "pydantic_settings", "tenacity")
+        or name.split(".")[0] in ("telegram", "apprise")
+    ]
+    assert notifier_modules == [
+        "notifiers",
+        "notifiers.cli",
+        "notifiers.cli._common",
+        "notifiers.cli._durations",
+        "notifiers.cli._format",
+        "notifiers.cli._statefile",
+        "notifiers.cli.mutes",
+        "notifiers.cli.outbox",
+        "notifiers.cli.sending",
+        "notifiers.cli.status",
+        "notifiers.redact",
+    ], out
+    assert "Usage: pyorchestrate notify" in out
 
 
 def test_no_core_source_names_notifiers() -> None:

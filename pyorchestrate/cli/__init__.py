@@ -7,6 +7,8 @@ __all__ = ["main"]
 
 def main() -> None:
     """Entry point of the ``pyorchestrate`` script and ``python -m pyorchestrate``."""
+    import sys
+
     from ._app import run
 
-    run()
+    sys.exit(run())

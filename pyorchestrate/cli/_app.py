@@ -1,4 +1,13 @@
-"""The ``pyorchestrate`` commands (typer + rich).
+"""The ``pyorchestrate`` command line: its parser, and how a command is run.
+
+The front end is :mod:`argparse` (standard library): ``pyorchestrate ps --json``
+starts, asks and prints with no third-party import at all, and rich is loaded only to
+draw on a terminal (see ``bench/bench_control.py`` for what that buys). The commands
+themselves live in :mod:`._commands`.
+
+Command groups from other packages (the ``pyorchestrate.cli`` entry-point group, each
+a ``typer.Typer``, e.g. ``notify`` from ``notifiers``) are looked up only when their
+name is the command given, or when the help lists them.
 
 Exit codes: 0 ok; 1 the command failed (an error reply, or a timeout); 2 usage
 (including: several orchestrators run and none was chosen; the message lists them);
@@ -7,485 +16,19 @@ Exit codes: 0 ok; 1 the command failed (an error reply, or a timeout); 2 usage
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
-from typing import Annotated, Any
+import argparse
+import sys
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, NoReturn
 
-import typer
-
-from ..core.control.client import ControlClient, SeveralOrchestrators, discover
-from ..core.errors import ControlError, ControlUnavailable
+from . import _commands as commands
 from . import _render as render
+from ._commands import EXIT_USAGE
 
-__all__ = ["PLUGINS", "PLUGIN_GROUP", "add_plugins", "app", "run"]
+if TYPE_CHECKING:
+    from importlib.metadata import EntryPoint
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_UNREACHABLE = 0, 1, 2, 3
-
-app = typer.Typer(
-    name="pyorchestrate",
-    help="Inspect and control a running pyorchestrate orchestrator.",
-    no_args_is_help=True,
-    add_completion=False,
-    rich_markup_mode="rich",
-    context_settings={"help_option_names": ["-h", "--help"]},
-)
-
-
-def _version(value: bool) -> None:
-    if value:
-        from .. import __version__
-
-        print(f"pyorchestrate {__version__}")
-        raise typer.Exit(EXIT_OK)
-
-
-SocketOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--socket",
-        "-s",
-        help=(
-            "Command socket of the orchestrator (default: $PYORCHESTRATE_SOCKET, "
-            "else the only orchestrator running in the private per-user directory)."
-        ),
-        show_default=False,
-    ),
-]
-NameOpt = Annotated[
-    str | None,
-    typer.Option(
-        "--name",
-        "-N",
-        help="The orchestrator of this name (see `pyorchestrate list`).",
-        show_default=False,
-    ),
-]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")]
-TimeoutOpt = Annotated[
-    float, typer.Option("--timeout", min=0.1, help="Seconds to wait for a reply.")
-]
-VersionOpt = Annotated[
-    bool,
-    typer.Option(
-        "--version",
-        "-V",
-        callback=_version,
-        is_eager=True,
-        help="Show the version and exit.",
-    ),
-]
-
-
-@app.callback()
-def _root(version: VersionOpt = False) -> None:
-    """Inspect and control a running pyorchestrate orchestrator."""
-
-
-@contextmanager
-def _client(
-    socket: str | None, name: str | None, timeout: float
-) -> Iterator[ControlClient]:
-    if socket and name:
-        render.error("give --socket or --name, not both")
-        raise typer.Exit(EXIT_USAGE)
-    try:
-        client = ControlClient(socket, timeout=timeout, sender="cli", name=name)
-    except SeveralOrchestrators as exc:
-        render.error(exc.message)
-        raise typer.Exit(EXIT_USAGE) from None
-    try:
-        yield client
-    except ControlUnavailable as exc:
-        render.error(exc.message)
-        raise typer.Exit(EXIT_UNREACHABLE) from None
-    except ControlError as exc:
-        render.error(exc.message)
-        raise typer.Exit(EXIT_FAILED) from None
-    finally:
-        client.close()
-
-
-def _run(
-    socket: str | None,
-    name: str | None,
-    timeout: float,
-    as_json: bool,
-    command: str,
-    *args: Any,
-    show: Callable[[dict[str, Any]], None],
-) -> None:
-    with _client(socket, name, timeout) as client:
-        payload = client.request(command, *args)
-    data = _data_or_exit(payload, as_json)
-    if as_json:
-        render.print_json(data)
-    else:
-        show(data)
-
-
-def _data_or_exit(payload: dict[str, Any], as_json: bool) -> dict[str, Any]:
-    """A reply's ``data``; an error reply is printed (whole, with --json) and exits 1."""
-    if payload.get("status") != "success":
-        if as_json:
-            render.print_json(payload)
-        else:
-            render.error(str(payload.get("error")))
-        raise typer.Exit(EXIT_FAILED)
-    data: dict[str, Any] = payload.get("data") or {}
-    return data
-
-
-def _message(data: dict[str, Any]) -> None:
-    render.console.print(str(data.get("message", "ok")))
-
-
-@app.command()
-def ps(
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """List every agent: state, pid, uptime, restarts, last error."""
-    _run(
-        socket,
-        name,
-        timeout,
-        as_json,
-        "ps",
-        show=lambda d: render.show(render.ps_table(d)),
-    )
-
-
-@app.command()
-def status(
-    agent: Annotated[str | None, typer.Argument(help="An agent's name.")] = None,
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Show the orchestrator's status, or one agent's."""
-    args = (agent,) if agent else ()
-    _run(
-        socket,
-        name,
-        timeout,
-        as_json,
-        "status",
-        *args,
-        show=lambda d: render.show(render.key_value_table(d)),
-    )
-
-
-@app.command()
-def start(
-    agent: Annotated[str, typer.Argument(help="The agent to start.")],
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Start an agent (or queue it until a worker slot is free)."""
-
-    def show(data: dict[str, Any]) -> None:
-        reason = f" ({data['reason']})" if data.get("reason") else ""
-        render.console.print(f"{agent}: {data.get('status')}{reason}")
-
-    _run(socket, name, timeout, as_json, "start", agent, show=show)
-
-
-@app.command()
-def stop(
-    agent: Annotated[str, typer.Argument(help="The agent to stop.")],
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Ask an agent to stop (or take it off the queue)."""
-    _run(socket, name, timeout, as_json, "stop", agent, show=_message)
-
-
-@app.command()
-def restart(
-    agent: Annotated[str, typer.Argument(help="The agent to restart.")],
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Stop an agent and start it again."""
-    _run(socket, name, timeout, as_json, "restart", agent, show=_message)
-
-
-@app.command()
-def dependencies(
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Show which agents wait for which."""
-
-    def show(data: dict[str, Any]) -> None:
-        deps = data.get("dependencies") or {}
-        if not deps:
-            render.console.print("no dependencies")
-        for name, needs in deps.items():
-            render.console.print(f"{name} <- {', '.join(needs)}")
-
-    _run(socket, name, timeout, as_json, "dependencies", show=show)
-
-
-@app.command()
-def commands(
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """List the commands this orchestrator allows."""
-
-    def show(data: dict[str, Any]) -> None:
-        descriptions = data.get("descriptions") or {}
-        for name in data.get("allowed_commands", []):
-            render.console.print(f"[bold]{name:<14}[/] {descriptions.get(name, '')}")
-        if data.get("restricted_commands"):
-            render.console.print(
-                "not allowed here: " + ", ".join(data["restricted_commands"])
-            )
-
-    _run(socket, name, timeout, as_json, "commands", show=show)
-
-
-@app.command()
-def stats(
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    interval: Annotated[
-        float,
-        typer.Option("--interval", "-n", min=0.1, help="Seconds between refreshes."),
-    ] = 2.0,
-    once: Annotated[bool, typer.Option("--once", help="Print once and exit.")] = False,
-    version: VersionOpt = False,
-) -> None:
-    """Show cpu, memory, threads and uptime per agent, refreshed until Ctrl+C."""
-    if once or as_json:
-        _run(
-            socket,
-            name,
-            timeout,
-            as_json,
-            "stats",
-            show=lambda d: render.show(render.stats_table(d)),
-        )
-        return
-    from rich.live import Live
-
-    with _client(socket, name, timeout) as client:
-        try:
-            with Live(console=render.console, auto_refresh=False) as live:
-                while True:
-                    live.update(
-                        render.stats_table(client.call("stats")).table(),
-                        refresh=True,
-                    )
-                    time.sleep(interval)
-        except KeyboardInterrupt:
-            return
-
-
-@app.command()
-def history(
-    last: Annotated[
-        int | None,
-        typer.Option(
-            "--last",
-            "-l",
-            min=0,
-            help="How many past events (default 50; with --follow, shown first).",
-            show_default=False,
-        ),
-    ] = None,
-    agent: Annotated[
-        str | None, typer.Option("--agent", "-a", help="Only this agent.")
-    ] = None,
-    event: Annotated[
-        str | None,
-        typer.Option("--event", "-e", help="Only this event, e.g. agent_error."),
-    ] = None,
-    after_seq: Annotated[
-        int | None, typer.Option("--after-seq", help="Only events after this seq.")
-    ] = None,
-    follow: Annotated[
-        bool,
-        typer.Option(
-            "--follow",
-            "-f",
-            help="Print new events as they happen, until Ctrl+C (only new ones, "
-            "unless --replay, --last or --after-seq is given).",
-        ),
-    ] = False,
-    replay: Annotated[
-        bool,
-        typer.Option(
-            "--replay", help="With --follow: first print the last 50 past events."
-        ),
-    ] = False,
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Show past events (and, with --follow, new ones as they happen)."""
-    backlog = not follow or replay or last is not None or after_seq is not None
-    filters: dict[str, Any] = {"last": (50 if last is None else last) if backlog else 0}
-    for key, value in (
-        ("agent", agent),
-        ("event_name", event),
-        ("after_seq", after_seq),
-    ):
-        if value is not None:
-            filters[key] = value
-    if not follow:
-        _run(
-            socket,
-            name,
-            timeout,
-            as_json,
-            "history",
-            filters,
-            show=lambda d: render.show(render.history_table(d.get("events", []))),
-        )
-        return
-    with _client(socket, name, timeout) as client:
-        payload = client.request("history", filters)
-        data = _data_or_exit(payload, as_json)
-        events = data.get("events", [])
-        # One header, then one aligned line per event, old and new alike.
-        if not as_json:
-            render.print_line(render.history_header())
-        for item in events:
-            _print_event(item, as_json)
-        last_seq = events[-1]["seq"] if events else data["capacity_info"]["last_seq"]
-        stream = ControlClient(client.socket_path, timeout=timeout, sender="cli")
-        try:
-            for item in stream.subscribe(
-                agent=agent, event_name=event, after_seq=last_seq
-            ):
-                _print_event(item, as_json)
-        except KeyboardInterrupt:
-            return
-        finally:
-            stream.close()
-
-
-def _print_event(event: dict[str, Any], as_json: bool) -> None:
-    if as_json:
-        render.print_json(event)
-    else:
-        render.print_line(render.history_line(event))
-
-
-@app.command("list")
-def list_(
-    as_json: JsonOpt = False,
-    timeout: Annotated[
-        float,
-        typer.Option("--timeout", min=0.1, help="Seconds to wait for each reply."),
-    ] = 1.0,
-    version: VersionOpt = False,
-) -> None:
-    """List the orchestrators in the private socket directory (stale ones marked)."""
-    found = discover(timeout)
-    if as_json:
-        render.print_json({"orchestrators": found})
-    elif not found:
-        from ..core.control.paths import default_socket_dir
-
-        render.console.print(f"no orchestrator sockets in {default_socket_dir()}")
-    else:
-        render.show(render.orchestrators_table(found))
-
-
-@app.command("history-stats")
-def history_stats(
-    agent: Annotated[
-        str | None, typer.Option("--agent", "-a", help="Only this agent.")
-    ] = None,
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Count events by type."""
-
-    def show(data: dict[str, Any]) -> None:
-        counts = (data.get("statistics") or {}).get("by_type", {})
-        for name, count in counts.items():
-            render.console.print(f"{name:<20} {count}")
-        info = data.get("capacity_info") or {}
-        render.console.print(
-            f"stored {info.get('stored_events')}/{info.get('max_events')}, "
-            f"evicted {info.get('evicted_events')}"
-        )
-
-    args = ({"agent": agent},) if agent else ()
-    _run(socket, name, timeout, as_json, "history-stats", *args, show=show)
-
-
-@app.command()
-def shutdown(
-    socket: SocketOpt = None,
-    name: NameOpt = None,
-    as_json: JsonOpt = False,
-    timeout: TimeoutOpt = 5.0,
-    version: VersionOpt = False,
-) -> None:
-    """Stop every agent and the orchestrator."""
-    _run(socket, name, timeout, as_json, "shutdown", show=_message)
-
-
-@app.command()
-def create(
-    name: Annotated[str, typer.Argument(help="Directory of the new application.")],
-    force: Annotated[
-        bool, typer.Option("--force", help="Overwrite files that already exist.")
-    ] = False,
-    as_json: JsonOpt = False,
-    version: VersionOpt = False,
-) -> None:
-    """Create a new application that runs as generated (safe to re-run)."""
-    from ._scaffold import create_app
-
-    try:
-        report = create_app(Path(name), force=force)
-    except ValueError as exc:
-        render.error(str(exc))
-        raise typer.Exit(EXIT_USAGE) from None
-    if as_json:
-        render.print_json({"root": str(report.root), "files": report.files})
-        return
-    for path, action in report.files.items():
-        render.console.print(f"{action:>8}  {path}")
-    render.console.print()
-    for line in report.next_steps():  # plain text: paths and [extras] are no markup
-        render.console.print(line, markup=False, highlight=False, soft_wrap=True)
-
+__all__ = ["PLUGIN_GROUP", "build_parser", "load_plugin", "plugin_entries", "run"]
 
 PLUGIN_GROUP = "pyorchestrate.cli"
 """Entry-point group of command groups added to ``pyorchestrate`` by other packages.
@@ -494,39 +37,325 @@ Each entry point names a ``typer.Typer``; it becomes ``pyorchestrate <entry name
 This is how ``notifiers`` adds ``pyorchestrate notify`` while the core never imports it.
 """
 
+DESCRIPTION = "Inspect and control a running pyorchestrate orchestrator."
 
-def add_plugins(target: typer.Typer) -> list[str]:
-    """Add every installed ``pyorchestrate.cli`` command group to ``target``.
 
-    A plugin that fails to load is reported on stderr and skipped: the core commands
-    always work. Returns the names added.
-    """
+class _Parser(argparse.ArgumentParser):
+    """argparse with ``Usage:`` errors that name the command's help (exit code 2)."""
+
+    def error(self, message: str) -> NoReturn:
+        self.print_usage(sys.stderr)
+        self.exit(
+            EXIT_USAGE,
+            f"Error: {message}\nTry '{self.prog} --help' for help.\n",
+        )
+
+
+class _Version(argparse.Action):
+    """``--version``/``-V``: print the version and exit 0, wherever it is given."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any):
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS)
+        self.help = "Show the version and exit."
+
+    def __call__(self, parser: argparse.ArgumentParser, *args: Any) -> None:
+        from .. import __version__  # importlib.metadata only when asked
+
+        print(f"pyorchestrate {__version__}")
+        parser.exit(0)
+
+
+def _at_least(minimum: float) -> Callable[[str], float]:
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+        if not value >= minimum:
+            raise argparse.ArgumentTypeError(f"{text} is less than {minimum}")
+        return value
+
+    parse.__name__ = "number"
+    return parse
+
+
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is less than 0")
+    return value
+
+
+def _integer(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not an integer") from None
+
+
+_integer.__name__ = _count.__name__ = "integer"
+
+
+# ------------------------------------------------------------------ the commands
+
+_AGENT = "An agent's name."
+
+
+def _remote(parser: argparse.ArgumentParser, *, timeout: float = 5.0) -> None:
+    """The options every command that talks to an orchestrator takes."""
+    parser.add_argument(
+        "--socket",
+        "-s",
+        metavar="PATH",
+        help="Command socket of the orchestrator (default: $PYORCHESTRATE_SOCKET, "
+        "else the only orchestrator running in the private per-user directory).",
+    )
+    parser.add_argument(
+        "--name",
+        "-N",
+        metavar="NAME",
+        help="The orchestrator of this name (see `pyorchestrate list`).",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=_at_least(0.1),
+        default=timeout,
+        metavar="SECONDS",
+        help=f"Seconds to wait for a reply (default {timeout:g}).",
+    )
+
+
+def _agent(parser: argparse.ArgumentParser, help: str, optional: bool = False) -> None:
+    parser.add_argument("agent", nargs="?" if optional else None, help=help)
+
+
+def _history_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--last",
+        "-l",
+        type=_count,
+        metavar="N",
+        help="How many past events (default 50; with --follow, shown first).",
+    )
+    parser.add_argument("--agent", "-a", help="Only this agent.")
+    parser.add_argument(
+        "--event", "-e", metavar="EVENT", help="Only this event, e.g. agent_error."
+    )
+    parser.add_argument(
+        "--after-seq", type=_integer, metavar="SEQ", help="Only events after this seq."
+    )
+    parser.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="Print new events as they happen, until Ctrl+C (only new ones, unless "
+        "--replay, --last or --after-seq is given).",
+    )
+    parser.add_argument(
+        "--replay",
+        action="store_true",
+        help="With --follow: first print the last 50 past events.",
+    )
+
+
+def _stats_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--interval",
+        "-n",
+        type=_at_least(0.1),
+        default=2.0,
+        metavar="SECONDS",
+        help="Seconds between refreshes (default 2).",
+    )
+    parser.add_argument("--once", action="store_true", help="Print once and exit.")
+
+
+def _history_stats_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--agent", "-a", help="Only this agent.")
+
+
+def _create_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("name", help="Directory of the new application.")
+    parser.add_argument(
+        "--force", action="store_true", help="Overwrite files that already exist."
+    )
+
+
+def _list_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--timeout",
+        type=_at_least(0.1),
+        default=1.0,
+        metavar="SECONDS",
+        help="Seconds to wait for each reply (default 1).",
+    )
+
+
+Options = Callable[[argparse.ArgumentParser], None]
+
+COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, list[Options]]] = {
+    "ps": (
+        commands.ps,
+        "List every agent: state, pid, uptime, restarts, last error.",
+        [_remote],
+    ),
+    "status": (
+        commands.status,
+        "Show the orchestrator's status, or one agent's.",
+        [lambda p: _agent(p, _AGENT, optional=True), _remote],
+    ),
+    "start": (
+        commands.start,
+        "Start an agent (or queue it until a worker slot is free).",
+        [lambda p: _agent(p, "The agent to start."), _remote],
+    ),
+    "stop": (
+        commands.stop,
+        "Ask an agent to stop (or take it off the queue).",
+        [lambda p: _agent(p, "The agent to stop."), _remote],
+    ),
+    "restart": (
+        commands.restart,
+        "Stop an agent and start it again.",
+        [lambda p: _agent(p, "The agent to restart."), _remote],
+    ),
+    "dependencies": (
+        commands.dependencies,
+        "Show which agents wait for which.",
+        [_remote],
+    ),
+    "commands": (
+        commands.commands,
+        "List the commands this orchestrator allows.",
+        [_remote],
+    ),
+    "stats": (
+        commands.stats,
+        "Show cpu, memory, threads and uptime per agent, refreshed until Ctrl+C.",
+        [_stats_options, _remote],
+    ),
+    "history": (
+        commands.history,
+        "Show past events (and, with --follow, new ones as they happen).",
+        [_history_options, _remote],
+    ),
+    "history-stats": (
+        commands.history_stats,
+        "Count events by type.",
+        [_history_stats_options, _remote],
+    ),
+    "list": (
+        commands.list_orchestrators,
+        "List the orchestrators in the private socket directory (stale ones marked).",
+        [_list_options],
+    ),
+    "shutdown": (
+        commands.shutdown,
+        "Stop every agent and the orchestrator.",
+        [_remote],
+    ),
+    "create": (
+        commands.create,
+        "Create a new application that runs as generated (safe to re-run).",
+        [_create_options],
+    ),
+}
+"""Each core command: its handler (returns the exit code), help, and options."""
+
+
+def build_parser(plugins: Sequence[str] = ()) -> argparse.ArgumentParser:
+    """The whole parser; ``plugins`` are command-group names listed in the help."""
+    parser = _Parser(prog="pyorchestrate", description=DESCRIPTION)
+    parser.add_argument("--version", "-V", action=_Version)
+    sub = parser.add_subparsers(title="commands", metavar="COMMAND")
+    for name in plugins:  # run before parsing (see run()); here for help and errors
+        sub.add_parser(name, help=f"Command group: `pyorchestrate {name} --help`.")
+    for name, (handler, help_text, options) in COMMANDS.items():
+        command = sub.add_parser(name, help=help_text, description=help_text)
+        for add in options:
+            add(command)
+        command.add_argument(
+            "--json", action="store_true", help="Print JSON instead of tables."
+        )
+        command.add_argument("--version", "-V", action=_Version)
+        command.set_defaults(handler=handler)
+    return parser
+
+
+# ------------------------------------------------------------------ plugins
+
+
+def plugin_entries() -> dict[str, EntryPoint]:
+    """The installed ``pyorchestrate.cli`` entry points by name (none loaded)."""
     from importlib.metadata import entry_points
 
-    added: list[str] = []
-    for entry in sorted(entry_points(group=PLUGIN_GROUP), key=lambda e: e.name):
-        try:
-            group = entry.load()
-        except Exception as exc:  # a broken plugin must not break ps/stop/...
-            render.err_console.print(
-                f"[yellow]warning:[/] command group {entry.name!r} "
-                f"({entry.value}) could not be loaded: {type(exc).__name__}: {exc}"
-            )
-            continue
-        if not isinstance(group, typer.Typer):
-            render.err_console.print(
-                f"[yellow]warning:[/] {entry.value} is not a typer.Typer; skipped"
-            )
-            continue
-        target.add_typer(group, name=entry.name)
-        added.append(entry.name)
-    return added
+    return {entry.name: entry for entry in entry_points(group=PLUGIN_GROUP)}
 
 
-PLUGINS = add_plugins(app)
-"""The command groups added from the ``pyorchestrate.cli`` entry-point group."""
+def load_plugin(entry: EntryPoint) -> Callable[..., Any] | None:
+    """The ``typer.Typer`` an entry point names, or ``None`` with a warning on
+    stderr when it cannot be loaded or is something else: the core commands never
+    depend on a plugin."""
+    try:
+        group = entry.load()
+    except Exception as exc:  # a broken plugin must not break the CLI
+        render.warning(
+            f"command group {entry.name!r} ({entry.value}) could not be loaded: "
+            f"{type(exc).__name__}: {exc}"
+        )
+        return None
+    import typer
+
+    if not isinstance(group, typer.Typer):
+        render.warning(f"{entry.value} is not a typer.Typer; skipped")
+        return None
+    return group
 
 
-def run() -> None:
-    """Run the CLI (exit code 2 for usage errors comes from typer/click)."""
-    app()
+def _run_plugin(entry: EntryPoint, args: list[str]) -> int:
+    group = load_plugin(entry)
+    if group is None:
+        return EXIT_USAGE
+    try:
+        group(args=args, prog_name=f"pyorchestrate {entry.name}")
+    except SystemExit as exc:  # click ends every run with one
+        return _code(exc)
+    return 0
+
+
+# ------------------------------------------------------------------ running
+
+
+def _code(exc: SystemExit) -> int:
+    if exc.code is None:
+        return 0
+    if isinstance(exc.code, int):
+        return exc.code
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def run(argv: Sequence[str] | None = None) -> int:
+    """Run one command line (``sys.argv[1:]`` by default); return its exit code."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    first = next((arg for arg in args if not arg.startswith("-")), None)
+    plugins: dict[str, EntryPoint] = {}
+    if first not in COMMANDS:  # a command group, no command, a typo, or --help
+        plugins = plugin_entries()
+        if args and args[0] in plugins:
+            return _run_plugin(plugins[args[0]], args[1:])
+    parser = build_parser(sorted(plugins))
+    try:
+        if not args:
+            parser.print_help(sys.stderr)
+            return EXIT_USAGE
+        namespace = parser.parse_args(args)
+        if not hasattr(namespace, "handler"):
+            parser.error("a command is required")
+        handler: Callable[[argparse.Namespace], int] = namespace.handler
+        return handler(namespace)
+    except SystemExit as exc:
+        return _code(exc)

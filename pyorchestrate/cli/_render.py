@@ -5,43 +5,48 @@ stdout is not a terminal (``pyorchestrate ps | grep boom``) the same table is wr
 as plain text: one row a line, every cell whole (line breaks inside a cell shown as
 ``\\n``), columns aligned with two spaces, no colour and no wrapping, so each line can
 be grepped, cut and sorted.
+
+rich is imported only when something is drawn on a terminal: a pipe, ``--json`` and
+every error path print with the standard library alone (the CLI starts faster).
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import json
+import sys
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from functools import cache
+from typing import IO, TYPE_CHECKING, Any, NamedTuple
 
-from rich.console import Console
-from rich.table import Table
-from rich.text import Text
+if TYPE_CHECKING:
+    from rich.console import Console
+    from rich.table import Table
+    from rich.text import Text
 
 __all__ = [
     "STATE_STYLES",
     "Grid",
-    "console",
-    "err_console",
+    "Styled",
     "error",
     "format_uptime",
     "history_header",
     "history_line",
     "history_row",
     "history_table",
+    "is_terminal",
     "key_value_table",
     "orchestrators_table",
+    "out",
     "print_json",
     "print_line",
     "ps_summary",
     "ps_table",
     "show",
     "stats_table",
+    "terminal_console",
+    "warning",
 ]
-
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
 
 STATE_STYLES = {
     "READY": "green",
@@ -58,22 +63,44 @@ STATE_STYLES = {
 }
 
 
-Cell = str | Text
+class Styled(NamedTuple):
+    """Text with a rich style (``"bold red"``), drawn styled on a terminal only."""
+
+    text: str
+    style: str = ""
+
+    def joined(self, other: Styled) -> Styled:
+        """Both texts; the style of the first (enough for a cell's suffix)."""
+        return Styled(self.text + other.text, self.style)
 
 
-@dataclass
+Cell = str | Styled
+
+
 class Grid:
-    """A table's content, drawn by :func:`show` for a terminal or for a pipe."""
+    """A table's content, drawn by :func:`show` for a terminal or for a pipe.
 
-    columns: Sequence[str]
-    rows: list[Sequence[Cell]] = field(default_factory=list)
-    title: str | None = None
-    show_header: bool = True
-    key_column: bool = False
-    """The first column holds keys (bold on a terminal)."""
+    ``key_column``: the first column holds keys (bold on a terminal).
+    """
+
+    def __init__(
+        self,
+        columns: Sequence[str],
+        *,
+        title: str | None = None,
+        show_header: bool = True,
+        key_column: bool = False,
+    ) -> None:
+        self.columns = columns
+        self.rows: list[Sequence[Cell]] = []
+        self.title = title
+        self.show_header = show_header
+        self.key_column = key_column
 
     def table(self) -> Table:
         """A rich table (for a terminal): long cells fold to the window's width."""
+        from rich.table import Table
+
         table = Table(
             title=self.title,
             title_justify="left",
@@ -88,7 +115,7 @@ class Grid:
                 style="bold" if self.key_column and index == 0 else None,
             )
         for row in self.rows:
-            table.add_row(*row)
+            table.add_row(*(_rich(cell) for cell in row))
         return table
 
     def lines(self) -> list[str]:
@@ -114,33 +141,78 @@ class Grid:
 
 
 def _plain(cell: Cell) -> str:
-    text = cell.plain if isinstance(cell, Text) else str(cell)
+    text = cell.text if isinstance(cell, Styled) else str(cell)
     return text.replace("\r", "").replace("\n", "\\n").replace("\t", " ")
+
+
+def _rich(cell: Cell) -> Text | str:
+    if not isinstance(cell, Styled):
+        return cell
+    from rich.text import Text
+
+    return Text(cell.text, style=cell.style)
+
+
+def is_terminal(stream: IO[str]) -> bool:
+    """Whether ``stream`` is a terminal (a closed or odd stream is not)."""
+    try:
+        return stream.isatty()
+    except (AttributeError, ValueError, OSError):
+        return False
+
+
+@cache
+def _console(stderr: bool) -> Console:
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False)
+
+
+def terminal_console() -> Console:
+    """The rich console on stdout (made on first use), e.g. for a live view."""
+    return _console(False)
 
 
 def show(grid: Grid) -> None:
     """Print ``grid``: a rich table on a terminal, plain aligned lines otherwise."""
-    if console.is_terminal:
-        console.print(grid.table())
+    if is_terminal(sys.stdout):
+        terminal_console().print(grid.table())
     else:
-        for line in grid.lines():
-            console.out(line, highlight=False)
+        sys.stdout.write("".join(line + "\n" for line in grid.lines()))
 
 
-def print_line(text: Text) -> None:
+def print_line(cell: Cell) -> None:
     """Print one line: styled on a terminal; whole, on one line, in a pipe."""
-    if console.is_terminal:
-        console.print(text, highlight=False)
+    if is_terminal(sys.stdout):
+        terminal_console().print(_rich(cell), highlight=False, soft_wrap=True)
     else:
-        console.out(_plain(text), highlight=False)
+        print(_plain(cell), flush=True)
+
+
+def out(text: str, style: str = "") -> None:
+    """Print a message line (``style`` applies on a terminal only; no markup)."""
+    print_line(Styled(text, style))
+
+
+def _to_stderr(label: Styled, message: str) -> None:
+    if is_terminal(sys.stderr):
+        from rich.text import Text
+
+        _console(True).print(
+            Text.assemble((label.text, label.style), " ", message), highlight=False
+        )
+    else:
+        print(f"{label.text} {message}", file=sys.stderr, flush=True)
 
 
 def error(message: str) -> None:
     """``Error: message`` on stderr; not folded when stderr is not a terminal."""
-    err_console.print(
-        Text.assemble(("Error:", "bold red"), " ", message),
-        soft_wrap=not err_console.is_terminal,
-    )
+    _to_stderr(Styled("Error:", "bold red"), message)
+
+
+def warning(message: str) -> None:
+    """``warning: message`` on stderr."""
+    _to_stderr(Styled("warning:", "yellow"), message)
 
 
 def print_json(data: Any) -> None:
@@ -158,16 +230,16 @@ def format_uptime(seconds: Any) -> str:
     return f"{days}d {text}" if days else text
 
 
-def _state(state: str) -> Text:
-    return Text(state, style=STATE_STYLES.get(state, ""))
+def _state(state: str) -> Styled:
+    return Styled(state, STATE_STYLES.get(state, ""))
 
 
-def _ps_state(agent: dict[str, Any]) -> Text:
+def _ps_state(agent: dict[str, Any]) -> Styled:
     """The state, with the time to the next try while in BACKOFF."""
     text = _state(str(agent.get("lifecycle_state")))
     next_start_in = agent.get("next_start_in")
     if isinstance(next_start_in, int | float):
-        text.append(f" (retry in {next_start_in:.1f}s)", style="yellow")
+        text = text.joined(Styled(f" (retry in {next_start_in:.1f}s)"))
     return text
 
 
@@ -179,11 +251,11 @@ def _ps_exit(agent: dict[str, Any]) -> str:
     return "-" if exit_code is None else str(exit_code)
 
 
-def _ps_error(agent: dict[str, Any]) -> Text:
+def _ps_error(agent: dict[str, Any]) -> Styled:
     parts = [
         str(agent[key]) for key in ("fatal_reason", "last_error") if agent.get(key)
     ]
-    return Text("; ".join(parts), style="red")
+    return Styled("; ".join(parts), "red")
 
 
 def ps_summary(data: dict[str, Any]) -> str:
@@ -253,7 +325,7 @@ def orchestrators_table(found: list[dict[str, Any]]) -> Grid:
                 str(item.get("pid") or "-"),
                 "-" if item.get("agents") is None else str(item["agents"]),
                 format_uptime(item.get("uptime")),
-                Text(state, style="green" if state == "live" else "bold red"),
+                Styled(state, "green" if state == "live" else "bold red"),
                 str(item.get("socket")),
             )
         )
@@ -273,7 +345,7 @@ def history_row(event: dict[str, Any]) -> list[Cell]:
         str(event.get("category", "")),
         str(event.get("event_name", "")),
         str(event.get("agent") or "-"),
-        Text(severity, style="red" if severity in ("ERROR", "CRITICAL") else ""),
+        Styled(severity, "red" if severity in ("ERROR", "CRITICAL") else ""),
         details,
     ]
 
@@ -281,21 +353,20 @@ def history_row(event: dict[str, Any]) -> list[Cell]:
 _LINE = "{:>6}  {:<12}  {:<12}  {:<18}  {:<16}  {:<8}  {}"
 
 
-def history_header() -> Text:
+def history_header() -> Styled:
     """The header of ``history --follow`` lines."""
-    return Text(
+    return Styled(
         _LINE.format("SEQ", "TIME", "CATEGORY", "EVENT", "AGENT", "SEV", "DETAILS"),
-        style="bold",
+        "bold",
     )
 
 
-def history_line(event: dict[str, Any]) -> Text:
+def history_line(event: dict[str, Any]) -> Styled:
     """One event as a fixed-width line, aligned under :func:`history_header`."""
     cells = [_plain(cell) for cell in history_row(event)]
     severity = cells[5]
-    return Text(
-        _LINE.format(*cells),
-        style="red" if severity in ("ERROR", "CRITICAL") else "",
+    return Styled(
+        _LINE.format(*cells), "red" if severity in ("ERROR", "CRITICAL") else ""
     )
 
 

@@ -10,13 +10,16 @@
 ``register`` adds more agents before the start.
 
 ``CliProcess`` runs the real ``pyorchestrate`` script (or ``python -m pyorchestrate``)
-with its output on a pipe or a pseudo-terminal, and reads it with deadlines.
+with its output on a pipe or a pseudo-terminal, and reads it with deadlines;
+``invoke_cli`` runs one command line in this process, its output captured.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
+import io
 import os
 import select
 import signal
@@ -31,6 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from pyorchestrate import Orchestrator, RunMode
+from pyorchestrate.cli._app import run
 from pyorchestrate.core.control.client import ControlClient
 from pyorchestrate.core.errors import ControlError
 from pyorchestrate.testing import wait_until
@@ -131,6 +135,43 @@ class Fleet:
             self.thread.join(15)
         self.orchestrator.shutdown(timeout=2.0)
         assert self.thread is None or not self.thread.is_alive(), "join() hung"
+
+
+@dataclasses.dataclass(frozen=True)
+class Result:
+    """What one in-process CLI run printed, and its exit code."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def invoke_cli(*args: str | Path, env: dict[str, str | None] | None = None) -> Result:
+    """Run ``pyorchestrate ARGS`` in this process: stdout and stderr are captured
+    (not terminals, so tables are plain lines), ``env`` changes os.environ for the
+    run (``None`` removes a name) and is undone after. Exceptions are not caught: a
+    crash of the CLI fails the test with its traceback."""
+    saved = {name: os.environ.get(name) for name in env or {}}
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        for name, value in (env or {}).items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = run([str(a) for a in args])
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+    return Result(code, out.getvalue(), err.getvalue())
 
 
 def cli_env(**extra: str | None) -> dict[str, str]:

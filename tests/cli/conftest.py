@@ -7,13 +7,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from rich.console import Console
-from typer.testing import CliRunner, Result
 
-from pyorchestrate.cli import _render
-from pyorchestrate.cli._app import app
-
-from ._support import WIDTH, Fleet
+from ._support import Fleet, Result, invoke_cli
 
 MakeFleet = Callable[..., Fleet]
 Invoke = Callable[..., Result]
@@ -42,24 +37,9 @@ def fleet(make_fleet: MakeFleet) -> Fleet:
 
 
 @pytest.fixture
-def cli(monkeypatch: pytest.MonkeyPatch) -> Invoke:
-    """Invoke the CLI in-process (typer's runner); tables are rendered wide, no colour.
+def cli() -> Invoke:
+    """Invoke the CLI in this process, its output captured (plain lines, no colour).
 
     Exceptions are not caught: a crash of the CLI fails the test with its traceback.
     """
-    monkeypatch.setattr(
-        _render, "console", Console(highlight=False, width=WIDTH, color_system=None)
-    )
-    monkeypatch.setattr(
-        _render,
-        "err_console",
-        Console(stderr=True, highlight=False, width=WIDTH, color_system=None),
-    )
-    runner = CliRunner()
-
-    def invoke(*args: str | Path, env: dict[str, str | None] | None = None) -> Result:
-        return runner.invoke(
-            app, [str(a) for a in args], env=env, catch_exceptions=False
-        )
-
-    return invoke
+    return invoke_cli

@@ -63,6 +63,17 @@ def test_ps(fleet: Fleet, entry: list[str]) -> None:
     assert result.stderr == ""
 
 
+def test_ps_on_a_terminal_is_a_coloured_table(fleet: Fleet) -> None:
+    """A terminal gets rich's table (rich is loaded for it alone), states coloured."""
+    argv = [*ENTRY_POINTS["script"], "ps", "--socket", fleet.socket]
+    with CliProcess(argv, tty=True, env=cli_env()) as ps:
+        assert ps.proc.wait(15) == 0
+        out = ps.drain()
+    assert PS_HEADER.search(re.sub(r"\x1b\[[0-9;]*m", "", out)), out
+    assert "\x1b[32mREADY" in out  # READY in green
+    assert "3 agents; running 1 of max_workers 5" in out
+
+
 def test_ps_json(fleet: Fleet, entry: list[str]) -> None:
     result = run_cli(
         entry, "ps", "--json", env=cli_env(PYORCHESTRATE_SOCKET=fleet.socket)

@@ -28,8 +28,7 @@ import datetime as _dt
 import json
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from ..errors import ControlError, ProtocolError
 
@@ -62,15 +61,14 @@ def encode(message: dict[str, Any]) -> bytes:
     return (json.dumps(message, default=str, separators=(",", ":")) + "\n").encode()
 
 
-@dataclass(frozen=True, slots=True)
-class Request:
-    """A parsed request."""
+class Request(NamedTuple):
+    """A parsed request (a NamedTuple: no dataclasses import on the CLI's path)."""
 
     command: str
-    args: list[Any] = field(default_factory=list)
+    args: list[Any]
     request_id: str | None = None
     sender: str = ""
-    meta: dict[str, Any] = field(default_factory=dict)
+    meta: dict[str, Any] = {}  # noqa: RUF012 - never mutated; parse_request fills it
 
 
 def build_request(

@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from typer.testing import CliRunner
 
 from pyorchestrate import Orchestrator, RegistrationError
-from pyorchestrate.cli._app import app
+
 from pyorchestrate.core.agent import PoolThreadAgent
 from pyorchestrate.core.control.client import ControlClient
 from pyorchestrate.core.orchestrator import AgentSpec
 from tests.agents import ForeverThread, QuickThread
+from tests.cli._support import invoke_cli
 
 from .conftest import FAST, MakeOrchestrator
 
@@ -167,10 +167,8 @@ def test_a_valid_name_is_addressable_through_the_channel_and_the_cli(
             assert [a["name"] for a in client.ps()["agents"]] == [name]
         # From a shell: "--" ends the options, so even "-dash" is an argument.
         socket_path = orchestrator.command_socket_path
-        result = CliRunner().invoke(
-            app, ["status", "--json", "--socket", socket_path, "--", name]
-        )
+        result = invoke_cli("status", "--json", "--socket", socket_path, "--", name)
         assert result.exit_code == 0, result.output
-        assert json.loads(result.output)["name"] == name
+        assert json.loads(result.stdout)["name"] == name
     finally:
         assert orchestrator.shutdown(timeout=2.0) == []
