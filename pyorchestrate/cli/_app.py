@@ -11,7 +11,7 @@ name is the command given, or when the help lists them.
 
 Exit codes: 0 ok; 1 the command failed (an error reply, or a timeout); 2 usage
 (including: several orchestrators run and none was chosen; the message lists them);
-3 cannot connect (the message names the socket path tried).
+3 cannot connect (the message names the socket path tried); 130 interrupted (Ctrl+C).
 """
 
 from __future__ import annotations
@@ -24,6 +24,8 @@ from typing import TYPE_CHECKING, Any, NoReturn
 from . import _commands as commands
 from . import _render as render
 from ._commands import EXIT_USAGE
+
+EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
@@ -359,3 +361,6 @@ def run(argv: Sequence[str] | None = None) -> int:
         return handler(namespace)
     except SystemExit as exc:
         return _code(exc)
+    except KeyboardInterrupt:  # Ctrl+C while waiting for a reply: no traceback
+        print(file=sys.stderr)
+        return EXIT_INTERRUPTED

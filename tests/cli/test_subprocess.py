@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -295,3 +296,22 @@ def test_a_killed_follower_does_not_disturb_the_server(fleet: Fleet) -> None:
     fleet.wait_state("quick", "TERMINATED")
     result = run_cli(ENTRY_POINTS["script"], "ps", "--socket", fleet.socket)
     assert result.returncode == 0, result.stderr
+
+
+def test_ctrl_c_while_waiting_for_a_reply_exits_130_without_a_traceback(
+    short_tmp: Path,
+) -> None:
+    """A server that accepts and never answers: Ctrl+C ends the wait quietly."""
+    path = short_tmp / "mute.sock"
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as server:
+        server.bind(str(path))
+        server.listen(1)
+        argv = [*ENTRY_POINTS["script"], "ps", "--socket", str(path), "--timeout", "60"]
+        with CliProcess(argv, env=cli_env()) as waiting:
+            conn, _ = server.accept()  # it has connected and sent its request
+            with conn:
+                assert wait_until(lambda: conn.recv(65536, socket.MSG_PEEK), 15)
+                code, out, err = waiting.interrupt()
+    path.unlink()
+    assert code == 130, (out, err)
+    assert "Traceback" not in err and "KeyboardInterrupt" not in err, err
