@@ -42,6 +42,7 @@ from types import FrameType
 from typing import Any, ClassVar, Literal
 
 from ..errors import TerminateAgent
+from ..utilities.agentlog import forward_logging, logging_levels
 from ..utilities.fdwait import readable
 from .signals import Flavour
 from .status import AgentTerminationStatus
@@ -320,6 +321,9 @@ def _process_main(agent: Any) -> None:
     # The orchestrator coordinates Ctrl+C; SIGTERM unwinds run() so it still closes.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, _raise_terminate)
+    if agent._link is not None:
+        # Records go to the orchestrator, which prints them once, by its logging.
+        forward_logging(agent.name, agent._link, getattr(agent, "_log_levels", None))
     parent_pid = getattr(agent, "_orchestrator_pid", None)
     if parent_pid is not None:
         threading.Thread(
@@ -377,6 +381,7 @@ class ProcessFlavour:
         )
         self._process = process
         self._orchestrator_pid = os.getpid()  # travels to the child with the agent
+        self._log_levels = logging_levels()  # the child logs at our thresholds
         process.start()
         if self.start_method == "forkserver":
             self._server_pid = _forkserver_pid()

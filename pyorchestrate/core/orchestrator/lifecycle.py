@@ -20,6 +20,7 @@ from typing import Any
 from ..agent.flavours import StartMethod, expected_exit_code
 from ..agent.status import AgentTerminationStatus
 from ..errors import LifecycleError
+from ..utilities.agentlog import LogRelay
 from ..utilities.event import AgentEvent, OrchestratorEvent
 from ..utilities.messaging import AgentLink, MessageType, ServiceMessage
 from .callbacks import EventBus
@@ -56,6 +57,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         start_method: how process agents start.
         wake: called when the router must re-read what it watches.
         clock: monotonic clock.
+        name: the orchestrator's name, for the names of its threads.
     """
 
     def __init__(
@@ -71,6 +73,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         stop_timeout: float = 10.0,
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        name: str = "orchestrator",
     ) -> None:
         self.registry = registry
         self.graph = graph
@@ -86,6 +89,8 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
         self.watch_version = 0
+        self.log_relay = LogRelay(name)
+        """Logs process agents' records again here, off the router thread."""
 
     # ------------------------------------------------------------- the writer
     def change_state(
@@ -336,6 +341,10 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 "agent %r sent a %s, not a message", entry.name, type(message).__name__
             )
             return
+        if message.type is MessageType.LOG:
+            if entry.flavour == "process":
+                self.log_relay.submit(entry.name, message.payload)
+            return
         if message.type is not MessageType.STATUS:
             logger.debug("agent %r: %s message", entry.name, message.type.value)
             return
@@ -501,6 +510,10 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 if sentinel is not None:
                     found[sentinel] = (entry, "sentinel")
             return found
+
+    def close_io(self, timeout: float = 2.0) -> bool:
+        """Stop the threads that carry agents' logs; return whether all ended."""
+        return self.log_relay.close(timeout)
 
     # ------------------------------------------------------------- queries
     def is_idle(self) -> bool:

@@ -60,6 +60,9 @@ class MessageType(enum.StrEnum):
     STATUS = "STATUS"
     COMMAND = "COMMAND"
     DATA = "DATA"
+    LOG = "LOG"
+    """A ``logging`` record of a process agent, for the orchestrator to log (see
+    :mod:`.agentlog`); not copied to the agent's ``msg_channel``."""
 
 
 @dataclass(frozen=True, slots=True)
