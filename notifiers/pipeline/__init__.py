@@ -58,8 +58,18 @@ Texts come from :data:`~notifiers.templates.PIPELINE_TEMPLATES` (overridable).
 
 from __future__ import annotations
 
+from ..state import Mute
+from ._dedup import drop_duplicates
+from ._flapping import detect_flapping
+from ._grouping import group_alerts
+from ._mutes import MutedPredicate, drop_muted
+from ._pipeline import AlertPipeline, default_rules
+from ._quiet_agents import hold_quiet_agents
+from ._quiet_hours import hold_in_quiet_hours
+from ._recovery import detect_recovery
+from ._rule import AlertRule, RuleLike
+from ._state import Alert, PipelineState, PipelineStats
 from .config import GroupRule, MuteRule, PipelineConfig, QuietHours
-from .core import AlertPipeline
 from .events import (
     AGENT_FLAPPING,
     AGENT_HELD_BACK,
@@ -67,7 +77,6 @@ from .events import (
     ALERTS_DIGEST,
     OBSERVED_EVENTS,
 )
-from .records import Mute, PipelineStats
 from .timer import PipelineTimer
 
 __all__ = [
@@ -76,12 +85,25 @@ __all__ = [
     "AGENT_RECOVERED",
     "ALERTS_DIGEST",
     "OBSERVED_EVENTS",
+    "Alert",
     "AlertPipeline",
+    "AlertRule",
     "GroupRule",
     "Mute",
     "MuteRule",
+    "MutedPredicate",
     "PipelineConfig",
+    "PipelineState",
     "PipelineStats",
     "PipelineTimer",
     "QuietHours",
+    "RuleLike",
+    "default_rules",
+    "detect_flapping",
+    "detect_recovery",
+    "drop_duplicates",
+    "drop_muted",
+    "group_alerts",
+    "hold_in_quiet_hours",
+    "hold_quiet_agents",
 ]

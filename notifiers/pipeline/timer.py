@@ -8,7 +8,7 @@ import threading
 from collections.abc import Callable
 
 from ..base import Notification
-from .core import AlertPipeline
+from ._pipeline import AlertPipeline
 
 __all__ = ["PipelineTimer"]
 

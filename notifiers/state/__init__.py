@@ -36,8 +36,8 @@ committed row survives the process being killed (not necessarily a power cut; pa
 
 from __future__ import annotations
 
+from ._mute import Mute, MuteKind, find_mute
 from .core import NotifierState
-from .mutes import Mute, MuteKind
 from .outbox import OutboxRow, OutboxState
 from .schema import DEFAULT_STATE_FILE, SCHEMA_VERSION, default_state_path
 from .serialize import notification_from_json, notification_to_json, notification_uid
@@ -51,6 +51,7 @@ __all__ = [
     "OutboxRow",
     "OutboxState",
     "default_state_path",
+    "find_mute",
     "notification_from_json",
     "notification_to_json",
     "notification_uid",

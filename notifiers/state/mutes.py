@@ -2,52 +2,10 @@
 
 from __future__ import annotations
 
-import fnmatch
-import typing
-from dataclasses import dataclass
-from typing import Literal
-
+from ._mute import Mute, MuteKind, find_mute
 from .connection import _Connection
 
 __all__ = ["Mute", "MuteKind"]
-
-MuteKind = Literal["agent", "event", "channel"]
-_MUTE_KINDS: tuple[str, ...] = typing.get_args(MuteKind)
-
-
-@dataclass(frozen=True, slots=True)
-class Mute:
-    """Alerts of an agent, of an event, or to a channel, held back until ``until``.
-
-    ``value`` is an ``fnmatch`` glob (``worker-*``); events compare case-insensitively.
-    ``until`` is an epoch time, or ``None``: until unmuted.
-    """
-
-    kind: MuteKind
-    value: str
-    until: float | None
-    created: float
-    reason: str | None = None
-
-    def active(self, now: float) -> bool:
-        """Whether it still holds at ``now``."""
-        return self.until is None or now < self.until
-
-    def matches(
-        self,
-        *,
-        channel: str | None = None,
-        agent: str | None = None,
-        event: str | None = None,
-    ) -> bool:
-        """Whether an alert with these fields falls under this mute (ignores expiry)."""
-        if self.kind == "channel":
-            return channel is not None and fnmatch.fnmatchcase(channel, self.value)
-        if self.kind == "agent":
-            return agent is not None and fnmatch.fnmatchcase(agent, self.value)
-        return event is not None and fnmatch.fnmatchcase(
-            event.lower(), self.value.lower()
-        )
 
 
 class _Mutes(_Connection):
@@ -67,10 +25,7 @@ class _Mutes(_Connection):
         Give ``until`` (epoch seconds) or ``duration`` (seconds from now), or neither
         to mute until :meth:`unmute`. Muting again replaces the earlier expiry.
         """
-        if kind not in _MUTE_KINDS:
-            raise ValueError(f"kind must be one of {', '.join(_MUTE_KINDS)}")
-        if not value:
-            raise ValueError("value must not be empty")
+        Mute.of(kind, value)  # refuses a bad kind or an empty value
         if until is not None and duration is not None:
             raise ValueError("give until or duration, not both")
         now = self.clock()
@@ -84,7 +39,7 @@ class _Mutes(_Connection):
                 "VALUES (?, ?, ?, ?, ?)",
                 (kind, value, until, now, reason),
             )
-        return Mute(kind, value, until, now, reason)
+        return Mute.of(kind, value, until=until, created=now, reason=reason)
 
     def unmute(self, kind: MuteKind, value: str) -> bool:
         """End a mute; ``False`` if there was none."""
@@ -100,7 +55,7 @@ class _Mutes(_Connection):
         """The mutes (active ones only, unless ``include_expired``)."""
         now = self.clock()
         found = [
-            Mute(kind, value, until, created, reason)
+            Mute.of(kind, value, until=until, created=created, reason=reason)
             for kind, value, until, created, reason in self._read(
                 "SELECT kind, value, until, created, reason FROM mutes "
                 "ORDER BY kind, value"
@@ -124,7 +79,6 @@ class _Mutes(_Connection):
         event: str | None = None,
     ) -> Mute | None:
         """The first active mute that covers an alert with these fields, if any."""
-        for mute in self.mutes():
-            if mute.matches(channel=channel, agent=agent, event=event):
-                return mute
-        return None
+        return find_mute(
+            self.mutes(), now=self.clock(), agent=agent, event=event, channel=channel
+        )

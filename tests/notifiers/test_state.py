@@ -294,8 +294,12 @@ class TestMutes:
     def test_expiry_follows_the_clock(self, state: NotifierState, clock: Clock) -> None:
         mute = state.mute("channel", "tele*", duration=60, reason="maintenance")
         assert mute == Mute(
-            "channel", "tele*", clock.now + 60, clock.now, "maintenance"
+            channel="tele*",
+            until=clock.now + 60,
+            created=clock.now,
+            reason="maintenance",
         )
+        assert (mute.kind, mute.value) == ("channel", "tele*")
         assert state.is_muted(channel="telegram") == mute
         assert state.is_muted(channel="email") is None
         assert state.is_muted(agent="telegram") is None  # another kind
