@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 
 from pyorchestrate import Orchestrator, RegistrationError
-
 from pyorchestrate.core.agent import PoolThreadAgent
 from pyorchestrate.core.control.client import ControlClient
 from pyorchestrate.core.orchestrator import AgentSpec
