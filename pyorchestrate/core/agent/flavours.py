@@ -37,6 +37,7 @@ import sys
 import threading
 import time
 import weakref
+from multiprocessing import reduction
 from pathlib import Path
 from types import FrameType
 from typing import Any, ClassVar, Literal
@@ -257,6 +258,10 @@ ORPHAN_GRACE = 1.0
 
 _orphaned = threading.Event()
 
+_own_stderr: list[int] = []
+"""In a process agent whose fd 2 is the orchestrator's pipe: a copy of the stderr it
+had before, for when no one is left to read the pipe."""
+
 
 def _signal_own_group(sig: int) -> None:
     """Send ``sig`` to this process's group if it leads one, else to itself only."""
@@ -292,6 +297,12 @@ def _watch_parent(parent_pid: int) -> None:
     """Runs in a process agent: end the agent's group when the orchestrator dies."""
     _wait_for_exit(parent_pid)
     _orphaned.set()
+    if _own_stderr:
+        # Nobody reads the pipe any more: say it where the orchestrator's stderr went.
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        with contextlib.suppress(OSError):
+            os.dup2(_own_stderr[0], 2)
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(
             f"pyorchestrate: orchestrator (pid {parent_pid}) is gone: agent pid "
@@ -315,6 +326,16 @@ def expected_exit_code(status: AgentTerminationStatus | None) -> int | None:
 
 def _process_main(agent: Any) -> None:
     """Entry point of a process agent, in the child."""
+    stderr = vars(agent).pop("_stderr_w", None)
+    if stderr is not None:
+        # The orchestrator's pipe becomes fd 2 (see ProcessFlavour.capture_stderr).
+        with contextlib.suppress(OSError, ValueError):
+            sys.stderr.flush()
+        fd = stderr.detach()
+        with contextlib.suppress(OSError):
+            _own_stderr.append(os.dup(2))
+        os.dup2(fd, 2)
+        os.close(fd)
     # Lead a process group, so a stop reaches the agent's own children as well.
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -367,9 +388,23 @@ class ProcessFlavour:
     _process: multiprocessing.process.BaseProcess | None = None
     _pidfd: int | None = None
     _server_pid: int | None = None
+    _stderr_w: int | None = None
+
+    def capture_stderr(self, fd: int) -> None:
+        """Make ``fd`` (a pipe's write end) the child's stderr, fd 2, from the first
+        thing the child does; :meth:`start` closes this process's copy."""
+        self._stderr_w = fd
 
     def start(self) -> None:
         """Start the child process; raise ``RuntimeError`` if already started."""
+        try:
+            self._start()
+        finally:
+            stderr, self._stderr_w = self._stderr_w, None
+            if stderr is not None:
+                os.close(stderr)  # the child has its copy; ours would hide the end
+
+    def _start(self) -> None:
         if self._process is not None:
             raise RuntimeError(f"agent {self.name!r} can only be started once")  # type: ignore[attr-defined]
         ctx = process_context(self.start_method)
@@ -486,6 +521,9 @@ class ProcessFlavour:
         state = dict(vars(self))
         for local in ("_process", "_pidfd", "_server_pid"):
             state.pop(local, None)
+        if self._stderr_w is not None:
+            # Sent as a descriptor (forkserver: over its socket; spawn: inherited).
+            state["_stderr_w"] = reduction.DupFd(self._stderr_w)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -115,7 +115,11 @@ def _ps(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
 
 def _status(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
     if args:
-        return orchestrator.agent_status(_agent_arg(orchestrator, args))
+        name = _agent_arg(orchestrator, args)
+        status = orchestrator.agent_status(name)
+        # A process agent's last stderr lines ("" if none; None for a thread agent).
+        status["output_tail"] = orchestrator.lifecycle.output_tail(name)
+        return status
     pool = orchestrator.worker_pool
     return {
         "name": orchestrator.name,

@@ -23,6 +23,7 @@ from ..errors import LifecycleError
 from ..utilities.agentlog import LogRelay
 from ..utilities.event import AgentEvent, OrchestratorEvent
 from ..utilities.messaging import AgentLink, MessageType, ServiceMessage
+from ..utilities.output import OutputCapture
 from .callbacks import EventBus
 from .dependencies import DependencyGraph
 from .registry import AgentEntry, AgentRegistry
@@ -36,6 +37,15 @@ __all__ = ["LifecycleManager"]
 logger = logging.getLogger("pyorchestrate.lifecycle")
 
 S = AgentState
+
+OUTPUT_WAIT = 1.0
+"""Seconds an ended process agent's exit (its AGENT_ERROR and AGENT_TERMINATED) waits
+for the end of its stderr pipe, so the ``output_tail`` has its last lines. The pipe ends
+at once unless something the agent started, outside its process group, holds it."""
+
+ERROR_HOLD = 5.0
+"""Seconds a process agent's reported error (AGENT_ERROR) waits for the process to end,
+to carry its last stderr lines; an agent still running then has its error sent as is."""
 
 _STATE_EVENTS: dict[AgentState, OrchestratorEvent] = {
     S.RUNNING: OrchestratorEvent.AGENT_STARTED,
@@ -91,6 +101,8 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         self.watch_version = 0
         self.log_relay = LogRelay(name)
         """Logs process agents' records again here, off the router thread."""
+        self.output = OutputCapture(name, on_end=lambda: self.wake())
+        """Reads process agents' stderr, passes it on, keeps the last lines."""
 
     # ------------------------------------------------------------- the writer
     def change_state(
@@ -133,7 +145,13 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         self.bus.emit(event, agent_name=entry.name, context=ctx)
 
     def record_error(
-        self, entry: AgentEntry, message: str, *, reason: str, **context: Any
+        self,
+        entry: AgentEntry,
+        message: str,
+        *,
+        reason: str,
+        hold: bool = False,
+        **context: Any,
     ) -> None:
         """Remember ``message`` as the agent's last error and emit AGENT_ERROR.
 
@@ -141,6 +159,11 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         traceback (``context["traceback"]``, sent by either flavour) when there is one.
         With no logging configured, Python's last-resort handler prints it on stderr;
         a user's handlers get it instead.
+
+        A process agent's event carries ``output_tail``: the last lines it wrote to
+        stderr. With ``hold`` (an error the agent itself reported, while running), the
+        event waits for the process to end and its stderr pipe with it (up to
+        :data:`ERROR_HOLD` seconds), so the tail has the lines written last.
         """
         entry.last_error = message
         trace = context.get("traceback")
@@ -157,13 +180,29 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             logger.error(
                 "agent %r: %s", entry.name, message, extra={"agent": entry.name}
             )
-        self.emit(
-            OrchestratorEvent.AGENT_ERROR,
-            entry,
-            error_message=message,
-            reason=reason,
-            **context,
-        )
+        context = {"error_message": message, "reason": reason, **context}
+        if entry.flavour != "process" or entry.output is None:
+            self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context)
+        elif hold and not entry.exit_seen and entry.launched:
+            entry.held_errors.append(context)
+            if entry.error_hold_until is None:
+                entry.error_hold_until = self.clock() + ERROR_HOLD
+        else:
+            self.release_errors(entry)  # in the order they came
+            self.emit(
+                OrchestratorEvent.AGENT_ERROR,
+                entry,
+                **context,
+                output_tail=entry.output.tail.text(),
+            )
+
+    def release_errors(self, entry: AgentEntry) -> None:
+        """Emit the AGENT_ERROR events held for ``entry`` (see :meth:`record_error`)."""
+        held, entry.held_errors = entry.held_errors, []
+        entry.error_hold_until = None
+        tail = entry.output.tail.text() if entry.output is not None else ""
+        for context in held:
+            self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context, output_tail=tail)
 
     # ------------------------------------------------------------- starting
     def request_start(self, name: str) -> WorkerStartResult:
@@ -289,6 +328,9 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         entry.termination_status = None
         entry.started_mono = self.clock()
         entry.ended_mono = None
+        entry.output = None
+        entry.output_deadline = entry.error_hold_until = None
+        entry.held_errors = []
         for events in (spec.control_events, spec.state_events):
             if events is not None:
                 for name in ("start_event", "ready_event", "close_event", "stop_event"):
@@ -316,6 +358,11 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             entry.agent = instance
             entry.reader = reader
             entry.link = link
+            if instance.flavour == "process":
+                pipe = self.output.open(entry.name)
+                if pipe is not None:
+                    instance.capture_stderr(pipe[0])  # type: ignore[attr-defined]
+                    entry.output = pipe[1]
             instance.start()
         except Exception as exc:
             for closable in (reader, link):
@@ -381,6 +428,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             self.record_error(
                 entry,
                 str(text),
+                hold=True,
                 reason=str(payload.get("reason", "exception")),
                 error_type=payload.get("error_type"),
                 traceback=payload.get("traceback"),
@@ -406,6 +454,23 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             instance = entry.agent
             if instance is None or entry.exit_seen or entry.state not in ACTIVE_STATES:
                 return
+            stream = entry.output
+            if (
+                entry.flavour == "process"
+                and stream is not None
+                and not stream.done
+                and entry.output_deadline is None
+            ):
+                # Its last stderr lines may still be in the pipe: wait for the pipe's
+                # end (the reader thread wakes us; check_deadlines goes on) rather than
+                # block this thread. What is left of its group is killed now.
+                instance.kill_leftovers()  # type: ignore[attr-defined]
+                entry.output_deadline = self.clock() + OUTPUT_WAIT
+                entry.start_deadline = entry.ready_deadline = None
+                entry.beat_deadline = entry.stop_deadline = entry.kill_at = None
+                self.watch_version += 1  # stop watching its sentinel meanwhile
+                return
+            entry.output_deadline = None
             # Stop watching first: whatever fails below must not make the router spin.
             entry.exit_seen = True
             self.watch_version += 1
@@ -425,6 +490,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             entry.ended_mono = self.clock()
             signame = signal_name(code)
             entry.last_signal = signame
+            self.release_errors(entry)
             if entry.failure is not None:
                 # Stopped for a reason already reported (watchdog, ready or start
                 # timeout): the signal that ended it is ours, not a second error.
@@ -507,13 +573,47 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 if entry.reader is not None and not entry.reader_eof:
                     found[entry.reader] = (entry, "reader")
                 sentinel = getattr(entry.agent, "sentinel", None)
-                if sentinel is not None:
+                if sentinel is not None and entry.output_deadline is None:
                     found[sentinel] = (entry, "sentinel")
             return found
 
+    def check_deadlines(self) -> float | None:
+        """Finish the exits that waited for their stderr pipe, send the errors held
+        too long, then act on the supervisor's deadlines; return the next deadline."""
+        with self.lock:
+            now = self.clock()
+            upcoming: list[float] = []
+            for entry in self.registry:
+                deadline = entry.output_deadline
+                if deadline is not None:
+                    stream = entry.output
+                    if stream is None or stream.done or now >= deadline:
+                        self.on_exit(entry)
+                    else:
+                        upcoming.append(deadline)
+                hold = entry.error_hold_until
+                if hold is not None and entry.held_errors:
+                    if now >= hold:
+                        self.release_errors(entry)
+                    else:
+                        upcoming.append(hold)
+            later = super().check_deadlines()
+            if later is not None:
+                upcoming.append(later)
+            return min(upcoming) if upcoming else None
+
+    def output_tail(self, name: str) -> str | None:
+        """The last lines the process agent ``name`` wrote to stderr in its latest
+        run (``None`` for a thread agent, or before its first start)."""
+        with self.lock:
+            stream = self.registry.require(name).output
+        return stream.tail.text() if stream is not None else None
+
     def close_io(self, timeout: float = 2.0) -> bool:
-        """Stop the threads that carry agents' logs; return whether all ended."""
-        return self.log_relay.close(timeout)
+        """Stop the threads that carry agents' logs and stderr; return whether all
+        ended."""
+        relayed = self.log_relay.close(timeout)
+        return self.output.close(timeout) and relayed
 
     # ------------------------------------------------------------- queries
     def is_idle(self) -> bool:

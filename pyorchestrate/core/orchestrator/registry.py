@@ -20,6 +20,7 @@ from ..errors import RegistrationError
 from ..names import check_agent_name, check_agent_name_type
 from ..supervision import RestartTracker, SupervisionConfig
 from ..utilities.messaging import AgentLink, MessageChannel
+from ..utilities.output import OutputStream
 from .states import ACTIVE_STATES, AgentState
 
 __all__ = [
@@ -93,6 +94,13 @@ class AgentEntry:
     restart_attempt: int = 0
     fatal_reason: str | None = None
     tracker: RestartTracker = field(default_factory=RestartTracker)
+    output: OutputStream | None = None
+    """A process agent's captured stderr (its last lines), this generation's."""
+    output_deadline: float | None = None
+    """Set while an ended process agent's exit waits for its stderr pipe to end."""
+    held_errors: list[dict[str, Any]] = field(default_factory=list)
+    """A process agent's AGENT_ERROR events held until its exit (or ``error_hold_until``)."""
+    error_hold_until: float | None = None
 
     @property
     def name(self) -> str:

@@ -45,6 +45,7 @@ PS_FIELDS = {  # what the ps table shows, and no more (issue 13: a slim ps reply
     "last_error",
 }
 STATUS_EXTRA = {  # what only `status NAME` adds to an agent's ps row
+    "output_tail",
     "flavour",
     "generation_id",
     "starts",

@@ -1,0 +1,238 @@
+"""A process agent's stderr: passed on to the orchestrator's stderr, and its last lines
+kept for the AGENT_ERROR event (``output_tail``) and ``status NAME``, whatever way the
+agent ended, with no descriptor or thread left behind."""
+
+from __future__ import annotations
+
+import faulthandler
+import gc
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import threading
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pyorchestrate import Orchestrator, OrchestratorEvent
+from pyorchestrate.core.agent import OneShotProcessAgent
+from pyorchestrate.core.control.commands import COMMAND_TABLE
+from pyorchestrate.core.utilities.output import TAIL_CHARS, TAIL_LINES, OutputTail
+from pyorchestrate.testing import EventRecorder
+
+from .conftest import FAST, MakeOrchestrator
+
+pytestmark = pytest.mark.process
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+class PrintsThenRaises(OneShotProcessAgent):
+    def task(self) -> None:
+        print("preparing /data", file=sys.stderr)
+        print("writing 3 files", file=sys.stderr)
+        raise ValueError("disk /data is full")
+
+    def on_close(self) -> None:
+        print("closing after the failure", file=sys.stderr)
+
+
+class WritesThenExits(OneShotProcessAgent):
+    def task(self) -> None:
+        os.write(2, b"native line 1\nnative line 2\nno newline at the end")
+        os._exit(3)
+
+
+class WritesThenSigkills(OneShotProcessAgent):
+    def task(self) -> None:
+        os.write(2, b"before the kill\n")
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+class Segfaults(OneShotProcessAgent):
+    def task(self) -> None:
+        faulthandler.enable()  # writes its report straight to fd 2, from C
+        os.kill(os.getpid(), signal.SIGSEGV)
+
+
+class Quiet(OneShotProcessAgent):
+    def task(self) -> None:
+        print(f"agent {self.name} done", file=sys.stderr)
+
+
+def _error_of(
+    make_orchestrator: MakeOrchestrator,
+    recorder: EventRecorder,
+    agent: type[OneShotProcessAgent],
+    **config: Any,
+) -> dict[str, Any]:
+    orchestrator = make_orchestrator(**config)
+    recorder.attach(orchestrator, [OrchestratorEvent.AGENT_ERROR])
+    orchestrator.register_agent(agent, "worker")
+    orchestrator.start()
+    assert orchestrator.join() == []
+    [event] = recorder.of(OrchestratorEvent.AGENT_ERROR, "worker")
+    return event
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_an_exception_alert_has_the_lines_printed_before_and_after(
+    make_orchestrator: MakeOrchestrator, recorder: EventRecorder, start_method: str
+) -> None:
+    event = _error_of(
+        make_orchestrator, recorder, PrintsThenRaises, start_method=start_method
+    )
+    assert event["reason"] == "exception"
+    # on_close printed after the error was reported: the event waited for the end.
+    assert event["output_tail"] == (
+        "preparing /data\nwriting 3 files\nclosing after the failure"
+    )
+
+
+def test_os_write_then_os_exit_is_in_the_tail(
+    make_orchestrator: MakeOrchestrator, recorder: EventRecorder
+) -> None:
+    event = _error_of(make_orchestrator, recorder, WritesThenExits)
+    assert event["reason"] == "exited"
+    assert event["exit_code"] == 3
+    assert event["output_tail"] == (
+        "native line 1\nnative line 2\nno newline at the end"
+    )
+
+
+def test_a_sigkilled_agent_keeps_what_reached_the_pipe(
+    make_orchestrator: MakeOrchestrator, recorder: EventRecorder
+) -> None:
+    event = _error_of(make_orchestrator, recorder, WritesThenSigkills)
+    assert event["signal"] == "SIGKILL"
+    assert event["output_tail"] == "before the kill"
+
+
+def test_a_segfault_report_written_from_c_is_in_the_tail(
+    make_orchestrator: MakeOrchestrator, recorder: EventRecorder
+) -> None:
+    event = _error_of(make_orchestrator, recorder, Segfaults)
+    assert event["signal"] == "SIGSEGV"
+    # faulthandler's report, its last lines: the crashing frame among them.
+    tail = event["output_tail"].splitlines()
+    assert any(line.endswith(" in task") for line in tail), tail
+
+
+def test_status_of_one_agent_shows_its_tail(
+    make_orchestrator: MakeOrchestrator,
+) -> None:
+    orchestrator = make_orchestrator()
+    orchestrator.register_agent(PrintsThenRaises, "worker")
+    orchestrator.start()
+    orchestrator.join()
+    status = COMMAND_TABLE["status"].handler(orchestrator, ["worker"])
+    assert status["output_tail"] == (
+        "preparing /data\nwriting 3 files\nclosing after the failure"
+    )
+
+
+def test_the_tail_is_bounded() -> None:
+    tail = OutputTail()
+    for index in range(100):
+        tail.feed(f"line {index}")
+    assert tail.lines() == [f"line {index}" for index in range(80, 100)]
+    assert len(tail.lines()) == TAIL_LINES
+    tail.feed("x" * 5_000)
+    [line] = tail.lines()
+    assert len(line) == TAIL_CHARS and line.startswith("…x")
+    for _ in range(TAIL_LINES):
+        tail.feed("y" * 150)
+    assert len(tail.text()) <= TAIL_CHARS
+    assert tail.total_lines == 100 + 1 + TAIL_LINES
+
+
+def _fds() -> set[str]:
+    gc.collect()
+    return {path.name for path in Path("/proc/self/fd").iterdir()}
+
+
+def test_twenty_agents_leave_no_descriptor_and_no_thread(
+    make_orchestrator: MakeOrchestrator,
+) -> None:
+    warm = make_orchestrator("warm")  # the forkserver and its descriptors, once
+    warm.register_agent(Quiet, "warm")
+    warm.start()
+    warm.join()
+    before = _fds()
+    threads_before = set(threading.enumerate())
+    # Built here, not by the fixture, so nothing holds it (and its agents) after.
+    orchestrator = Orchestrator("twenty", Orchestrator.Config(**FAST))
+    for index in range(20):
+        orchestrator.register_agent(Quiet, f"quiet{index}")
+    orchestrator.start()
+    assert orchestrator.join() == []
+    for index in range(20):
+        tail = orchestrator.lifecycle.output_tail(f"quiet{index}")
+        assert tail == f"agent quiet{index} done"
+    assert orchestrator.shutdown() == []
+    del orchestrator
+    assert set(threading.enumerate()) - threads_before == set()
+    left = {fd: str(Path("/proc/self/fd", fd).readlink()) for fd in _fds() - before}
+    assert left == {}
+
+
+SCRIPT = textwrap.dedent(
+    """
+    import os
+    import sys
+
+    from pyorchestrate import Orchestrator, OrchestratorEvent
+    from pyorchestrate.core.agent import OneShotProcessAgent
+
+
+    class Hard(OneShotProcessAgent):
+        def task(self):
+            print("to stderr by print", file=sys.stderr, flush=True)
+            os.write(2, b"to fd 2 by os.write\\n")
+            os._exit(3)
+
+
+    def on_error(**kwargs):
+        print(f"ALERT {kwargs['agent_name']}: {kwargs['output_tail']!r}", flush=True)
+
+
+    if __name__ == "__main__":
+        orchestrator = Orchestrator(
+            "Script",
+            Orchestrator.Config(
+                enable_command_interface=False, start_method=sys.argv[1]
+            ),
+        )
+        orchestrator.register_event(OrchestratorEvent.AGENT_ERROR, on_error)
+        orchestrator.register_agent(Hard, "hard")
+        orchestrator.start()
+        orchestrator.join()
+        sys.exit(orchestrator.exit_code)
+    """
+)
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_the_orchestrators_stderr_still_shows_the_lines(
+    tmp_path: Path, start_method: str
+) -> None:
+    script = tmp_path / "hard.py"
+    script.write_text(SCRIPT)
+    result = subprocess.run(
+        [sys.executable, str(script), start_method],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=tmp_path,
+        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+    )
+    assert result.returncode == 1, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines.count("to stderr by print") == 1, lines
+    assert lines.count("to fd 2 by os.write") == 1, lines
+    assert result.stdout.splitlines() == [
+        "ALERT hard: 'to stderr by print\\nto fd 2 by os.write'"
+    ]
