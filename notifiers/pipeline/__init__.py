@@ -14,7 +14,15 @@ mutes and the texts from an injectable wall clock.
   pending summary, stopped and joined by ``close()``).
 * :meth:`~AlertPipeline.flush` returns everything still pending (at detach).
 
-The rules (:class:`PipelineConfig`):
+The rules are small objects (:class:`AlertRule`: one method, ``__call__(alert) ->
+bool``; ``True`` takes the alert) over one shared :class:`PipelineState`; each alert
+goes through the list in turn as an :class:`Alert`, and what no rule takes is sent.
+:func:`default_rules` gives them in order: :class:`detect_recovery`,
+:class:`detect_flapping`, :class:`drop_muted`, :class:`hold_quiet_agents`,
+:class:`hold_in_quiet_hours`, :class:`group_alerts`, :class:`drop_duplicates`; add
+your own with ``AlertPipeline(rules=[*default_rules(), mine])``.
+
+Their settings (:class:`PipelineConfig`):
 
 Grouping
     Alerts of one (agent, event) in ``group_events`` within ``group_window`` seconds

@@ -25,6 +25,13 @@ its own) with ``UNIQUE(uid, channel)``: the same alert is never stored twice for
 channel. The notification itself is kept as JSON (every dataclass field but the
 process-local ``id``) and rebuilt by :func:`notification_from_json`.
 
+**Objects.** :class:`NotifierState` is one :class:`Connection` (the file opened,
+migrated, one lock) and a repository per table, each owning its SQL:
+:class:`OutboxTable` (``state.outbox``), :class:`OwnersTable` (``state.owners``),
+:class:`MutesTable` (``state.mute_table``) and :class:`StatsTable` (``state.stats``);
+``state.put(...)`` and the other methods below reach them from the state. One
+:class:`Mute` model, shared with the alert rules, and one check, :func:`find_mute`.
+
 **Threads and processes.** One :class:`NotifierState` holds one connection, opened with
 ``check_same_thread=False`` and guarded by a lock: it may be built on one thread and
 used on another (a dispatcher builds it on the caller's thread and uses it only on its
@@ -37,19 +44,28 @@ committed row survives the process being killed (not necessarily a power cut; pa
 from __future__ import annotations
 
 from ._mute import Mute, MuteKind, find_mute
+from .connection import Connection
 from .core import NotifierState
-from .outbox import OutboxRow, OutboxState
+from .mutes import MutesTable
+from .outbox import OutboxRow, OutboxState, OutboxTable
+from .owners import OwnersTable
 from .schema import DEFAULT_STATE_FILE, SCHEMA_VERSION, default_state_path
 from .serialize import notification_from_json, notification_to_json, notification_uid
+from .stats import StatsTable
 
 __all__ = [
     "DEFAULT_STATE_FILE",
     "SCHEMA_VERSION",
+    "Connection",
     "Mute",
     "MuteKind",
+    "MutesTable",
     "NotifierState",
     "OutboxRow",
     "OutboxState",
+    "OutboxTable",
+    "OwnersTable",
+    "StatsTable",
     "default_state_path",
     "find_mute",
     "notification_from_json",

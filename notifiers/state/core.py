@@ -1,26 +1,54 @@
-"""NotifierState: the state file opened, migrated and closed; its parts joined."""
+"""NotifierState: one connection to the state file, and a repository per table."""
 
 from __future__ import annotations
 
 import os
-import sqlite3
-import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
-from typing import Literal
+from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 
-from .mutes import _Mutes
-from .outbox import _Outbox
-from .owners import _Owners
-from .schema import _SCHEMA, SCHEMA_VERSION
-from .stats import _Stats
+from .connection import Connection
+from .mutes import MutesTable
+from .outbox import OutboxTable
+from .owners import OwnersTable
+from .stats import StatsTable
 
 __all__ = ["NotifierState"]
 
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
 
-class NotifierState(_Outbox, _Owners, _Mutes, _Stats):
+
+class _Forward(Generic[_P, _R]):
+    """``NotifierState.put`` is ``NotifierState.outbox.put``: a method of one of its
+    tables, reached from the state itself (the API every caller uses)."""
+
+    def __init__(self, table: str, method: Callable[Concatenate[Any, _P], _R]) -> None:
+        self.table = table
+        self.name = method.__name__
+        self.__doc__ = method.__doc__
+
+    @overload
+    def __get__(self, obj: None, owner: type) -> _Forward[_P, _R]: ...
+    @overload
+    def __get__(self, obj: object, owner: type | None = None) -> Callable[_P, _R]: ...
+    def __get__(
+        self, obj: object | None, owner: type | None = None
+    ) -> _Forward[_P, _R] | Callable[_P, _R]:
+        if obj is None:
+            return self
+        method: Callable[_P, _R] = getattr(getattr(obj, self.table), self.name)
+        return method
+
+
+class NotifierState:
     """The outbox, mutes and channel stats of the notifier layer, in one SQLite file.
+
+    One :class:`~notifiers.state.connection.Connection` and a repository per table:
+    :attr:`outbox` (:class:`OutboxTable`), :attr:`owners` (:class:`OwnersTable`),
+    :attr:`mute_table` (:class:`MutesTable`) and :attr:`stats` (:class:`StatsTable`).
+    Their methods are reached from the state too (``state.put(...)`` is
+    ``state.outbox.put(...)``).
 
     Args:
         path: the file (created with its directory, mode 0600/0700, if missing);
@@ -47,51 +75,57 @@ class NotifierState(_Outbox, _Owners, _Mutes, _Stats):
     ) -> None:
         if max_outbox < 1:
             raise ValueError("max_outbox must be at least 1")
-        self.path = Path(path).expanduser()
-        self.max_outbox = max_outbox
-        self.clock = clock
-        self._lock = threading.RLock()
-        self._notable_writes = 0  # see version()
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
-            if not self.path.exists():
-                fd = os.open(self.path, os.O_CREAT | os.O_WRONLY, 0o600)
-                os.close(fd)
-        self._conn = sqlite3.connect(
-            str(path),
-            timeout=busy_timeout,
-            isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-            check_same_thread=False,  # guarded by self._lock instead
+        self.db = Connection(
+            path, clock=clock, busy_timeout=busy_timeout, synchronous=synchronous
         )
-        try:
-            self._setup(busy_timeout, synchronous)
-        except BaseException:
-            self._conn.close()
-            raise
+        self.path = self.db.path
+        self.outbox = OutboxTable(self.db, max_outbox=max_outbox)
+        self.owners = OwnersTable(self.db)
+        self.mute_table = MutesTable(self.db)
+        self.stats = StatsTable(self.db)
 
-    def _setup(self, busy_timeout: float, synchronous: str) -> None:
-        conn = self._conn
-        conn.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute(f"PRAGMA synchronous = {synchronous}")
-        with self._write():
-            version = conn.execute("PRAGMA user_version").fetchone()[0]
-            if version > SCHEMA_VERSION:
-                raise sqlite3.DatabaseError(
-                    f"{self.path} was written by a newer version (schema {version}; "
-                    f"this one reads {SCHEMA_VERSION})"
-                )
-            if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
-                    if statement.strip():
-                        conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    @property
+    def clock(self) -> Callable[[], float]:
+        """Epoch seconds (timestamps, mute expiry, heartbeats)."""
+        return self.db.clock
+
+    @property
+    def max_outbox(self) -> int:
+        """Rows the outbox keeps at most."""
+        return self.outbox.max_outbox
+
+    # The outbox.
+    put = _Forward("outbox", OutboxTable.put)
+    put_many = _Forward("outbox", OutboxTable.put_many)
+    delivered = _Forward("outbox", OutboxTable.delivered)
+    mark = _Forward("outbox", OutboxTable.mark)
+    failed = _Forward("outbox", OutboxTable.failed)
+    dead = _Forward("outbox", OutboxTable.dead)
+    purge = _Forward("outbox", OutboxTable.purge)
+    replay = _Forward("outbox", OutboxTable.replay)
+    rows = _Forward("outbox", OutboxTable.rows)
+    pending = _Forward("outbox", OutboxTable.pending)
+    counts = _Forward("outbox", OutboxTable.counts)
+    evicted = _Forward("outbox", OutboxTable.evicted)
+    # Who owns its rows.
+    register = _Forward("owners", OwnersTable.register)
+    heartbeat = _Forward("owners", OwnersTable.heartbeat)
+    release = _Forward("owners", OwnersTable.release)
+    claim = _Forward("owners", OwnersTable.claim)
+    # Mutes.
+    mute = _Forward("mute_table", MutesTable.mute)
+    unmute = _Forward("mute_table", MutesTable.unmute)
+    mutes = _Forward("mute_table", MutesTable.mutes)
+    prune_mutes = _Forward("mute_table", MutesTable.prune_mutes)
+    is_muted = _Forward("mute_table", MutesTable.is_muted)
+    # Channel stats.
+    save_stats = _Forward("stats", StatsTable.save_stats)
+    load_stats = _Forward("stats", StatsTable.load_stats)
 
     # ------------------------------------------------------------ lifecycle
     def close(self) -> None:
         """Close the connection (idempotent)."""
-        with self._lock:
-            self._conn.close()
+        self.db.close()
 
     def __enter__(self) -> NotifierState:
         return self
@@ -109,6 +143,5 @@ class NotifierState(_Outbox, _Owners, _Mutes, _Stats):
         and a count of this object's own mutes, unmutes, replays and purges. Cheap:
         no file access beyond SQLite's shared-memory index.
         """
-        with self._lock:
-            other = self._conn.execute("PRAGMA data_version").fetchone()[0]
-            return (int(other), self._notable_writes)
+        with self.db.lock:
+            return (self.db.data_version(), self.db.notable_writes)

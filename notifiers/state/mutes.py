@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from ._mute import Mute, MuteKind, find_mute
-from .connection import _Connection
+from .connection import Connection
 
-__all__ = ["Mute", "MuteKind"]
+__all__ = ["MutesTable"]
 
 
-class _Mutes(_Connection):
-    """The mutes part of :class:`~notifiers.state.NotifierState`."""
+class MutesTable:
+    """The mutes in the state file (what ``pyorchestrate notify mute`` writes)."""
+
+    def __init__(self, db: Connection) -> None:
+        self.db = db
 
     def mute(
         self,
@@ -28,12 +31,12 @@ class _Mutes(_Connection):
         Mute.of(kind, value)  # refuses a bad kind or an empty value
         if until is not None and duration is not None:
             raise ValueError("give until or duration, not both")
-        now = self.clock()
+        now = self.db.clock()
         if duration is not None:
             if duration <= 0:
                 raise ValueError("duration must be positive")
             until = now + duration
-        with self._write(notable=True) as conn:
+        with self.db.write(notable=True) as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO mutes (kind, value, until, created, reason) "
                 "VALUES (?, ?, ?, ?, ?)",
@@ -43,7 +46,7 @@ class _Mutes(_Connection):
 
     def unmute(self, kind: MuteKind, value: str) -> bool:
         """End a mute; ``False`` if there was none."""
-        with self._write(notable=True) as conn:
+        with self.db.write(notable=True) as conn:
             return (
                 conn.execute(
                     "DELETE FROM mutes WHERE kind = ? AND value = ?", (kind, value)
@@ -53,10 +56,10 @@ class _Mutes(_Connection):
 
     def mutes(self, *, include_expired: bool = False) -> list[Mute]:
         """The mutes (active ones only, unless ``include_expired``)."""
-        now = self.clock()
+        now = self.db.clock()
         found = [
             Mute.of(kind, value, until=until, created=created, reason=reason)
-            for kind, value, until, created, reason in self._read(
+            for kind, value, until, created, reason in self.db.read(
                 "SELECT kind, value, until, created, reason FROM mutes "
                 "ORDER BY kind, value"
             )
@@ -65,10 +68,10 @@ class _Mutes(_Connection):
 
     def prune_mutes(self) -> int:
         """Delete expired mutes; returns how many."""
-        with self._write(notable=True) as conn:
+        with self.db.write(notable=True) as conn:
             return conn.execute(
                 "DELETE FROM mutes WHERE until IS NOT NULL AND until <= ?",
-                (self.clock(),),
+                (self.db.clock(),),
             ).rowcount
 
     def is_muted(
@@ -80,5 +83,5 @@ class _Mutes(_Connection):
     ) -> Mute | None:
         """The first active mute that covers an alert with these fields, if any."""
         return find_mute(
-            self.mutes(), now=self.clock(), agent=agent, event=event, channel=channel
+            self.mutes(), now=self.db.clock(), agent=agent, event=event, channel=channel
         )

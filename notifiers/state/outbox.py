@@ -11,10 +11,10 @@ from typing import Any
 
 from ..base import Notification
 from ..redact import redact
-from .connection import _Connection, _placeholders
+from .connection import Connection, _placeholders
 from .serialize import notification_from_json, notification_to_json, notification_uid
 
-__all__ = ["OutboxRow", "OutboxState"]
+__all__ = ["OutboxRow", "OutboxState", "OutboxTable"]
 
 
 class OutboxState(enum.StrEnum):
@@ -87,8 +87,19 @@ def _row(values: Sequence[Any]) -> OutboxRow:
     )
 
 
-class _Outbox(_Connection):
-    """The outbox part of :class:`~notifiers.state.NotifierState`."""
+class OutboxTable:
+    """The outbox table of the state file: the SQLite outbox repository.
+
+    Args:
+        db: the state file's connection.
+        max_outbox: rows it keeps at most (beyond, the oldest go: ``dead`` first).
+    """
+
+    def __init__(self, db: Connection, *, max_outbox: int = 10_000) -> None:
+        if max_outbox < 1:
+            raise ValueError("max_outbox must be at least 1")
+        self.db = db
+        self.max_outbox = max_outbox
 
     # ------------------------------------------------------------ outbox: writes
     def put(
@@ -116,9 +127,9 @@ class _Outbox(_Connection):
         uids: Sequence[str | None] | None = None,
     ) -> list[dict[str, int | None]]:
         """:meth:`put` for many notifications in one transaction (then evicts)."""
-        now = self.clock()
+        now = self.db.clock()
         out: list[dict[str, int | None]] = []
-        with self._write() as conn:
+        with self.db.write() as conn:
             for index, (notification, channels) in enumerate(items):
                 given = uids[index] if uids is not None and index < len(uids) else None
                 uid = given or notification_uid(notification)
@@ -167,7 +178,7 @@ class _Outbox(_Connection):
         batch = [(i,) for i in ids]
         if not batch:
             return 0
-        with self._write() as conn:
+        with self.db.write() as conn:
             before = conn.total_changes
             conn.executemany("DELETE FROM outbox WHERE id = ?", batch)
             return conn.total_changes - before
@@ -184,7 +195,7 @@ class _Outbox(_Connection):
         """Set a row's state; add ``attempts``; keep the error (redacted again
         here, to be sure). ``False`` if the row is gone (delivered, purged or
         evicted)."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             cursor = conn.execute(
                 "UPDATE outbox SET state = ?, attempts = attempts + ?, "
                 "last_error = ?, error_class = ?, updated = ? WHERE id = ?",
@@ -193,7 +204,7 @@ class _Outbox(_Connection):
                     attempts,
                     None if error is None else redact(error),
                     error_class,
-                    self.clock(),
+                    self.db.clock(),
                     row_id,
                 ),
             )
@@ -244,7 +255,7 @@ class _Outbox(_Connection):
         """Delete the rows matching every filter given (all rows if none); returns
         how many."""
         where, params = self._filters(ids, channels, states, older_than)
-        with self._write(notable=True) as conn:
+        with self.db.write(notable=True) as conn:
             return conn.execute(f"DELETE FROM outbox{where}", params).rowcount
 
     def replay(
@@ -258,10 +269,10 @@ class _Outbox(_Connection):
         channel picks them up within about a second, or the next one to start does.
         Returns how many rows."""
         where, params = self._filters(ids, channels, states, None)
-        with self._write(notable=True) as conn:
+        with self.db.write(notable=True) as conn:
             return conn.execute(
                 f"UPDATE outbox SET state = 'pending', owner = NULL, updated = ?{where}",
-                [self.clock(), *params],
+                [self.db.clock(), *params],
             ).rowcount
 
     @staticmethod
@@ -303,7 +314,7 @@ class _Outbox(_Connection):
         sql = f"SELECT {_ROW_COLUMNS} FROM outbox{where} ORDER BY id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
-        return [_row(r) for r in self._read(sql, params)]
+        return [_row(r) for r in self.db.read(sql, params)]
 
     def pending(
         self, channel: str, *, owner: str | None, limit: int = 100
@@ -314,7 +325,7 @@ class _Outbox(_Connection):
         params: list[Any] = [channel] + ([] if owner is None else [owner]) + [limit]
         return [
             _row(r)
-            for r in self._read(
+            for r in self.db.read(
                 f"SELECT {_ROW_COLUMNS} FROM outbox WHERE channel = ? "
                 f"AND state IN ('pending', 'failed') AND {owned} ORDER BY id LIMIT ?",
                 params,
@@ -324,7 +335,7 @@ class _Outbox(_Connection):
     def counts(self) -> dict[str, dict[str, int]]:
         """Rows per channel and state: ``{"telegram": {"pending": 2, "dead": 1}}``."""
         out: dict[str, dict[str, int]] = {}
-        for channel, state, count in self._read(
+        for channel, state, count in self.db.read(
             "SELECT channel, state, COUNT(*) FROM outbox GROUP BY channel, state"
         ):
             out.setdefault(channel, {})[state] = count
@@ -333,5 +344,5 @@ class _Outbox(_Connection):
     def evicted(self, channel: str | None = None) -> int:
         """Rows evicted to keep the outbox bounded (in all, or of one channel)."""
         key = "evicted" if channel is None else f"evicted:{channel}"
-        found = self._read("SELECT value FROM meta WHERE key = ?", (key,))
+        found = self.db.read("SELECT value FROM meta WHERE key = ?", (key,))
         return int(found[0][0]) if found else 0

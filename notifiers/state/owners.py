@@ -7,9 +7,9 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from .connection import _Connection, _placeholders
+from .connection import Connection, _placeholders
 
-__all__: list[str] = []
+__all__ = ["OwnersTable"]
 
 _HOST = socket.gethostname()
 
@@ -41,13 +41,16 @@ def _pid_alive(pid: int, proc_start: str | None) -> bool:
     return proc_start is None or now is None or now == proc_start
 
 
-class _Owners(_Connection):
-    """The ownership part of :class:`~notifiers.state.NotifierState`."""
+class OwnersTable:
+    """Who owns the outbox's rows: the running dispatchers and their heartbeats."""
+
+    def __init__(self, db: Connection) -> None:
+        self.db = db
 
     def register(self, owner: str) -> None:
         """Record ``owner`` (this process) as alive; its rows are not replayed by others."""
-        now = self.clock()
-        with self._write() as conn:
+        now = self.db.clock()
+        with self.db.write() as conn:
             conn.execute(
                 "INSERT OR REPLACE INTO owners "
                 "(owner, host, pid, proc_start, started, heartbeat) "
@@ -57,14 +60,15 @@ class _Owners(_Connection):
 
     def heartbeat(self, owner: str) -> None:
         """Still alive (see ``stale_after`` in :meth:`claim`)."""
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.execute(
-                "UPDATE owners SET heartbeat = ? WHERE owner = ?", (self.clock(), owner)
+                "UPDATE owners SET heartbeat = ? WHERE owner = ?",
+                (self.db.clock(), owner),
             )
 
     def release(self, owner: str) -> None:
         """``owner`` stops: its rows become anyone's (replayed by the next start)."""
-        with self._write(notable=True) as conn:
+        with self.db.write(notable=True) as conn:
             conn.execute("UPDATE outbox SET owner = NULL WHERE owner = ?", (owner,))
             conn.execute("DELETE FROM owners WHERE owner = ?", (owner,))
 
@@ -78,8 +82,8 @@ class _Owners(_Connection):
         Returns the rows claimed per channel.
         """
         wanted = list(channels)
-        now = self.clock()
-        with self._write() as conn:
+        now = self.db.clock()
+        with self.db.write() as conn:
             gone = [
                 name
                 for name, host, pid, proc_start, heartbeat in conn.execute(

@@ -8,14 +8,17 @@ from collections.abc import Mapping
 from typing import Any
 
 from ..redact import redact
-from .connection import _Connection
+from .connection import Connection
 from .owners import _HOST
 
-__all__: list[str] = []
+__all__ = ["StatsTable"]
 
 
-class _Stats(_Connection):
-    """The channel-stats part of :class:`~notifiers.state.NotifierState`."""
+class StatsTable:
+    """Each channel's counters, saved for ``notify status``."""
+
+    def __init__(self, db: Connection) -> None:
+        self.db = db
 
     def save_stats(
         self,
@@ -25,7 +28,7 @@ class _Stats(_Connection):
     ) -> None:
         """Store each channel's counters (``last_success``, ``last_error`` as
         columns, everything as JSON), and beat ``heartbeat``'s heart, in one commit."""
-        now = self.clock()
+        now = self.db.clock()
         rows = []
         for channel, values in stats.items():
             data = dict(values)
@@ -42,7 +45,7 @@ class _Stats(_Connection):
                     now,
                 )
             )
-        with self._write() as conn:
+        with self.db.write() as conn:
             conn.executemany(
                 "INSERT OR REPLACE INTO channel_stats "
                 "(channel, stats, last_success, last_error, host, pid, saved_at) "
@@ -58,7 +61,7 @@ class _Stats(_Connection):
         """What :meth:`save_stats` stored, per channel, plus ``saved_at``, ``host`` and
         ``pid`` (of the process that saved it)."""
         out: dict[str, dict[str, Any]] = {}
-        for channel, stats, host, pid, saved_at in self._read(
+        for channel, stats, host, pid, saved_at in self.db.read(
             "SELECT channel, stats, host, pid, saved_at FROM channel_stats "
             "ORDER BY channel"
         ):
