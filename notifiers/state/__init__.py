@@ -43,15 +43,48 @@ committed row survives the process being killed (not necessarily a power cut; pa
 
 from __future__ import annotations
 
-from ._mute import Mute, MuteKind, find_mute
-from .connection import Connection
-from .core import NotifierState
-from .mutes import MutesTable
-from .outbox import OutboxRow, OutboxState, OutboxTable
-from .owners import OwnersTable
-from .schema import DEFAULT_STATE_FILE, SCHEMA_VERSION, default_state_path
-from .serialize import notification_from_json, notification_to_json, notification_uid
-from .stats import StatsTable
+from typing import TYPE_CHECKING
+
+from pyorchestrate._lazy import lazy_exports
+
+if TYPE_CHECKING:
+    from ._mute import Mute, MuteKind, find_mute
+    from .connection import Connection
+    from .core import NotifierState
+    from .mutes import MutesTable
+    from .outbox import OutboxRow, OutboxState, OutboxTable
+    from .owners import OwnersTable
+    from .schema import DEFAULT_STATE_FILE, SCHEMA_VERSION, default_state_path
+    from .serialize import (
+        notification_from_json,
+        notification_to_json,
+        notification_uid,
+    )
+    from .stats import StatsTable
+
+# Names load on first use: the alert rules take the Mute model alone, and open no
+# file and load no SQLite code when there is no state file.
+_LAZY: dict[str, str] = {
+    "Connection": ".connection",
+    "DEFAULT_STATE_FILE": ".schema",
+    "Mute": "._mute",
+    "MuteKind": "._mute",
+    "MutesTable": ".mutes",
+    "NotifierState": ".core",
+    "OutboxRow": ".outbox",
+    "OutboxState": ".outbox",
+    "OutboxTable": ".outbox",
+    "OwnersTable": ".owners",
+    "SCHEMA_VERSION": ".schema",
+    "StatsTable": ".stats",
+    "default_state_path": ".schema",
+    "find_mute": "._mute",
+    "notification_from_json": ".serialize",
+    "notification_to_json": ".serialize",
+    "notification_uid": ".serialize",
+}
+
+__getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 
 __all__ = [
     "DEFAULT_STATE_FILE",

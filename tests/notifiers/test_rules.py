@@ -137,3 +137,28 @@ def test_one_mute_model_for_the_rules_and_the_state_file(tmp_path: Path) -> None
     assert (mute.kind, mute.value, mute.reason) == ("agent", "db", "x")
     assert mute.matches(agent="db", event="AGENT_ERROR")  # events ignore case
     assert not mute.matches(agent="db", event="agent_ready")
+
+
+def test_the_rules_load_no_state_file_code() -> None:
+    """Without a state file no state-file code runs on an alert's way: the rules
+    load the Mute model alone (checked in a fresh interpreter)."""
+    import subprocess
+    import sys
+
+    code = """
+import sys
+from notifiers import Notification, Severity
+from notifiers.pipeline import AlertPipeline
+pipeline = AlertPipeline()
+pipeline.mute("worker-*", seconds=60)
+for agent in ("worker-1", "db"):
+    pipeline.offer(Notification("t", "", Severity.ERROR, agent=agent, event="agent_error"))
+pipeline.flush()
+print(sorted(m for m in sys.modules if m == "sqlite3" or m.startswith("notifiers.state")))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert (
+        result.stdout.split("\n")[-2] == "['notifiers.state', 'notifiers.state._mute']"
+    )
