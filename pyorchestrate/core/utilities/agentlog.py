@@ -43,6 +43,7 @@ __all__ = [
     "LogRelay",
     "forward_logging",
     "logging_levels",
+    "make_record",
 ]
 
 logger = logging.getLogger("pyorchestrate.logs")
