@@ -196,6 +196,10 @@ class LogRelay:
     MAX_PENDING = 10_000
     """Records that may wait for the thread; more are dropped and counted."""
 
+    MAX_PENDING_CHARS = 8_000_000
+    """Characters (messages and tracebacks) that may wait for the thread, so long
+    records cannot fill memory before :data:`MAX_PENDING` is reached."""
+
     def __init__(self, name: str = "orchestrator") -> None:
         self._name = name
         self._pending: collections.deque[tuple[str, dict[str, Any]]] = (
@@ -203,6 +207,7 @@ class LogRelay:
         )
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
+        self._chars = 0
         self._thread: threading.Thread | None = None
         self._closed = False
         self._dropped: collections.Counter[str] = collections.Counter()
@@ -217,10 +222,15 @@ class LogRelay:
         with self._lock:
             if self._closed:
                 return False
-            if len(self._pending) >= self.MAX_PENDING:
+            size = _size(payload)
+            if (
+                len(self._pending) >= self.MAX_PENDING
+                or self._chars + size > self.MAX_PENDING_CHARS
+            ):
                 self._dropped[agent] += 1
                 self.dropped += 1
                 return False
+            self._chars += size
             self._pending.append((agent, payload))
             if self._thread is None:
                 self._thread = threading.Thread(
@@ -243,6 +253,7 @@ class LogRelay:
                     item = None
                 else:
                     item = self._pending.popleft()
+                    self._chars -= _size(item[1])
                     dropped = collections.Counter()
                     closed = False
             if item is not None:
@@ -285,6 +296,7 @@ class LogRelay:
             with self._lock:
                 lost = len(self._pending)
                 self._pending.clear()
+                self._chars = 0
             if lost:
                 with contextlib.suppress(Exception):
                     logger.warning(
@@ -295,3 +307,13 @@ class LogRelay:
                     )
             thread.join(0.5)
         return not thread.is_alive()
+
+
+def _size(payload: dict[str, Any]) -> int:
+    """A forwarded record's weight: its message and traceback, in characters."""
+    size = 0
+    for key in ("message", "exc_text"):
+        value = payload.get(key)
+        if isinstance(value, str):
+            size += len(value)
+    return size

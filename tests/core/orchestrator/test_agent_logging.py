@@ -191,3 +191,26 @@ def test_a_flood_of_records_does_not_block_the_router(
     assert warning.getMessage().startswith(
         f"dropped {relay.dropped} log record(s) of agents (flood: {relay.dropped})"
     )
+
+
+def test_long_records_are_bounded_by_their_size_too() -> None:
+    relay = LogRelay("sizes")
+    relay.MAX_PENDING_CHARS = 100_000
+    gate = threading.Event()
+    blocked = logging.getLogger("tests.sizes")
+    handler = _Blocking()
+    handler.gate = gate
+    blocked.addHandler(handler)
+    blocked.propagate = False
+    try:
+        big = {"name": "tests.sizes", "levelno": 30, "message": "x" * 16_000}
+        accepted = [relay.submit("big", dict(big)) for _ in range(20)]
+        # One is being logged (held by the handler), six wait: 96,000 characters.
+        assert accepted.count(True) in (6, 7)
+        assert relay.dropped == 20 - accepted.count(True)
+    finally:
+        gate.set()
+        assert relay.close(10.0)
+        blocked.removeHandler(handler)
+        blocked.propagate = True
+    assert len(handler.records) == accepted.count(True)
