@@ -181,8 +181,10 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 "agent %r: %s", entry.name, message, extra={"agent": entry.name}
             )
         context = {"error_message": message, "reason": reason, **context}
-        if entry.flavour != "process" or entry.output is None:
+        if entry.flavour != "process":
             self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context)
+        elif entry.output is None:  # not started, or its stderr is not captured
+            self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context, output_tail="")
         elif hold and not entry.exit_seen and entry.launched:
             entry.held_errors.append(context)
             if entry.error_hold_until is None:

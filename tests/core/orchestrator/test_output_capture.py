@@ -121,6 +121,18 @@ def test_a_segfault_report_written_from_c_is_in_the_tail(
     assert any(line.endswith(" in task") for line in tail), tail
 
 
+def test_an_agent_that_could_not_start_has_an_empty_tail(
+    make_orchestrator: MakeOrchestrator, recorder: EventRecorder
+) -> None:
+    class Local(OneShotProcessAgent):  # not importable: the child cannot get it
+        def task(self) -> None:
+            pass
+
+    event = _error_of(make_orchestrator, recorder, Local)
+    assert event["reason"] == "start_failed"
+    assert event["output_tail"] == ""
+
+
 def test_status_of_one_agent_shows_its_tail(
     make_orchestrator: MakeOrchestrator,
 ) -> None:
