@@ -32,7 +32,8 @@ class detect_flapping(AlertRule):
         if event == _ERROR:
             if state.config.flap_threshold is not None:
                 return self._count(state, alert.agent, n, alert.now)
-        elif event == _FATAL:
+            return False
+        if event == _FATAL:
             agent = alert.agent
             if not alert.forward and agent.quiet is not None:
                 # No FATAL alert will carry the count: a report of its own.
@@ -52,7 +53,8 @@ class detect_flapping(AlertRule):
         cfg = state.config
         failures = agent.failures
         failures.append(now)
-        while failures and failures[0] < now - cfg.flap_window:
+        oldest = now - cfg.flap_window
+        while failures and failures[0] < oldest:
             failures.popleft()
         if agent.quiet is not None or len(failures) < (cfg.flap_threshold or 0):
             return False

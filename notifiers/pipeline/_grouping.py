@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import fnmatch
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from ..base import Notification
 from ..templates import format_duration, render_alert
@@ -11,6 +11,8 @@ from ._rule import AlertRule
 from ._state import _MIXED, Alert, PipelineState, _Agent, _Group
 
 __all__ = ["group_alerts"]
+
+_UNKNOWN: Any = object()  # (agent, event) not looked up yet
 
 
 class group_alerts(AlertRule):
@@ -25,7 +27,9 @@ class group_alerts(AlertRule):
             return False
         state = alert.state
         n = alert.notification
-        spec = _spec(state, n.agent, n.event)
+        spec = state.group_specs.get((n.agent, n.event), _UNKNOWN)
+        if spec is _UNKNOWN:
+            spec = _spec(state, n.agent, n.event)
         if spec is None:
             return False
         return self._group(state, alert, n, spec)

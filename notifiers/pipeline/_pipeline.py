@@ -92,8 +92,17 @@ class AlertPipeline:
         elif muted is not None:
             raise TypeError("muted= with rules=: give it to drop_muted(muted) instead")
         self.rules: tuple[RuleLike, ...] = tuple(rules)
+        # Each rule with the watchers after it (rules with ``sees_taken``): once a
+        # rule takes an alert, only those still see it.
+        watchers = [
+            (i, rule)
+            for i, rule in enumerate(self.rules)
+            if getattr(rule, "sees_taken", False)
+        ]
+        self._watchers = tuple(rule for _, rule in watchers)
         self._chain = tuple(
-            (rule, bool(getattr(rule, "sees_taken", False))) for rule in self.rules
+            (rule, tuple(w for j, w in watchers if j > i))
+            for i, rule in enumerate(self.rules)
         )
         self._flushes = [
             flush
@@ -120,14 +129,16 @@ class AlertPipeline:
 
     def _run(self, alert: Alert) -> bool:
         """``alert`` through the rules; sent if none took it (then ``True``)."""
-        for rule, sees_taken in self._chain:
-            if alert.taken:
-                if sees_taken:
-                    rule(alert)
-            elif rule(alert):
-                alert.taken = True
-        if alert.taken:
+        if alert.taken:  # offered with forward=False: watched, never sent
+            for watcher in self._watchers:
+                watcher(alert)
             return False
+        for rule, watchers in self._chain:
+            if rule(alert):
+                alert.taken = True
+                for watcher in watchers:
+                    watcher(alert)
+                return False
         self._state.send(alert.notification)
         return True
 

@@ -57,7 +57,8 @@ def _hold(state: PipelineState, agent: _Agent, n: Notification, now: float) -> N
     """Count ``n`` as held back by the agent's quiet; schedule its report."""
     agent.quiet_count += 1
     agent.quiet_last = n.error or n.title
-    agent.quiet_severity = max(agent.quiet_severity, n.severity)
+    if n.severity > agent.quiet_severity:
+        agent.quiet_severity = n.severity
     state.stats.quiet += 1
     interval = state.config.held_report_interval
     if interval is not None and agent.report_due is None:

@@ -37,9 +37,9 @@ class detect_recovery(AlertRule):
     def __call__(self, alert: Alert) -> bool:
         if alert.synthesized:
             return False
-        state = alert.state
         agent = alert.agent
         now = alert.now
+        state = alert.state
         if agent.up and (agent.quiet is not None or agent.incident_at is not None):
             _check_stable(state, agent, now)
         n = alert.notification
