@@ -28,7 +28,7 @@ def test_telegram_alert_shows_the_stderr_tail_in_pre(
     fake_telegram: FakeTelegramServer,
     make_orchestrator: Callable[..., Orchestrator],
 ) -> None:
-    orchestrator = make_orchestrator("etl-prod")
+    orchestrator = make_orchestrator("etl-prod", agent_start_timeout=60.0)
     orchestrator.register_agent(Loader, "loader")
     channel = TelegramNotifier("123:abc", chat_id=42, base_url=fake_telegram.base_url)
     alerts = attach(orchestrator, "errors_only", channel, rules=False)

@@ -38,7 +38,7 @@ logger = logging.getLogger("pyorchestrate.lifecycle")
 
 S = AgentState
 
-OUTPUT_WAIT = 1.0
+OUTPUT_WAIT = 2.0
 """Seconds an ended process agent's exit (its AGENT_ERROR and AGENT_TERMINATED) waits
 for the end of its stderr pipe, so the ``output_tail`` has its last lines. The pipe ends
 at once unless something the agent started, outside its process group, holds it."""

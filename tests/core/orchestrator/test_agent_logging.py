@@ -108,7 +108,7 @@ def test_a_record_keeps_its_traceback_and_names_the_agent(
     make_orchestrator: MakeOrchestrator, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO, logger="tests.agentlog")
-    orchestrator = make_orchestrator()
+    orchestrator = make_orchestrator(agent_start_timeout=60.0)
     orchestrator.register_agent(Failing, "failing")
     orchestrator.start()
     assert orchestrator.join() == []
@@ -164,7 +164,7 @@ def test_a_flood_of_records_does_not_block_the_router(
     monkeypatch.setattr(flood, "level", logging.INFO)
     flood.addHandler(handler)
     try:
-        orchestrator = make_orchestrator()
+        orchestrator = make_orchestrator(agent_start_timeout=60.0)
         recorder.attach(orchestrator)
         orchestrator.register_agent(Flood, "flood")
         orchestrator.start()
