@@ -24,6 +24,12 @@ staying alive (the OOM killer or a stray ``kill`` can end it as easily as an age
 Its exit status comes from the forkserver while there is one; when the forkserver died
 first, the status is lost with it (:attr:`ProcessFlavour.exit_status_lost`) and the
 orchestrator goes by what the agent reported before it ended.
+
+A process agent's stderr (fd 2) is a pipe the orchestrator reads
+(:meth:`ProcessFlavour.capture_stderr`, ``pyorchestrate.core.utilities.output``), and
+its ``logging`` records go to the orchestrator over its link
+(``pyorchestrate.core.utilities.agentlog``), at the orchestrator's thresholds as they
+were when it started.
 """
 
 from __future__ import annotations
