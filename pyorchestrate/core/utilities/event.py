@@ -12,6 +12,10 @@ receives only those its signature names (or all of them if it takes ``**kwargs``
 ``generation_id``   which start of the agent this is (1 for the first start)
 ``pid``             the agent's process id (the orchestrator's pid for threads)
 ``error_message``   AGENT_ERROR only: what went wrong, e.g. ``ValueError: boom``
+``error_type``      AGENT_ERROR of an exception: its class name (``ValueError``)
+``traceback``       AGENT_ERROR of an exception: the formatted traceback
+``output_tail``     AGENT_ERROR of a process agent: the last lines it wrote to
+                    stderr (``""`` if none); ``None`` for threads
 ``reason``          AGENT_ERROR: ``exception``, ``config``, ``killed``, ``exited``,
                     ``start_timeout``, ``start_failed``, ``dependency_failed``,
                     ``watchdog``, ``ready_timeout``, ``abandoned``;
@@ -92,12 +96,14 @@ CALLBACK_KEYWORDS: tuple[str, ...] = (
     "attempt",
     "delay",
     "error_message",
+    "error_type",
     "event",
     "event_date",
     "event_time",
     "exit_code",
     "generation_id",
     "orchestrator",
+    "output_tail",
     "pid",
     "reason",
     "record",
@@ -106,6 +112,7 @@ CALLBACK_KEYWORDS: tuple[str, ...] = (
     "signal",
     "termination_status",
     "timeout",
+    "traceback",
 )
 """Every keyword a callback may receive (see the module docstring)."""
 

@@ -252,3 +252,27 @@ def test_the_orchestrators_stderr_still_shows_the_lines(
     assert result.stdout.splitlines() == [
         "ALERT hard: 'to stderr by print\\nto fd 2 by os.write'"
     ]
+
+
+def test_a_callback_may_name_output_tail_traceback_and_error_type(
+    make_orchestrator: MakeOrchestrator,
+) -> None:
+    """The new AGENT_ERROR fields are part of the keyword contract: a callback that
+    names them is accepted at registration and gets them."""
+    seen: list[tuple[str, str, str]] = []
+    done = threading.Event()
+
+    def on_error(agent_name: str, error_type: str, traceback: str, output_tail: str):
+        seen.append((error_type, traceback, output_tail))
+        done.set()
+
+    orchestrator = make_orchestrator(agent_start_timeout=60.0)
+    orchestrator.register_event(OrchestratorEvent.AGENT_ERROR, on_error)
+    orchestrator.register_agent(PrintsThenRaises, "worker")
+    orchestrator.start()
+    assert orchestrator.join() == []
+    assert done.wait(10)
+    [(error_type, trace, tail)] = seen
+    assert error_type == "ValueError"
+    assert "disk /data is full" in trace and "in task" in trace
+    assert tail.startswith("preparing /data")
