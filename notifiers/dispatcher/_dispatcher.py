@@ -10,22 +10,24 @@ import time
 from collections import Counter, deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from concurrent.futures import Future
+from typing import TYPE_CHECKING
 
 from ..base import DeliveryResult, Notification, Notifier
 from ..errors import DeliveryError, DispatcherClosed, RetriesExhausted
 from ..ratelimit import RateLimiter
 from ..redact import install_log_redaction, redact
 from ..retry import RetryPolicy
-from ..state import NotifierState
 from ._delivery import DeliveryStep, SendGate
 from ._escalation import check_fallbacks
 from ._intake import Intake
 from ._items import ChannelStats
 from ._outbox import NullOutbox, Outbox
 from ._results import ResultHook, ResultLedger
-from ._sqlite_outbox import SqliteOutbox
 from ._summary import ChannelSummary, CloseReport
 from ._worker import ChannelWorker
+
+if TYPE_CHECKING:
+    from ..state import NotifierState
 
 __all__ = ["Dispatcher"]
 
@@ -117,6 +119,10 @@ class Dispatcher:
         self.results: deque[DeliveryResult] = self._ledger.results
         self._outbox: Outbox = NullOutbox()
         if state is not None:
+            # Imported here: without a state file no state-file code is loaded.
+            from ..state import NotifierState
+            from ._sqlite_outbox import SqliteOutbox
+
             owns = (
                 close_state
                 if close_state is not None

@@ -12,6 +12,8 @@ import asyncio
 import importlib
 import inspect
 import pkgutil
+import subprocess
+import sys
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -172,3 +174,25 @@ def test_the_retry_budget_counts_the_first_attempt(
     roomy.submit(Notification("n", "body"))
     assert roomy.flush(10)
     assert [r.attempts for r in roomy.results] == [3]
+
+
+def test_without_a_state_file_no_state_code_is_loaded() -> None:
+    """A dispatcher without a state file delivers, flushes and closes without
+    loading sqlite3, the state package's modules or the SQLite outbox (checked in a
+    fresh interpreter)."""
+    code = """
+import sys
+from notifiers import Dispatcher, Notification
+from notifiers.testing import RecordingNotifier
+channel = RecordingNotifier()
+dispatcher = Dispatcher([channel])
+dispatcher.submit(Notification("t", "body"))
+assert dispatcher.flush(10)
+dispatcher.close()
+assert len(channel.sent) == 1
+print(sorted(m for m in sys.modules if "sqlite" in m or m.startswith("notifiers.state.")))
+"""
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.splitlines()[-1] == "[]", result.stdout
