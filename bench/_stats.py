@@ -83,6 +83,16 @@ def print_row(*cells: str) -> None:
     print("| " + " | ".join(padded) + " |")
 
 
+def _latency_cells(
+    samples: Sequence[float], baseline: Sequence[float], high: int
+) -> tuple[float, float, list[str]]:
+    """p50 and the ``high`` percentile of ``samples``, the baseline's p50, and the
+    four figure cells of a latency row."""
+    p50, top = percentile(samples, 50), percentile(samples, high)
+    b50, btop = percentile(baseline, 50), percentile(baseline, high)
+    return p50, top, [fmt_ms(p50), fmt_ms(top), fmt_ms(b50), fmt_ms(btop)]
+
+
 def latency_row(
     name: str,
     samples: Sequence[float],
@@ -92,17 +102,9 @@ def latency_row(
 ) -> None:
     """Print a latency row; the target (seconds) is judged on the ``high`` percentile
     (p95 unless told), not asserted."""
-    p50, top = percentile(samples, 50), percentile(samples, high)
-    b50, btop = percentile(baseline, 50), percentile(baseline, high)
+    _, top, cells = _latency_cells(samples, baseline, high)
     verdict = "met" if top <= target else "MISSED"
-    print_row(
-        name,
-        fmt_ms(p50),
-        fmt_ms(top),
-        fmt_ms(b50),
-        fmt_ms(btop),
-        f"p{high} < {target * 1e3:g} ms: {verdict}",
-    )
+    print_row(name, *cells, f"p{high} < {target * 1e3:g} ms: {verdict}")
 
 
 def ratio_row(
@@ -114,18 +116,10 @@ def ratio_row(
 ) -> float:
     """Print a latency row judged on its p50 against the baseline's p50 in the same
     run: met when ``p50 <= max_ratio * baseline p50``. Returns the ratio."""
-    p50, top = percentile(samples, 50), percentile(samples, high)
-    b50, btop = percentile(baseline, 50), percentile(baseline, high)
-    ratio = p50 / b50
+    p50, _, cells = _latency_cells(samples, baseline, high)
+    ratio = p50 / percentile(baseline, 50)
     verdict = "met" if ratio <= max_ratio else "MISSED"
-    print_row(
-        name,
-        fmt_ms(p50),
-        fmt_ms(top),
-        fmt_ms(b50),
-        fmt_ms(btop),
-        f"p50 <= {max_ratio:g}x: {verdict} ({ratio:.2f}x)",
-    )
+    print_row(name, *cells, f"p50 <= {max_ratio:g}x: {verdict} ({ratio:.2f}x)")
     return ratio
 
 
