@@ -1,7 +1,53 @@
-"""The command channel (Unix socket server and client come with issue 4)."""
+"""The command channel: a Unix socket server serving a ``ControlTarget``, and its
+client.
+
+``core.control`` never imports the orchestrator: it defines what it needs of one
+(:class:`ControlTarget`, with the snapshots it hands over), and the orchestrator,
+which satisfies it, starts a :class:`~pyorchestrate.core.control.server.CommandServer`
+for itself.
+"""
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_exports
 from .permissions import COMMANDS, PRESETS, resolve_allowed_commands
 
-__all__ = ["COMMANDS", "PRESETS", "resolve_allowed_commands"]
+if TYPE_CHECKING:
+    from .target import (
+        AgentSnapshot,
+        ControlTarget,
+        HistoryView,
+        OrchestratorSnapshot,
+        PoolCounts,
+        StartOutcome,
+    )
+
+# The CLI imports this package (for the client): the rest loads on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    dict.fromkeys(
+        (
+            "AgentSnapshot",
+            "ControlTarget",
+            "HistoryView",
+            "OrchestratorSnapshot",
+            "PoolCounts",
+            "StartOutcome",
+        ),
+        ".target",
+    ),
+)
+
+__all__ = [
+    "COMMANDS",
+    "PRESETS",
+    "AgentSnapshot",
+    "ControlTarget",
+    "HistoryView",
+    "OrchestratorSnapshot",
+    "PoolCounts",
+    "StartOutcome",
+    "resolve_allowed_commands",
+]

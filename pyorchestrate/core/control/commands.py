@@ -1,21 +1,19 @@
 """The control commands: one handler per command, in one table.
 
-A handler takes the orchestrator and the request's ``args`` and returns the reply's
-``data``; it raises a :class:`~pyorchestrate.core.errors.ControlError` subclass for a
-reply with an error code. ``subscribe`` is served by the server itself (it streams).
+A handler takes the :class:`~pyorchestrate.core.control.target.ControlTarget` (the
+orchestrator) and the request's ``args`` and returns the reply's ``data``; it raises a
+:class:`~pyorchestrate.core.errors.ControlError` subclass for a reply with an error
+code. ``subscribe`` is served by the server itself (it streams).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
-
-import psutil
+from typing import Any
 
 from ..errors import (
     AgentNotFound,
@@ -26,13 +24,13 @@ from ..errors import (
     UnknownCommand,
 )
 from .permissions import COMMANDS
-
-if TYPE_CHECKING:
-    from ..orchestrator.orchestrator import Orchestrator
+from .process_stats import ProcessStats
+from .reports import build_agent_status, build_agent_summary, build_orchestrator_status
+from .target import ControlTarget
 
 __all__ = ["COMMAND_TABLE", "Command", "ProcessStats", "parse_filters"]
 
-Handler = Callable[["Orchestrator", list[Any]], dict[str, Any]]
+Handler = Callable[[ControlTarget, list[Any]], dict[str, Any]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,11 +44,11 @@ class Command:
     max_args: int = 0
 
 
-def _agent_arg(orchestrator: Orchestrator, args: list[Any]) -> str:
+def _agent_arg(target: ControlTarget, args: list[Any]) -> str:
     name = args[0]
     if not isinstance(name, str) or not name:
         raise UnknownCommand("the agent name must be a non-empty string")
-    if name not in orchestrator.registry:
+    if not target.has_agent(name):
         raise AgentNotFound(f"agent {name!r} is not registered")
     return name
 
@@ -101,49 +99,37 @@ HISTORY_FILTERS: dict[str, type] = {
 SUBSCRIBE_FILTERS: dict[str, type] = {"agent": str, "event_name": str, "after_seq": int}
 
 
-def _ps(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+def _ps(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     # What the table shows, and no more: a whole record (config, dependencies,
     # generation, ...) is `status NAME`'s job.
-    pool = orchestrator.worker_pool
+    agents = [build_agent_summary(agent) for agent in target.agent_snapshots()]
+    pool = target.snapshot().pool
     return {
-        "agents": orchestrator.agent_summaries(),
-        "running_count": pool.running_count,
+        "agents": agents,
+        "running_count": pool.running,
         "max_workers": pool.max_workers,
-        "waiting_count": pool.queue_size,
+        "waiting_count": pool.waiting,
     }
 
 
-def _status(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+def _status(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     if args:
-        name = _agent_arg(orchestrator, args)
-        status = orchestrator.agent_status(name)
+        name = _agent_arg(target, args)
+        status = build_agent_status(target.agent_snapshot(name))
         # A process agent's last stderr lines ("" if none; None for a thread agent).
-        status["output_tail"] = orchestrator.lifecycle.output_tail(name)
+        status["output_tail"] = target.output_tail(name)
         return status
-    pool = orchestrator.worker_pool
-    return {
-        "name": orchestrator.name,
-        "run_mode": orchestrator.config.run_mode.value,
-        "total_agents": len(orchestrator.registry),
-        "running_agents": pool.running_count,
-        "max_workers": pool.max_workers,
-        "waiting_agents": pool.queue_size,
-        "uptime": round(time.time() - orchestrator.start_time, 3),
-        "pid": os.getpid(),
-        "command_interface_enabled": orchestrator.config.enable_command_interface,
-        "command_socket_path": orchestrator.command_socket_path,
-        "shutdown_requested": orchestrator.is_shutting_down,
-    }
+    return build_orchestrator_status(target.snapshot())
 
 
-def _dependencies(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    return {"dependencies": orchestrator.dependency_graph.as_dict()}
+def _dependencies(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    return {"dependencies": target.snapshot().dependencies}
 
 
-def _start(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    name = _agent_arg(orchestrator, args)
+def _start(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    name = _agent_arg(target, args)
     try:
-        result = orchestrator.start_agent(name)
+        result = target.start_agent(name)
     except LifecycleError as exc:
         raise Conflict(str(exc)) from None
     except RegistrationError as exc:
@@ -155,22 +141,22 @@ def _start(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
     }
 
 
-def _stop(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    name = _agent_arg(orchestrator, args)
-    return {"message": orchestrator.stop_agent(name)}
+def _stop(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    name = _agent_arg(target, args)
+    return {"message": target.stop_agent(name)}
 
 
-def _restart(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    name = _agent_arg(orchestrator, args)
+def _restart(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    name = _agent_arg(target, args)
     try:
-        message = orchestrator.restart_agent(name)
+        message = target.restart_agent(name)
     except (LifecycleError, RegistrationError) as exc:
         raise Conflict(str(exc)) from None
     return {"message": message}
 
 
-def _commands(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    allowed = orchestrator.allowed_commands
+def _commands(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    allowed = target.allowed_commands
     return {
         "allowed_commands": sorted(allowed),
         "total_available_commands": len(COMMANDS),
@@ -180,47 +166,11 @@ def _commands(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
     }
 
 
-class ProcessStats:
-    """psutil readings per pid; keeps ``Process`` objects so CPU % is meaningful."""
-
-    def __init__(self) -> None:
-        self._procs: dict[int, psutil.Process] = {}
-        self._lock = threading.Lock()
-
-    def read(self, pid: int | None) -> dict[str, Any]:
-        """CPU %, memory and threads of ``pid``; ``"N/A"`` for what cannot be read."""
-        empty: dict[str, Any] = dict.fromkeys(
-            ("cpu_percent", "memory_mb", "memory_percent", "threads"), "N/A"
-        )
-        if pid is None:
-            return empty
-        with self._lock:
-            proc = self._procs.get(pid)
-            if proc is None:
-                try:
-                    proc = psutil.Process(pid)
-                except psutil.Error:
-                    return empty
-                self._procs[pid] = proc
-        try:
-            with proc.oneshot():
-                return {
-                    "cpu_percent": proc.cpu_percent(None),
-                    "memory_mb": round(proc.memory_info().rss / 1_048_576, 2),
-                    "memory_percent": round(proc.memory_percent(), 2),
-                    "threads": proc.num_threads(),
-                }
-        except psutil.Error:
-            with self._lock:
-                self._procs.pop(pid, None)
-            return empty
-
-
-def _stats(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    reader = orchestrator.process_stats
+def _stats(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    reader = target.process_stats
     agents = []
-    for name in orchestrator.registry.names():
-        status = orchestrator.agent_status(name)
+    for agent in target.agent_snapshots():
+        status = build_agent_status(agent)
         row = {
             key: status[key]
             for key in ("name", "alive", "lifecycle_state", "started", "in_queue")
@@ -233,24 +183,24 @@ def _stats(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
         else:
             row.update(reader.read(None))
         agents.append(row)
-    pool = orchestrator.worker_pool
+    orchestrator = target.snapshot()
     return {
         "timestamp": time.time(),
         "orchestrator": {
-            "running_agents": pool.running_count,
-            "max_workers": pool.max_workers,
-            "waiting_agents": pool.queue_size,
+            "running_agents": orchestrator.pool.running,
+            "max_workers": orchestrator.pool.max_workers,
+            "waiting_agents": orchestrator.pool.waiting,
             "pid": os.getpid(),
-            "uptime": round(time.time() - orchestrator.start_time, 3),
+            "uptime": round(orchestrator.uptime, 3),
             **reader.read(os.getpid()),
         },
         "agents": agents,
     }
 
 
-def _history(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+def _history(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     filters = parse_filters(args, HISTORY_FILTERS)
-    records = orchestrator.events(
+    records = target.history.last(
         filters.get("last", 100),
         agent=filters.get("agent"),
         event_name=filters.get("event_name"),
@@ -260,27 +210,27 @@ def _history(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
         "events": [r.to_dict() for r in records],
         "count": len(records),
         "filters": filters,
-        "capacity_info": orchestrator.history.capacity_info(),
+        "capacity_info": target.history.capacity_info(),
     }
 
 
-def _history_stats(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+def _history_stats(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     filters = parse_filters(args, {"agent": str})
     agent = filters.get("agent")
     return {
-        "statistics": orchestrator.history.stats(agent),
-        "capacity_info": orchestrator.history.capacity_info(),
+        "statistics": target.history.stats(agent),
+        "capacity_info": target.history.capacity_info(),
         "agent_filter": agent,
         "timestamp": time.time(),
     }
 
 
-def _shutdown(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
-    orchestrator.request_shutdown()
+def _shutdown(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    target.request_shutdown()
     return {"message": "Orchestrator shutdown initiated"}
 
 
-def _no_handler(orchestrator: Orchestrator, args: list[Any]) -> dict[str, Any]:
+def _no_handler(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     raise CommandFailed("this command is served by the socket server")
 
 

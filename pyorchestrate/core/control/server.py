@@ -23,7 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from ..errors import (
     CommandFailed,
@@ -45,9 +45,7 @@ from .protocol import (
     parse_request,
     success_reply,
 )
-
-if TYPE_CHECKING:
-    from ..orchestrator.orchestrator import Orchestrator
+from .target import ControlTarget
 
 __all__ = ["CommandServer", "prepare_socket_path"]
 
@@ -130,7 +128,7 @@ class CommandServer:
     """Serves the control commands of one orchestrator on a Unix socket.
 
     Args:
-        orchestrator: what the commands act on.
+        target: what the commands act on (the orchestrator).
         path: the socket path.
         allowed: the commands this server accepts.
         timeout: seconds a command has to produce its reply.
@@ -139,7 +137,7 @@ class CommandServer:
 
     def __init__(
         self,
-        orchestrator: Orchestrator,
+        target: ControlTarget,
         path: str,
         allowed: frozenset[str],
         *,
@@ -147,12 +145,13 @@ class CommandServer:
         workers: int = 4,
         max_line: int = MAX_LINE_BYTES,
     ) -> None:
-        self._orchestrator = orchestrator
+        self._target = target
+        self._history = target.history
         self.path = path
         self.allowed = allowed
         self.timeout = timeout
         self.max_line = max_line
-        self._name = orchestrator.name
+        self._name = target.name
         self._workers = workers
         self._selector = selectors.DefaultSelector()
         self._listener: socket.socket | None = None
@@ -400,9 +399,7 @@ class CommandServer:
         self._pending.append(pending)
         handler = command.handler
         try:
-            future = self._executor.submit(
-                handler, self._orchestrator, list(request.args)
-            )
+            future = self._executor.submit(handler, self._target, list(request.args))
         except RuntimeError:  # the executor is shutting down
             self._complete(pending, CommandFailed("the orchestrator is shutting down"))
             return
@@ -516,18 +513,18 @@ class CommandServer:
     def _subscribe(self, conn: _Conn, request: Request) -> None:
         filters = parse_filters(request.args, SUBSCRIBE_FILTERS)
         if self._unsubscribe is None:
-            _, self._unsubscribe = self._orchestrator.history.subscribe(self._on_record)
+            _, self._unsubscribe = self._history.subscribe(self._on_record)
         backlog: list[EventRecord] = []
         if "after_seq" in filters:
-            backlog = self._orchestrator.history.last(
-                self._orchestrator.history.max_events,
+            backlog = self._history.last(
+                self._history.max_events,
                 after_seq=filters["after_seq"],
             )
         conn.subscription = filters
         conn.subscription_id = request.request_id
         # Records up to _last_position are not sent again; the backlog advances it.
         # A heartbeat carries the seq of the record before it and comes after it.
-        seen = filters.get("after_seq", self._orchestrator.history.last_seq)
+        seen = filters.get("after_seq", self._history.last_seq)
         conn.subscription["_last_position"] = (seen, False, 0)
         self._reply(
             conn,
@@ -563,7 +560,7 @@ class CommandServer:
         wanted = conn.subscription
         if wanted is None:
             return
-        position = self._orchestrator.history.position(record)
+        position = self._history.position(record)
         if position <= wanted["_last_position"]:
             return
         if wanted.get("agent") not in (None, record.agent):

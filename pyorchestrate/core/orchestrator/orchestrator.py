@@ -23,9 +23,15 @@ from typing import Any
 from ..agent.base import AgentConfig, BaseAgent, build_agent_config, check_agent_kwargs
 from ..agent.plugins import AgentPlugin
 from ..agent.signals import ControlEvents, StateEvents
-from ..control.commands import ProcessStats
 from ..control.permissions import COMMANDS
+from ..control.process_stats import ProcessStats
+from ..control.reports import (
+    build_agent_status,
+    build_agent_summary,
+    build_report,
+)
 from ..control.server import CommandServer
+from ..control.target import AgentSnapshot, OrchestratorSnapshot, PoolCounts
 from ..errors import LifecycleError
 from ..supervision import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
@@ -607,84 +613,116 @@ class Orchestrator:
             n, agent=agent, event_name=event_name, after_seq=after_seq
         )
 
+    def has_agent(self, name: str) -> bool:
+        """Whether an agent ``name`` is registered."""
+        return name in self.registry
+
+    def output_tail(self, name: str) -> str | None:
+        """The last lines process agent ``name`` wrote to stderr in its latest run
+        (``None`` for a thread agent, or before its first start).
+
+        Raises:
+            RegistrationError: unknown agent.
+        """
+        return self.lifecycle.output_tail(name)
+
+    def snapshot(self) -> OrchestratorSnapshot:
+        """The orchestrator now: run mode, pool counts, dependencies, command
+        interface (what ``status`` shows)."""
+        with self.lifecycle.lock:
+            pool = self.worker_pool
+            return OrchestratorSnapshot(
+                name=self.name,
+                run_mode=self.config.run_mode.value,
+                started=self._started,
+                shutdown_requested=self._shutdown_requested,
+                uptime=time.time() - self.start_time,
+                total_agents=len(self.registry),
+                pool=PoolCounts(pool.running_count, pool.max_workers, pool.queue_size),
+                dependencies=self.dependency_graph.as_dict(),
+                command_interface_enabled=self.config.enable_command_interface,
+                command_socket_path=self.command_socket_path,
+            )
+
+    def agent_snapshot(self, name: str) -> AgentSnapshot:
+        """Agent ``name`` now.
+
+        Raises:
+            RegistrationError: unknown agent.
+        """
+        with self.lifecycle.lock:
+            return self._snapshot_of(self.registry.require(name), self._clock())
+
+    def agent_snapshots(self) -> list[AgentSnapshot]:
+        """Every agent, in registration order, read under one hold of the lifecycle
+        lock (one consistent picture)."""
+        with self.lifecycle.lock:
+            now = self._clock()
+            return [self._snapshot_of(entry, now) for entry in self.registry]
+
+    def _snapshot_of(self, entry: AgentEntry, now: float) -> AgentSnapshot:
+        uptime = None
+        if entry.started_mono is not None and entry.state in ACTIVE_STATES:
+            uptime = now - entry.started_mono
+        next_start_in = None
+        if entry.restart_at is not None:
+            next_start_in = max(entry.restart_at - now, 0.0)
+        config = entry.config
+        status = entry.termination_status
+        return AgentSnapshot(
+            name=entry.name,
+            class_name=entry.agent_class.__name__,
+            state=entry.state.value,
+            flavour=entry.flavour,
+            alive=entry.is_alive(),
+            started=entry.reached_running,
+            in_queue=self.worker_pool.is_queued(entry.name),
+            pid=entry.pid,
+            uptime=uptime,
+            starts=entry.starts,
+            generation_id=entry.generation_id,
+            exit_code=entry.exit_code,
+            signal=entry.last_signal,
+            next_start_in=next_start_in,
+            fatal_reason=entry.fatal_reason,
+            last_error=entry.last_error,
+            restart_policy=entry.supervision.restart,
+            restart_attempt=entry.restart_attempt,
+            termination_status=status.value if status else None,
+            dependencies=tuple(self.dependency_graph.get_dependencies(entry.name)),
+            config=config.to_dict() if config is not None else None,
+        )
+
     def agent_summary(self, name: str) -> dict[str, Any]:
         """What ``ps`` shows of one agent, as JSON-safe data: its name, class and
         state, whether it is alive, started or queued, pid, uptime, restarts, the last
         exit code or signal, the time to its next try, and its last error."""
-        with self.lifecycle.lock:
-            return self._summary(self.registry.require(name), self._clock())
+        return build_agent_summary(self.agent_snapshot(name))
 
     def agent_summaries(self) -> list[dict[str, Any]]:
         """:meth:`agent_summary` of every agent, in registration order, read under
         one hold of the lifecycle lock (one consistent picture)."""
-        with self.lifecycle.lock:
-            now = self._clock()
-            return [self._summary(entry, now) for entry in self.registry]
-
-    def _summary(self, entry: AgentEntry, now: float) -> dict[str, Any]:
-        uptime = None
-        if entry.started_mono is not None and entry.state in ACTIVE_STATES:
-            uptime = round(now - entry.started_mono, 3)
-        next_start_in = None
-        if entry.restart_at is not None:
-            next_start_in = round(max(entry.restart_at - now, 0.0), 3)
-        return {
-            "name": entry.name,
-            "agent_name": entry.name,  # the reference protocol's key for ps rows
-            "class_name": entry.agent_class.__name__,
-            "lifecycle_state": entry.state.value,
-            "alive": entry.is_alive(),
-            "started": entry.reached_running,
-            "in_queue": self.worker_pool.is_queued(entry.name),
-            "pid": entry.pid,
-            "uptime": uptime,
-            "restarts": max(entry.starts - 1, 0),
-            "exit_code": entry.exit_code,
-            "signal": entry.last_signal,
-            "next_start_in": next_start_in,
-            "fatal_reason": entry.fatal_reason,
-            "last_error": entry.last_error,
-        }
+        return [build_agent_summary(agent) for agent in self.agent_snapshots()]
 
     def agent_status(self, name: str) -> dict[str, Any]:
         """One agent's whole state as JSON-safe data: :meth:`agent_summary` plus its
         flavour, generation, starts, restart policy and attempt, termination status,
         dependencies and config."""
-        with self.lifecycle.lock:
-            entry = self.registry.require(name)
-            config = entry.config
-            return {
-                **self._summary(entry, self._clock()),
-                "flavour": entry.flavour,
-                "generation_id": entry.generation_id,
-                "starts": entry.starts,
-                "restart_policy": entry.supervision.restart,
-                "restart_attempt": entry.restart_attempt,
-                "termination_status": (
-                    entry.termination_status.value if entry.termination_status else None
-                ),
-                "dependencies": self.dependency_graph.get_dependencies(name),
-                "config": config.to_dict() if config is not None else None,
-            }
+        return build_agent_status(self.agent_snapshot(name))
 
     def report(self) -> dict[str, Any]:
         """A JSON-safe summary of the orchestrator and every agent."""
         with self.lifecycle.lock:
-            return {
-                "name": self.name,
-                "run_mode": self.config.run_mode.value,
-                "started": self._started,
-                "shutdown_requested": self._shutdown_requested,
-                "uptime": round(time.time() - self.start_time, 3),
-                "workers": self.worker_pool.stats(),
-                "agents": [self.agent_status(name) for name in self.registry.names()],
-                "dependencies": self.dependency_graph.as_dict(),
-                "history": self.history.capacity_info(),
-                "callbacks": {
+            return build_report(
+                self.snapshot(),
+                self.agent_snapshots(),
+                workers=self.worker_pool.stats(),
+                history=self.history.capacity_info(),
+                callbacks={
                     "dropped": self.event_bus.executor.dropped,
                     "failed": self.event_bus.executor.failed,
                 },
-            }
+            )
 
     def __repr__(self) -> str:
         return f"<Orchestrator {self.name!r} {len(self.registry)} agents>"
