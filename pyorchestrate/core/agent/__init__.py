@@ -15,6 +15,9 @@ pool (children)        PoolThreadAgent      PoolProcessAgent
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_exports
 from ..errors import NonRecoverableException, RecoverableException, TerminateAgent
 from .base import AgentConfig, BaseAgent, build_agent_config
 from .flavours import DEFAULT_START_METHOD, ProcessFlavour, StartMethod, ThreadFlavour
@@ -22,7 +25,6 @@ from .looping import LoopingAgent, LoopingConfig
 from .oneshot import OneShotAgent
 from .periodic import PeriodicAgent, PeriodicConfig
 from .plugins import AgentPlugin, PluginManager, PluginProtocol
-from .pool import PoolAgent, PoolAgentConfig
 from .signals import (
     AnyEvent,
     ControlEvents,
@@ -32,6 +34,19 @@ from .signals import (
     make_event,
 )
 from .status import AgentTerminationStatus
+
+if TYPE_CHECKING:
+    from ..pool import PoolAgent, PoolAgentConfig, PoolProcessAgent, PoolThreadAgent
+
+# A pool agent runs an orchestrator of its own, so it lives above the orchestrator
+# (``pyorchestrate.core.pool``); its old import path loads it on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    dict.fromkeys(
+        ("PoolAgent", "PoolAgentConfig", "PoolProcessAgent", "PoolThreadAgent"),
+        "pyorchestrate.core.pool",
+    ),
+)
 
 __all__ = [
     "DEFAULT_START_METHOD",
@@ -104,11 +119,3 @@ class OneShotThreadAgent(ThreadFlavour, OneShotAgent):
 
 class OneShotProcessAgent(ProcessFlavour, OneShotAgent):
     """A one-shot agent in a process: override ``task()``."""
-
-
-class PoolThreadAgent(ThreadFlavour, PoolAgent):
-    """A pool of agents supervised from a thread."""
-
-
-class PoolProcessAgent(ProcessFlavour, PoolAgent):
-    """A pool of agents supervised from a process of its own."""
