@@ -13,6 +13,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar
 
+from pyorchestrate import Severity
+
 from ._sections import ChannelOptions, checked
 from .errors import DeliveryError
 from .ratelimit import RateLimit, coerce_rate_limits
@@ -25,31 +27,6 @@ __all__ = [
     "Severity",
     "TextFormat",
 ]
-
-
-class Severity(enum.IntEnum):
-    """How bad it is; ordered, so ``severity >= Severity.ERROR`` works."""
-
-    DEBUG = 10
-    INFO = 20
-    WARNING = 30
-    ERROR = 40
-    CRITICAL = 50
-
-    @classmethod
-    def parse(cls, value: str | int | Severity) -> Severity:
-        """``"error"``, ``"ERROR"``, ``40`` or ``Severity.ERROR`` → ``Severity.ERROR``."""
-        if isinstance(value, Severity):
-            return value
-        if isinstance(value, int):
-            return cls(value)
-        try:
-            return cls[value.strip().upper()]
-        except KeyError:
-            names = ", ".join(m.name.lower() for m in cls)
-            raise ValueError(
-                f"unknown severity {value!r}; use one of {names}"
-            ) from None
 
 
 class TextFormat(enum.StrEnum):

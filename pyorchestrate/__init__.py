@@ -42,6 +42,13 @@ if TYPE_CHECKING:
         RegistrationError,
         TerminateAgent,
     )
+    from .core.events import (
+        AgentEvent,
+        EventRecord,
+        OrchestratorEvent,
+        Severity,
+        severity_of,
+    )
     from .core.orchestrator import (
         AgentEntry,
         AgentFailure,
@@ -56,12 +63,6 @@ if TYPE_CHECKING:
         WorkerStartResult,
     )
     from .core.supervision import SupervisionConfig
-    from .core.utilities.event import (
-        AgentEvent,
-        EventRecord,
-        OrchestratorEvent,
-        Severity,
-    )
     from .core.utilities.messaging import MessageChannel, ServiceMessage
 
 from ._lazy import lazy_exports
@@ -71,7 +72,7 @@ from ._lazy import lazy_exports
 _LAZY: dict[str, str] = {
     "AgentConfig": ".core.agent",
     "AgentEntry": ".core.orchestrator",
-    "AgentEvent": ".core.utilities.event",
+    "AgentEvent": ".core.events",
     "AgentPlugin": ".core.agent",
     "AgentFailure": ".core.orchestrator",
     "AgentSpec": ".core.orchestrator",
@@ -84,7 +85,7 @@ _LAZY: dict[str, str] = {
     "ConfigValidationError": ".core.errors",
     "ControlEvents": ".core.agent",
     "DependencyError": ".core.errors",
-    "EventRecord": ".core.utilities.event",
+    "EventRecord": ".core.events",
     "ExitCode": ".core.orchestrator",
     "LifecycleError": ".core.errors",
     "LoopingProcessAgent": ".core.agent",
@@ -95,7 +96,7 @@ _LAZY: dict[str, str] = {
     "OneShotThreadAgent": ".core.agent",
     "Orchestrator": ".core.orchestrator",
     "OrchestratorConfig": ".core.orchestrator",
-    "OrchestratorEvent": ".core.utilities.event",
+    "OrchestratorEvent": ".core.events",
     "PeriodicProcessAgent": ".core.agent",
     "PeriodicThreadAgent": ".core.agent",
     "PoolProcessAgent": ".core.agent",
@@ -106,7 +107,7 @@ _LAZY: dict[str, str] = {
     "RunMode": ".core.orchestrator",
     "RunOutcome": ".core.orchestrator",
     "ServiceMessage": ".core.utilities.messaging",
-    "Severity": ".core.utilities.event",
+    "Severity": ".core.events",
     "StartStatus": ".core.orchestrator",
     "StateEvents": ".core.agent",
     "SupervisionConfig": ".core.supervision",
@@ -116,6 +117,7 @@ _LAZY: dict[str, str] = {
     "ValidationSeverity": ".core.config",
     "WorkerStartResult": ".core.orchestrator",
     "make_event": ".core.agent",
+    "severity_of": ".core.events",
 }
 
 
@@ -188,4 +190,5 @@ __all__ = [
     "WorkerStartResult",
     "__version__",
     "make_event",
+    "severity_of",
 ]

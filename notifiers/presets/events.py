@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
-from pyorchestrate import OrchestratorEvent
+from pyorchestrate import EventRecord, OrchestratorEvent, severity_of
 
 from ..base import Notification, Severity
 
@@ -40,14 +39,6 @@ def _event(value: object) -> OrchestratorEvent:
     raise ValueError(f"not an orchestrator event: {value!r} (known: {known})")
 
 
-_STATUS_SEVERITY = {
-    "success": Severity.INFO,
-    "warning": Severity.WARNING,
-    "error": Severity.ERROR,
-    "critical": Severity.CRITICAL,
-}
-
-
 def _observed(kwargs: Mapping[str, Any]) -> Notification:
     """What the pipeline needs of an event it watches but does not send."""
     event = kwargs.get("event")
@@ -66,22 +57,19 @@ def _observed(kwargs: Mapping[str, Any]) -> Notification:
 
 
 def _severity_of(kwargs: Mapping[str, Any]) -> Severity:
-    """How bad the event itself says it is (DEBUG when it says nothing).
+    """How bad the event itself says it is: DEBUG when it says nothing.
 
-    A terminated agent's status (``warning``, ``error``, ``critical``) counts, and so
-    does its history record's severity when above INFO (INFO is every event's default).
+    The core decides an event's severity (:func:`pyorchestrate.severity_of`) and
+    puts it in the typed ``record``; this only reads it (an event handed over
+    without a record, as a test may do, is judged by the same function). INFO is
+    every plain event's, so it says nothing: the template's severity stands.
     """
-    found = Severity.DEBUG
-    status = kwargs.get("termination_status")
-    if status is not None:
-        found = _STATUS_SEVERITY.get(
-            str(getattr(status, "value", status)).lower(), found
-        )
     record = kwargs.get("record")
-    level = getattr(record, "severity", None)
-    if level is not None:
-        with contextlib.suppress(ValueError):
-            parsed = Severity.parse(str(getattr(level, "value", level)))
-            if parsed > Severity.INFO:
-                found = max(found, parsed)
-    return found
+    if isinstance(record, EventRecord):
+        found = record.severity
+    else:
+        event = kwargs.get("event")
+        if not isinstance(event, OrchestratorEvent):
+            return Severity.DEBUG
+        found = severity_of(event, kwargs)
+    return found if found > Severity.INFO else Severity.DEBUG

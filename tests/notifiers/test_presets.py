@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import threading
-import types
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,7 +29,7 @@ from notifiers.presets import (
     detach,
 )
 from notifiers.testing import RecordingNotifier
-from pyorchestrate import Orchestrator, OrchestratorEvent
+from pyorchestrate import EventRecord, Orchestrator, OrchestratorEvent
 from pyorchestrate.testing import EventRecorder
 from tests.agents import agent
 
@@ -461,19 +460,59 @@ def test_a_broken_template_fails_at_attach(fake: FakeOrchestrator) -> None:
     assert not any(fake.callbacks.values())
 
 
+def _record(event: OrchestratorEvent, severity: Severity) -> EventRecord:
+    return EventRecord(1, 0.0, 0, "orchestrator", event.value, "a", severity)
+
+
 @pytest.mark.parametrize(
-    ("record_severity", "sent"), [("INFO", False), ("WARNING", True)]
+    ("record_severity", "sent"),
+    [(Severity.DEBUG, False), (Severity.INFO, False), (Severity.WARNING, True)],
 )
 def test_severity_comes_from_the_template_unless_the_record_says_worse(
-    fake: FakeOrchestrator, record_severity: str, sent: bool
+    fake: FakeOrchestrator, record_severity: Severity, sent: bool
 ) -> None:
     preset = Preset("beats", (E.AGENT_HEARTBEAT,), min_severity=Severity.INFO)
     channel = RecordingNotifier()
     with attach(fake, preset, channel):
-        # The heartbeat template is DEBUG; INFO is every record's default.
-        record = types.SimpleNamespace(severity=record_severity)
+        # The heartbeat template is DEBUG; INFO is every plain event's severity.
+        record = _record(E.AGENT_HEARTBEAT, record_severity)
         fake.emit(E.AGENT_HEARTBEAT, agent_name="a", record=record)
     assert len(channel.sent) == int(sent)
+
+
+def test_the_typed_record_decides_not_the_keywords(fake: FakeOrchestrator) -> None:
+    # The core decided (record.severity); the alert follows it, not a re-reading of
+    # termination_status from the keywords.
+    preset = Preset("ends", (E.AGENT_TERMINATED,), min_severity=Severity.WARNING)
+    channel = RecordingNotifier()
+    with attach(fake, preset, channel):
+        fake.emit(
+            E.AGENT_TERMINATED,
+            agent_name="a",
+            termination_status="success",
+            record=_record(E.AGENT_TERMINATED, Severity.ERROR),
+        )
+    assert [n.severity for n in channel.sent] == [Severity.ERROR]
+
+
+def test_the_alert_and_the_history_agree_on_a_termination_severity(
+    make_orchestrator: MakeOrchestrator,
+) -> None:
+    # One decision (pyorchestrate.severity_of) for both: boom ended "critical" (an
+    # exception), quick "success".
+    orchestrator = boom_and_quick(make_orchestrator)
+    channel = RecordingNotifier()
+    with attach(orchestrator, "lifecycle", channel, min_severity="warning"):
+        run_to_end(orchestrator, "boom", "quick")
+    ended = {
+        r.agent: r.severity
+        for r in orchestrator.history.last(event_name="agent_terminated")
+    }
+    assert ended == {"boom": Severity.CRITICAL, "quick": Severity.INFO}
+    assert [(n.agent, n.event, n.severity) for n in channel.sent] == [
+        ("boom", "agent_error", Severity.ERROR),
+        ("boom", "agent_terminated", Severity.CRITICAL),
+    ]
 
 
 def test_attach_from_settings_wires_state_rules_and_rate_limits(

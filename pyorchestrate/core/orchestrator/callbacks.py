@@ -19,13 +19,14 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from ..utilities.event import (
+from ..events import (
     CALLBACK_KEYWORDS,
     AgentEvent,
     EventCallback,
     EventRecord,
     OrchestratorEvent,
     Severity,
+    severity_of,
 )
 from .history import EventHistory
 
@@ -189,7 +190,7 @@ class _Occurrence:
         self._kwargs: dict[str, Any] | None = None
 
     def kwargs(self) -> dict[str, Any]:
-        """The callback keywords (see ``core.utilities.event``); a fresh copy."""
+        """The callback keywords (see ``core.events``); a fresh copy."""
         if self._kwargs is None:
             kwargs = _EMPTY_KWARGS.copy()
             kwargs.update(self.context)
@@ -207,12 +208,6 @@ class _Occurrence:
 
 _EMPTY_KWARGS: dict[str, Any] = dict.fromkeys(CALLBACK_KEYWORDS)
 
-_SEVERITY: dict[object, Severity] = {
-    OrchestratorEvent.AGENT_ERROR: Severity.ERROR,
-    OrchestratorEvent.AGENT_WATCHDOG_TIMEOUT: Severity.ERROR,
-    OrchestratorEvent.AGENT_RESTARTING: Severity.WARNING,
-    OrchestratorEvent.AGENT_FATAL: Severity.CRITICAL,
-}
 _stamp_cache: tuple[int, str, str] = (-1, "", "")
 
 
@@ -291,6 +286,9 @@ class EventBus:
     ) -> EventRecord | None:
         """Record ``event`` and queue its callbacks; return the record.
 
+        ``severity`` overrides :func:`~pyorchestrate.core.events.severity_of`, which
+        decides it otherwise.
+
         After :meth:`close`, the event is dropped with a warning and ``None`` returned.
         """
         if self._closed:
@@ -300,7 +298,7 @@ class EventBus:
             return None
         ctx = dict(context or {})
         if severity is None:
-            severity = _SEVERITY.get(event, Severity.INFO)
+            severity = severity_of(event, ctx)
         record = self.history.record(
             event.value, agent=agent_name, severity=severity, data=ctx
         )

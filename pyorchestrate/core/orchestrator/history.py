@@ -21,7 +21,7 @@ import time
 from collections import Counter, deque
 from collections.abc import Callable, Iterable, Mapping
 
-from ..utilities.event import EventRecord, Severity
+from ..events import EventRecord, Severity
 
 __all__ = ["EventHistory"]
 

@@ -9,7 +9,14 @@ from typing import Any
 
 import pytest
 
-from pyorchestrate import AgentEvent, OrchestratorEvent, Severity
+from pyorchestrate import (
+    AgentEvent,
+    AgentTerminationStatus,
+    EventRecord,
+    OrchestratorEvent,
+    Severity,
+    severity_of,
+)
 from pyorchestrate.core.orchestrator import CallbackExecutor, EventBus, EventHistory
 from pyorchestrate.core.utilities.event import CALLBACK_KEYWORDS
 from pyorchestrate.testing import EventRecorder, wait_until
@@ -382,3 +389,65 @@ def test_emit_records_severity_and_context(bus: EventBus) -> None:
     assert record.data == {"error_message": "boom", "pid": "7"}
     info = bus.emit(OrchestratorEvent.AGENT_STARTED, agent_name="a")
     assert info is not None and info.severity is Severity.INFO
+
+
+@pytest.mark.parametrize(
+    ("event", "context", "expected"),
+    [
+        (OrchestratorEvent.AGENT_ERROR, {}, Severity.ERROR),
+        (OrchestratorEvent.AGENT_WATCHDOG_TIMEOUT, {}, Severity.ERROR),
+        (OrchestratorEvent.AGENT_RESTARTING, {}, Severity.WARNING),
+        (OrchestratorEvent.AGENT_FATAL, {}, Severity.CRITICAL),
+        (OrchestratorEvent.AGENT_HEARTBEAT, {}, Severity.DEBUG),
+        (OrchestratorEvent.AGENT_READY, {}, Severity.INFO),
+        (OrchestratorEvent.AGENT_TERMINATED, {}, Severity.INFO),
+        (
+            OrchestratorEvent.AGENT_TERMINATED,
+            {"termination_status": "success"},
+            Severity.INFO,
+        ),
+        (
+            OrchestratorEvent.AGENT_TERMINATED,
+            {"termination_status": "warning"},
+            Severity.WARNING,
+        ),
+        (
+            OrchestratorEvent.AGENT_TERMINATED,
+            {"termination_status": "error"},
+            Severity.ERROR,
+        ),
+        (
+            OrchestratorEvent.AGENT_TERMINATED,
+            {"termination_status": "critical"},
+            Severity.CRITICAL,
+        ),
+    ],
+)
+def test_the_record_carries_the_one_severity_decision(
+    bus: EventBus,
+    event: OrchestratorEvent,
+    context: dict[str, object],
+    expected: Severity,
+) -> None:
+    # What the alerts always said (notifiers read the termination status and sent
+    # heartbeats at DEBUG), the history now says too: severity_of decides for both.
+    assert severity_of(event, context) is expected
+    record = bus.emit(event, agent_name="a", context=context)
+    assert record is not None
+    assert record.severity is expected
+    assert record.to_dict()["severity"] == expected.name  # the wire keeps the name
+
+
+def test_a_termination_status_enum_counts_like_its_value() -> None:
+    status = {"termination_status": AgentTerminationStatus.ERROR}
+    assert severity_of(OrchestratorEvent.AGENT_TERMINATED, status) is Severity.ERROR
+
+
+def test_callbacks_get_the_typed_record(bus: EventBus) -> None:
+    calls = Calls()
+    bus.register(OrchestratorEvent.AGENT_RESTARTING, lambda record: calls.add(record))
+    emitted = bus.emit(OrchestratorEvent.AGENT_RESTARTING, agent_name="a")
+    (record,) = calls.wait(1)
+    assert record is emitted
+    assert isinstance(record, EventRecord)
+    assert record.severity is Severity.WARNING
