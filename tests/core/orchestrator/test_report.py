@@ -156,3 +156,31 @@ def test_report_contents(
     assert after["workers"]["accepting"] is False
     states = {a["name"]: a["lifecycle_state"] for a in after["agents"]}
     assert states == {"first": "TERMINATED", "second": "TERMINATED"}
+
+
+def test_the_orchestrator_reports_through_control_s_builders(
+    make_orchestrator: MakeOrchestrator,
+) -> None:
+    """agent_summary/agent_summaries/agent_status stay public methods; they are
+    control's JSON shapes of the orchestrator's snapshots."""
+    from pyorchestrate.core.control.reports import (
+        build_agent_status,
+        build_agent_summary,
+    )
+
+    orchestrator = make_orchestrator()
+    orchestrator.register_agent(agent("quick", "thread"), "a")
+    orchestrator.register_agent(agent("quick", "thread"), "b")
+    orchestrator.add_dependency("b", "a")
+    snapshot = orchestrator.agent_snapshot("b")
+    assert snapshot.dependencies == ("a",)
+    assert orchestrator.agent_status("b") == build_agent_status(snapshot)
+    assert orchestrator.agent_summary("b") == build_agent_summary(snapshot)
+    assert orchestrator.agent_summaries() == [
+        build_agent_summary(s) for s in orchestrator.agent_snapshots()
+    ]
+    overview = orchestrator.snapshot()
+    assert (overview.total_agents, overview.dependencies) == (2, {"b": ["a"]})
+    assert orchestrator.has_agent("a") and not orchestrator.has_agent("ghost")
+    with pytest.raises(RegistrationError):
+        orchestrator.agent_snapshot("ghost")
