@@ -12,7 +12,12 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from ..._lazy import lazy_exports
-from .permissions import COMMANDS, PRESETS, resolve_allowed_commands
+from .permissions import (
+    COMMANDS,
+    PERMISSION_PRESETS,
+    PRESETS,  # the former name of PERMISSION_PRESETS  # noqa: F401
+    resolve_allowed_commands,
+)
 
 if TYPE_CHECKING:
     from .target import (
@@ -42,7 +47,7 @@ __getattr__, __dir__ = lazy_exports(
 
 __all__ = [
     "COMMANDS",
-    "PRESETS",
+    "PERMISSION_PRESETS",
     "AgentSnapshot",
     "ControlTarget",
     "HistoryView",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-__all__ = ["COMMANDS", "PRESETS", "resolve_allowed_commands"]
+__all__ = ["COMMANDS", "PERMISSION_PRESETS", "resolve_allowed_commands"]
 
 COMMANDS: frozenset[str] = frozenset(
     {
@@ -28,13 +28,18 @@ _READ_ONLY = frozenset(
     {"commands", "dependencies", "history", "history-stats", "ps", "stats", "status"}
 )
 
-PRESETS: dict[str, frozenset[str]] = {
+PERMISSION_PRESETS: dict[str, frozenset[str]] = {
     "production": _READ_ONLY | {"subscribe"},
     "read_only": _READ_ONLY | {"subscribe"},
     "monitoring": (_READ_ONLY - {"dependencies"}) | {"subscribe"},
     "development": COMMANDS,
 }
-"""Named permission sets (names are case-insensitive)."""
+"""Named permission sets (names are case-insensitive).
+
+Not to be confused with ``notifiers.PRESETS``, the alert presets."""
+
+PRESETS = PERMISSION_PRESETS
+"""The former name of :data:`PERMISSION_PRESETS` (kept so old imports work)."""
 
 
 def resolve_allowed_commands(value: str | Iterable[str] | None) -> frozenset[str]:
@@ -49,10 +54,10 @@ def resolve_allowed_commands(value: str | Iterable[str] | None) -> frozenset[str
         return COMMANDS
     if isinstance(value, str):
         key = value.strip().lower()
-        if key not in PRESETS:
-            known = ", ".join(sorted(PRESETS))
+        if key not in PERMISSION_PRESETS:
+            known = ", ".join(sorted(PERMISSION_PRESETS))
             raise ValueError(f"unknown preset {value!r}; known presets: {known}")
-        return PRESETS[key]
+        return PERMISSION_PRESETS[key]
     if isinstance(value, Iterable):
         names = set()
         for item in value:

@@ -7,7 +7,7 @@ import pytest
 from pyorchestrate import Orchestrator
 from pyorchestrate.core.control.permissions import (
     COMMANDS,
-    PRESETS,
+    PERMISSION_PRESETS,
     resolve_allowed_commands,
 )
 from pyorchestrate.core.errors import CommandForbidden, ConfigError
@@ -49,7 +49,12 @@ def test_none_allows_everything() -> None:
 
 
 def test_preset_contents() -> None:
-    assert set(PRESETS) == {"production", "read_only", "monitoring", "development"}
+    assert set(PERMISSION_PRESETS) == {
+        "production",
+        "read_only",
+        "monitoring",
+        "development",
+    }
     for name in ("production", "read_only"):
         allowed = resolve_allowed_commands(name)
         assert allowed >= READ_ONLY
@@ -69,7 +74,7 @@ def test_monitoring_forbids_dependencies_and_control(forbidden: str) -> None:
     "spelling", ["monitoring", "MONITORING", "Monitoring", " monitoring "]
 )
 def test_preset_names_are_case_insensitive(spelling: str) -> None:
-    assert resolve_allowed_commands(spelling) == PRESETS["monitoring"]
+    assert resolve_allowed_commands(spelling) == PERMISSION_PRESETS["monitoring"]
 
 
 @pytest.mark.parametrize("name", ["basic", "all", "", "admin"])
@@ -93,7 +98,7 @@ def test_other_types_raise_value_error(value: object) -> None:
 
 def test_the_config_resolves_presets_and_names_the_field() -> None:
     config = Orchestrator.Config(allowed_commands="Read_Only")
-    assert config.allowed_commands == PRESETS["read_only"]
+    assert config.allowed_commands == PERMISSION_PRESETS["read_only"]
     with pytest.raises(ConfigError, match="allowed_commands"):
         Orchestrator.Config(allowed_commands="superuser")
 
@@ -111,7 +116,7 @@ def test_monitoring_server_answers_403_listing_allowed(
     served.wait_state("w", "READY")
     args = () if command in ("dependencies", "shutdown") else ("w",)
     payload = served.raw().reply(command, *args)
-    allowed = sorted(PRESETS["monitoring"])
+    allowed = sorted(PERMISSION_PRESETS["monitoring"])
     assert payload["status"] == "error"
     assert payload["code"] == 403
     assert payload["error_type"] == "CommandForbidden"
@@ -127,12 +132,14 @@ def test_monitoring_server_answers_403_listing_allowed(
 def test_monitoring_still_serves_its_own_commands(serve: Serve) -> None:
     served = serve(allowed_commands="monitoring")
     client = served.client()
-    for command in sorted(PRESETS["monitoring"] - {"subscribe"}):
+    for command in sorted(PERMISSION_PRESETS["monitoring"] - {"subscribe"}):
         assert isinstance(client.call(command), dict), command
     info = client.commands()
-    assert info["allowed_commands"] == sorted(PRESETS["monitoring"])
+    assert info["allowed_commands"] == sorted(PERMISSION_PRESETS["monitoring"])
     assert info["restrictions_active"] is True
-    assert set(info["restricted_commands"]) == COMMANDS - PRESETS["monitoring"]
+    assert (
+        set(info["restricted_commands"]) == COMMANDS - PERMISSION_PRESETS["monitoring"]
+    )
     assert info["total_available_commands"] == len(COMMANDS)
 
 
@@ -143,7 +150,9 @@ def test_client_gets_command_forbidden_with_the_allowed_list(serve: Serve) -> No
     with pytest.raises(CommandForbidden) as caught:
         served.client().restart("w")
     assert caught.value.code == 403
-    assert caught.value.data["allowed_commands"] == sorted(PRESETS["read_only"])
+    assert caught.value.data["allowed_commands"] == sorted(
+        PERMISSION_PRESETS["read_only"]
+    )
 
 
 def test_an_explicit_set_is_enforced_and_unknown_names_dropped(serve: Serve) -> None:
@@ -177,3 +186,12 @@ def test_default_is_everything_without_restrictions(serve: Serve) -> None:
     assert info["allowed_commands"] == sorted(COMMANDS)
     assert info["restricted_commands"] == []
     assert info["restrictions_active"] is False
+
+
+def test_permission_presets_do_not_share_a_name_with_the_alert_presets() -> None:
+    # Two concepts, two names: notifiers.PRESETS are alert presets.
+    from pyorchestrate.core import control
+    from pyorchestrate.core.control import permissions
+
+    assert "PRESETS" not in control.__all__
+    assert control.PRESETS is permissions.PRESETS is PERMISSION_PRESETS  # old name
