@@ -13,7 +13,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .apprise import AppriseNotifier
     from .base import (
         DeliveryResult,
         DeliveryStatus,
@@ -22,6 +21,8 @@ if TYPE_CHECKING:
         Severity,
         TextFormat,
     )
+    from .channels.apprise import AppriseNotifier
+    from .channels.telegram import TelegramNotifier
     from .dispatcher import ChannelStats, ChannelSummary, CloseReport, Dispatcher
     from .errors import (
         DeliveryError,
@@ -54,7 +55,6 @@ if TYPE_CHECKING:
     from .retry import RetryPolicy
     from .settings import NotifierSettings, build_notifiers, load_settings
     from .state import NotifierState
-    from .telegram import TelegramNotifier
     from .templates import (
         DEFAULT_TEMPLATES,
         PIPELINE_TEMPLATES,
@@ -76,7 +76,7 @@ _LAZY: dict[str, str] = {
     "PIPELINE_TEMPLATES": ".templates",
     "PipelineConfig": ".pipeline",
     "QuietHours": ".pipeline",
-    "AppriseNotifier": ".apprise",
+    "AppriseNotifier": ".channels.apprise",
     "Attachment": ".presets",
     "ChannelStats": ".dispatcher",
     "ChannelSummary": ".dispatcher",
@@ -105,7 +105,7 @@ _LAZY: dict[str, str] = {
     "RetriesExhausted": ".errors",
     "RetryPolicy": ".retry",
     "Severity": ".base",
-    "TelegramNotifier": ".telegram",
+    "TelegramNotifier": ".channels.telegram",
     "Template": ".templates",
     "TextFormat": ".base",
     "TokenBucket": ".ratelimit",

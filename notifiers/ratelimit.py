@@ -14,7 +14,8 @@ same destination through one limiter share its buckets, as the service counts th
 Keys never hold a secret: tokens and URLs appear only as :func:`destination_id`, a
 hash keyed with a random per-process salt.
 
-The defaults (constants below) follow the services' documented limits, with the
+The defaults (declared by each channel's module, in :mod:`notifiers.channels`, and
+importable from here too) follow the services' documented limits, with the
 short bursts they tolerate: a burst of alerts (several agents failing at once, a
 backlog after an outage) goes out at once, then the rate holds. Where a limit is a
 hard count per period (Telegram's 20 per minute in a group), burst and rate are
@@ -43,23 +44,23 @@ import os
 import re
 import threading
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import Protocol, TypeVar
+
+from pyorchestrate._lazy import lazy_exports
 
 from .errors import NotifierConfigError
 from .redact import redact
 
-if TYPE_CHECKING:
-    from .base import Notification, Notifier
-
 __all__ = [
-    "NTFY_PER_URL",
-    "SLACK_PER_WEBHOOK",
-    "TELEGRAM_BURST",
-    "TELEGRAM_PER_BOT",
-    "TELEGRAM_PER_CHAT",
-    "TELEGRAM_PER_GROUP",
+    "NTFY_PER_URL",  # noqa: F822  (loaded on first use, see __getattr__)
+    "SLACK_PER_WEBHOOK",  # noqa: F822  (loaded on first use, see __getattr__)
+    "TELEGRAM_BURST",  # noqa: F822  (loaded on first use, see __getattr__)
+    "TELEGRAM_PER_BOT",  # noqa: F822  (loaded on first use, see __getattr__)
+    "TELEGRAM_PER_CHAT",  # noqa: F822  (loaded on first use, see __getattr__)
+    "TELEGRAM_PER_GROUP",  # noqa: F822  (loaded on first use, see __getattr__)
+    "Limited",
     "RateLimit",
     "RateLimitStats",
     "RateLimiter",
@@ -326,28 +327,41 @@ def coerce_rate_limits(
     return tuple(limits)
 
 
-# Telegram's limits, from its Bot FAQ, "My bot is hitting limits, how do I avoid
-# this?" (https://core.telegram.org/bots/faq#my-bot-is-hitting-limits-how-do-i-avoid-this):
-# "When sending messages inside a particular chat, avoid sending more than one
-# message per second. We may allow short bursts that go over this limit, but
-# eventually you'll begin receiving 429 errors." -- "If you're sending bulk
-# notifications to multiple users, the API will not allow more than 30 messages per
-# second or so." -- "your bot will not be able to send more than 20 messages per
-# minute to the same group." The FAQ gives no burst size: 5 is a short burst, and a
-# 429 that still comes is honoured (its retry-after holds the chat for every channel).
-TELEGRAM_BURST = 5
-"""Messages sent to one Telegram chat at once before its rate applies."""
-TELEGRAM_PER_CHAT = RateLimit.per_second(1, burst=TELEGRAM_BURST)
-"""Telegram: bursts of 5 messages to one chat, then one per second."""
-TELEGRAM_PER_GROUP = RateLimit.per_minute(20 - TELEGRAM_BURST, burst=TELEGRAM_BURST)
-"""Telegram: at most 20 messages per minute to one group, supergroup or channel:
-bursts of 5, then 15 per minute (a full bucket and a minute's refill make 20)."""
-TELEGRAM_PER_BOT = RateLimit.per_second(30)
-"""Telegram: about 30 messages per second per bot, all chats together."""
-SLACK_PER_WEBHOOK = RateLimit.per_second(1)
-"""Slack incoming webhooks: about one message per second each."""
-NTFY_PER_URL = RateLimit(0.2, 60)
-"""ntfy (ntfy.sh's and the server's default): bursts of 60, then one per 5 s."""
+# The services' default limits live with their channels (a channel is one module):
+# Telegram's in notifiers.channels.telegram, Slack's and ntfy's (per apprise URL) in
+# notifiers.channels.apprise. The names stay importable from here, loaded on first use.
+__getattr__, __dir__ = lazy_exports(
+    __name__,
+    {
+        "TELEGRAM_BURST": "notifiers.channels.telegram",
+        "TELEGRAM_PER_BOT": "notifiers.channels.telegram",
+        "TELEGRAM_PER_CHAT": "notifiers.channels.telegram",
+        "TELEGRAM_PER_GROUP": "notifiers.channels.telegram",
+        "SLACK_PER_WEBHOOK": "notifiers.channels.apprise",
+        "NTFY_PER_URL": "notifiers.channels.apprise",
+    },
+)
+
+
+class _Sent(Protocol):
+    """What the limiter reads of a notification (:class:`~notifiers.base.Notification`)."""
+
+    @property
+    def id(self) -> int: ...
+
+
+_N = TypeVar("_N", bound=_Sent, contravariant=True)
+
+
+class Limited(Protocol[_N]):
+    """What the limiter needs of a channel (:class:`~notifiers.base.Notifier`): its
+    name and the buckets a send takes (declared here, so that this module does not
+    depend on the channels' base)."""
+
+    @property
+    def name(self) -> str: ...
+
+    def rate_limits(self, notification: _N) -> Sequence[tuple[str, RateLimit]]: ...
 
 
 @dataclass
@@ -367,6 +381,9 @@ class RateLimitStats:
     wait_seconds: float = 0.0
     max_wait: float = 0.0
     waiting: int = 0
+
+
+_M = TypeVar("_M", bound=_Sent)
 
 
 class RateLimiter:
@@ -405,7 +422,7 @@ class RateLimiter:
         self._stats: dict[str, RateLimitStats] = {}
         self._lock = threading.Lock()
 
-    async def __call__(self, notifier: Notifier, notification: Notification) -> None:
+    async def __call__(self, notifier: Limited[_M], notification: _M) -> None:
         """Wait until ``notifier`` may send ``notification``; take its tokens."""
         try:
             wanted = list(notifier.rate_limits(notification))
@@ -458,9 +475,7 @@ class RateLimiter:
                 stats.wait_seconds += waited
                 stats.max_wait = max(stats.max_wait, waited)
 
-    def hold(
-        self, notifier: Notifier, notification: Notification, seconds: float
-    ) -> None:
+    def hold(self, notifier: Limited[_M], notification: _M, seconds: float) -> None:
         """Let nothing through to ``notifier``'s destinations for ``seconds``.
 
         For a server's "retry after" (HTTP 429, Telegram's flood control): every

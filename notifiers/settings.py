@@ -1,5 +1,9 @@
 """Notifier settings from the environment, a TOML file and code; and the channels they build.
 
+The channel sections (``[telegram]``, ``[email]``, …) are those registered in
+:mod:`notifiers.channels`: one optional field per section, composed when this module
+is imported, each built by its own section's ``build()``.
+
 Every setting has an environment variable: ``PYORCHESTRATE_NOTIFY_`` plus the field path
 in upper case, with ``__`` between levels. Lists are written as JSON there::
 
@@ -31,11 +35,11 @@ secret). Tokens, passwords and webhook URLs are ``SecretStr``: ``repr``, ``str``
 from __future__ import annotations
 
 import contextvars
+import importlib
 import json
 import os
 import sqlite3
 import tomllib
-import typing
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Self
 
@@ -49,14 +53,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
-from ._sections import (
-    AppriseSettings,
-    EmailSettings,
-    Number,
-    SlackSettings,
-    TelegramSettings,
-    WebhookSettings,
-)
+from ._sections import Number
 from ._settings_errors import (
     CONFIG_FILE_ENV,
     ENV_PREFIX,
@@ -66,9 +63,15 @@ from ._settings_errors import (
     unknown_environment,
 )
 from .base import Severity
+from .channels import ChannelSection, sealed_channels
+from .channels.apprise import AppriseSettings
+from .channels.email import EmailSettings
+from .channels.slack import SlackSettings
+from .channels.telegram import TelegramSettings
+from .channels.webhook import WebhookSettings
 from .errors import NotifierConfigError
 from .pipeline import PipelineConfig
-from .redact import SECRETS
+from .presets.preset import PRESETS
 from .retry import RetryPolicy
 from .state import default_state_path
 
@@ -80,6 +83,7 @@ __all__ = [
     "CONFIG_FILE_ENV",
     "ENV_PREFIX",
     "AppriseSettings",
+    "ChannelSection",
     "EmailSettings",
     "NotifierSettings",
     "SlackSettings",
@@ -89,11 +93,21 @@ __all__ = [
     "load_settings",
 ]
 
-_SECTIONS = ("telegram", "email", "slack", "webhook", "apprise")
+_CHANNELS = sealed_channels()
+# The settings' own fields never clash with a channel section: register_channel
+# refuses these keys (see notifiers.channels._registry), and a test compares them.
 _NO_PATH = frozenset({"", "none", "off", "false", "no", "0"})
 _toml_file: contextvars.ContextVar[Path | None] = contextvars.ContextVar(
     "notifiers_toml_file", default=None
 )
+
+
+def _section_fields() -> dict[str, object]:
+    """One optional field per registered channel section, in registration order."""
+    return {
+        key: Annotated[section | None, Field(default=None)]
+        for key, section in _CHANNELS.items()
+    }
 
 
 def _parse_severity(value: object) -> object:
@@ -111,8 +125,9 @@ def _parse_severity(value: object) -> object:
 class NotifierSettings(BaseSettings):
     """Everything the notifier layer needs: channels, retries, what to send.
 
-    Each channel section is optional; :func:`build_notifiers` builds one channel per
-    section that is set. Construct it directly (environment + TOML file named by
+    Each channel section (one per channel registered in :mod:`notifiers.channels`:
+    ``telegram``, ``email``, ``slack``, ``webhook``, ``apprise`` and any other) is
+    optional; :func:`build_notifiers` builds one channel per section that is set. Construct it directly (environment + TOML file named by
     ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``), with :meth:`from_toml`, or with
     :func:`load_settings`.
 
@@ -130,11 +145,12 @@ class NotifierSettings(BaseSettings):
         hide_input_in_errors=True,
     )
 
-    telegram: TelegramSettings | None = None
-    email: EmailSettings | None = None
-    slack: SlackSettings | None = None
-    webhook: WebhookSettings | None = None
-    apprise: AppriseSettings | None = None
+    # The channel sections, composed from the registry (no list of channels here).
+    __annotations__.update(_section_fields())
+    if TYPE_CHECKING:  # for type checkers: a section by its key (or None)
+
+        def __getattr__(self, section: str) -> ChannelSection | None: ...
+
     retry: RetryPolicy = Field(default_factory=RetryPolicy)
     queue_size: Number = Field(
         default=1000,
@@ -240,8 +256,6 @@ class NotifierSettings(BaseSettings):
     @field_validator("preset")
     @classmethod
     def _check_preset(cls, value: str) -> str:
-        from .presets import PRESETS
-
         if value not in PRESETS:
             raise ValueError(f"unknown preset; use one of {', '.join(sorted(PRESETS))}")
         return value
@@ -305,7 +319,18 @@ class NotifierSettings(BaseSettings):
 
     def configured(self) -> list[str]:
         """The channel sections that are set, in build order."""
-        return [name for name in _SECTIONS if getattr(self, name) is not None]
+        return [key for key in _CHANNELS if getattr(self, key) is not None]
+
+    def section(self, key: str) -> ChannelSection | None:
+        """The channel section ``key`` (``None``: not set).
+
+        Raises:
+            KeyError: no channel section of that key is registered.
+        """
+        if key not in _CHANNELS:
+            raise KeyError(key)
+        value: ChannelSection | None = getattr(self, key)
+        return value
 
 
 def load_settings(
@@ -338,12 +363,14 @@ def build_notifiers(settings: NotifierSettings) -> list[Notifier]:
             rejects its settings; two channels share a name.
     """
     if not settings.configured():
+        *others, last = _CHANNELS
+        listed = f"{', '.join(others)} or {last}" if others else last
         raise NotifierConfigError(
             "no notification channel is configured",
             [
                 (
                     "",
-                    "set at least one of telegram, email, slack, webhook or apprise, "
+                    f"set at least one of {listed}, "
                     f"e.g. {ENV_PREFIX}TELEGRAM__TOKEN and {ENV_PREFIX}TELEGRAM__CHAT_ID, "
                     "or a [telegram] table in the TOML file",
                 )
@@ -352,7 +379,9 @@ def build_notifiers(settings: NotifierSettings) -> list[Notifier]:
     built: list[Notifier] = []
     names: dict[str, str] = {}
     for section in settings.configured():
-        notifier = _build_one(section, settings)
+        config = settings.section(section)
+        assert config is not None
+        notifier = _build_one(section, config)
         if notifier.name in names:
             raise NotifierConfigError(
                 TITLE,
@@ -372,102 +401,30 @@ def build_notifiers(settings: NotifierSettings) -> list[Notifier]:
 # ---------------------------------------------------------------- building
 
 
-def _build_one(section: str, settings: NotifierSettings) -> Notifier:
+def _build_one(key: str, section: ChannelSection) -> Notifier:
     try:
-        if section == "telegram":
-            return _build_telegram(_require(settings.telegram))
-        return _build_apprise(section, settings)
+        for module in type(section).requires:
+            importlib.import_module(module)
+        return section.build()
     except ImportError as exc:
-        raise _missing_extra(section, exc) from exc
+        raise _missing_extra(key, section, exc) from exc
     except NotifierConfigError as exc:
         reasons = [f"{loc}: {msg}" if loc else msg for loc, msg in exc.errors]
         raise NotifierConfigError(
-            TITLE, [(section, "; ".join(reasons) or exc.title)]
+            TITLE, [(key, "; ".join(reasons) or exc.title)]
         ) from exc
 
 
-def _build_telegram(section: TelegramSettings) -> Notifier:
-    from .telegram import TelegramNotifier
-
-    token = section.token.get_secret_value()
-    SECRETS.add(token)
-    options: dict[str, Any] = {
-        "base_url": section.base_url,
-        "name": section.name or "telegram",
-        "disable_notification": section.disable_notification,
-        "message_thread_id": section.message_thread_id,
-    }
-    for timeout in ("read_timeout", "connect_timeout"):
-        if getattr(section, timeout) is not None:
-            options[timeout] = getattr(section, timeout)
-    if section.rate_limits is not None:
-        options["rate_limits"] = list(section.rate_limits)
-    notifier: Notifier = TelegramNotifier(token, section.chat_id, **options)
-    return notifier
+# Needed by every channel (the retry policy), installed by each channel's extra.
+_SHARED_REQUIREMENTS = ("tenacity",)
 
 
-def _build_apprise(section: str, settings: NotifierSettings) -> Notifier:
-    from .apprise import AppriseNotifier
-
-    tags: list[str] | None = None
-    config: EmailSettings | SlackSettings | WebhookSettings | AppriseSettings
-    if section == "email":
-        config = _require(settings.email)
-        urls = [config.apprise_url()]
-        if config.password is not None:
-            SECRETS.add(config.password.get_secret_value())
-    elif section == "slack":
-        config = _require(settings.slack)
-        urls = [config.webhook_url]
-    elif section == "webhook":
-        config = _require(settings.webhook)
-        urls = [config.apprise_url()]
-    else:
-        config = _require(settings.apprise)
-        urls = list(config.urls)
-        tags = list(config.tags) or None
-    plain = [url.get_secret_value() for url in urls]
-    SECRETS.add(*plain)
-    options: dict[str, Any] = {"name": config.name or section}
-    if tags is not None:
-        options["tags"] = tags
-    if config.timeout is not None:
-        options["timeout"] = config.timeout
-    if config.rate_limits is not None:
-        options["rate_limits"] = list(config.rate_limits)
-    notifier: Notifier = AppriseNotifier(plain, **options)
-    return notifier
-
-
-_T = typing.TypeVar("_T")
-
-
-def _require(value: _T | None) -> _T:
-    assert value is not None
-    return value
-
-
-_EXTRAS = {
-    "telegram": ("telegram", "python-telegram-bot"),
-    "email": ("apprise", "apprise"),
-    "slack": ("apprise", "apprise"),
-    "webhook": ("apprise", "apprise"),
-    "apprise": ("apprise", "apprise"),
-}
-
-
-def _missing_extra(section: str, exc: ImportError) -> Exception:
-    extra, package = _EXTRAS[section]
-    missing = exc.name or ""
-    ours = missing.startswith("notifiers.")
-    theirs = missing.split(".")[0] in ("telegram", "apprise", "tenacity")
-    if not (ours or theirs):
+def _missing_extra(key: str, section: ChannelSection, exc: ImportError) -> Exception:
+    channel = type(section)
+    missing = (exc.name or "").split(".")[0]
+    if not missing or missing not in (*channel.requires, *_SHARED_REQUIREMENTS):
         return exc  # an import bug inside a channel module: do not disguise it
-    reason = (
-        f"needs {package}: pip install 'pyorchestrate[{extra}]'"
-        if theirs
-        else f"this installation has no {missing} module"
-    )
-    return NotifierConfigError(
-        f"cannot build the {section} channel", [(section, reason)]
-    )
+    package = channel.package or missing
+    how = f"pip install 'pyorchestrate[{channel.extra}]'" if channel.extra else ""
+    reason = f"needs {package}" + (f": {how}" if how else "")
+    return NotifierConfigError(f"cannot build the {key} channel", [(key, reason)])

@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import os
-import sys
 import threading
-import types
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -150,16 +148,19 @@ class FakeChannel(Notifier):
 
 @pytest.fixture
 def fake_channels(monkeypatch: pytest.MonkeyPatch) -> type[FakeChannel]:
-    """Replace ``notifiers.telegram`` and ``notifiers.apprise`` by recording fakes.
+    """Replace the classes the channel sections build (``TelegramNotifier`` in
+    :mod:`notifiers.channels.telegram`, ``AppriseNotifier`` in
+    :mod:`notifiers.channels.apprise`, the base of e-mail, Slack and webhooks) by
+    recording fakes.
 
-    Returns the fakes' base class (``TelegramNotifier`` and ``AppriseNotifier`` are
-    subclasses of it).
+    Returns the fakes' base class (both fakes are subclasses of it).
     """
+    import notifiers.channels.apprise
+    import notifiers.channels.telegram
+
     for module, cls in (
-        ("notifiers.telegram", "TelegramNotifier"),
-        ("notifiers.apprise", "AppriseNotifier"),
+        (notifiers.channels.telegram, "TelegramNotifier"),
+        (notifiers.channels.apprise, "AppriseNotifier"),
     ):
-        fake = types.ModuleType(module)
-        setattr(fake, cls, type(cls, (FakeChannel,), {}))
-        monkeypatch.setitem(sys.modules, module, fake)
+        monkeypatch.setattr(module, cls, type(cls, (FakeChannel,), {}))
     return FakeChannel
