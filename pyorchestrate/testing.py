@@ -15,7 +15,7 @@ import time
 from collections.abc import Callable, Iterable
 from typing import Any, Protocol
 
-from .core.utilities.event import OrchestratorEvent
+from .core.events import OrchestratorEvent
 
 __all__ = ["EventRecorder", "FakeClock", "SupportsRegisterEvent", "wait_until"]
 

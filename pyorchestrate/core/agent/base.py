@@ -30,9 +30,9 @@ from pydantic import ConfigDict, Field
 
 from ..config import ConfigModel, ValidationPolicy
 from ..errors import ConfigValidationError, TerminateAgent
+from ..events import AgentEvent
 from ..names import check_agent_name
 from ..supervision import SupervisionConfig
-from ..utilities.event import AgentEvent
 from ..utilities.messaging import AgentLink, MessageChannel, MessageType, ServiceMessage
 from .plugins import AgentPlugin, PluginManager
 from .signals import AnyEvent, ControlEvents, Flavour, StateEvents

@@ -20,8 +20,8 @@ from typing import Any
 from ..agent.flavours import StartMethod, expected_exit_code
 from ..agent.status import AgentTerminationStatus
 from ..errors import LifecycleError
+from ..events import AgentEvent, OrchestratorEvent
 from ..utilities.agentlog import LogRelay
-from ..utilities.event import AgentEvent, OrchestratorEvent
 from ..utilities.messaging import AgentLink, MessageType, ServiceMessage
 from ..utilities.output import OutputCapture
 from .callbacks import EventBus

@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..agent.status import AgentTerminationStatus
-from ..utilities.event import OrchestratorEvent
+from ..events import OrchestratorEvent
 from .callbacks import EventBus
 from .registry import AgentEntry, AgentRegistry
 from .states import ACTIVE_STATES, AgentState
