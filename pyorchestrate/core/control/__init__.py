@@ -21,6 +21,7 @@ from .permissions import (
 
 if TYPE_CHECKING:
     from .target import (
+        AgentDetails,
         AgentSnapshot,
         ControlTarget,
         HistoryView,
@@ -34,6 +35,7 @@ __getattr__, __dir__ = lazy_exports(
     __name__,
     dict.fromkeys(
         (
+            "AgentDetails",
             "AgentSnapshot",
             "ControlTarget",
             "HistoryView",
@@ -48,6 +50,7 @@ __getattr__, __dir__ = lazy_exports(
 __all__ = [
     "COMMANDS",
     "PERMISSION_PRESETS",
+    "AgentDetails",
     "AgentSnapshot",
     "ControlTarget",
     "HistoryView",

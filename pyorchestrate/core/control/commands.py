@@ -115,7 +115,7 @@ def _ps(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
 def _status(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     if args:
         name = _agent_arg(target, args)
-        status = build_agent_status(target.agent_snapshot(name))
+        status = build_agent_status(target.agent_details(name))
         # A process agent's last stderr lines ("" if none; None for a thread agent).
         status["output_tail"] = target.output_tail(name)
         return status
@@ -170,16 +170,16 @@ def _stats(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     reader = target.process_stats
     agents = []
     for agent in target.agent_snapshots():
-        status = build_agent_status(agent)
+        summary = build_agent_summary(agent)
         row = {
-            key: status[key]
+            key: summary[key]
             for key in ("name", "alive", "lifecycle_state", "started", "in_queue")
         }
-        row["pid"] = status["pid"] if status["alive"] else None
-        row["uptime"] = status["uptime"] if status["uptime"] is not None else "N/A"
-        row["flavour"] = status["flavour"]
-        if status["alive"] and status["flavour"] == "process":
-            row.update(reader.read(status["pid"]))
+        row["pid"] = agent.pid if agent.alive else None
+        row["uptime"] = summary["uptime"] if agent.uptime is not None else "N/A"
+        row["flavour"] = agent.flavour
+        if agent.alive and agent.flavour == "process":
+            row.update(reader.read(agent.pid))
         else:
             row.update(reader.read(None))
         agents.append(row)

@@ -12,7 +12,7 @@ import os
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .target import AgentSnapshot, OrchestratorSnapshot
+from .target import AgentDetails, AgentSnapshot, OrchestratorSnapshot
 
 __all__ = [
     "build_agent_status",
@@ -49,20 +49,21 @@ def build_agent_summary(agent: AgentSnapshot) -> dict[str, Any]:
     }
 
 
-def build_agent_status(agent: AgentSnapshot) -> dict[str, Any]:
+def build_agent_status(details: AgentDetails) -> dict[str, Any]:
     """One agent's whole state: :func:`build_agent_summary` plus its flavour,
     generation, starts, restart policy and attempt, termination status, dependencies
     and config."""
+    agent = details.agent
     return {
         **build_agent_summary(agent),
         "flavour": agent.flavour,
-        "generation_id": agent.generation_id,
+        "generation_id": details.generation_id,
         "starts": agent.starts,
-        "restart_policy": agent.restart_policy,
-        "restart_attempt": agent.restart_attempt,
-        "termination_status": agent.termination_status,
-        "dependencies": list(agent.dependencies),
-        "config": agent.config,
+        "restart_policy": details.restart_policy,
+        "restart_attempt": details.restart_attempt,
+        "termination_status": details.termination_status,
+        "dependencies": list(details.dependencies),
+        "config": details.config,
     }
 
 
@@ -87,7 +88,7 @@ def build_orchestrator_status(orchestrator: OrchestratorSnapshot) -> dict[str, A
 
 def build_report(
     orchestrator: OrchestratorSnapshot,
-    agents: Iterable[AgentSnapshot],
+    agents: Iterable[AgentDetails],
     *,
     workers: Mapping[str, object],
     history: Mapping[str, object],

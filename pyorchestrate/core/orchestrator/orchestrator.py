@@ -31,7 +31,12 @@ from ..control.reports import (
     build_report,
 )
 from ..control.server import CommandServer
-from ..control.target import AgentSnapshot, OrchestratorSnapshot, PoolCounts
+from ..control.target import (
+    AgentDetails,
+    AgentSnapshot,
+    OrchestratorSnapshot,
+    PoolCounts,
+)
 from ..errors import LifecycleError
 from ..supervision import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
@@ -660,6 +665,26 @@ class Orchestrator:
             now = self._clock()
             return [self._snapshot_of(entry, now) for entry in self.registry]
 
+    def agent_details(self, name: str) -> AgentDetails:
+        """Agent ``name``'s whole state now (what ``status NAME`` shows).
+
+        Raises:
+            RegistrationError: unknown agent.
+        """
+        with self.lifecycle.lock:
+            entry = self.registry.require(name)
+            config = entry.config
+            status = entry.termination_status
+            return AgentDetails(
+                agent=self._snapshot_of(entry, self._clock()),
+                generation_id=entry.generation_id,
+                restart_policy=entry.supervision.restart,
+                restart_attempt=entry.restart_attempt,
+                termination_status=status.value if status else None,
+                dependencies=tuple(self.dependency_graph.get_dependencies(name)),
+                config=config.to_dict() if config is not None else None,
+            )
+
     def _snapshot_of(self, entry: AgentEntry, now: float) -> AgentSnapshot:
         uptime = None
         if entry.started_mono is not None and entry.state in ACTIVE_STATES:
@@ -667,8 +692,6 @@ class Orchestrator:
         next_start_in = None
         if entry.restart_at is not None:
             next_start_in = max(entry.restart_at - now, 0.0)
-        config = entry.config
-        status = entry.termination_status
         return AgentSnapshot(
             name=entry.name,
             class_name=entry.agent_class.__name__,
@@ -680,17 +703,11 @@ class Orchestrator:
             pid=entry.pid,
             uptime=uptime,
             starts=entry.starts,
-            generation_id=entry.generation_id,
             exit_code=entry.exit_code,
             signal=entry.last_signal,
             next_start_in=next_start_in,
             fatal_reason=entry.fatal_reason,
             last_error=entry.last_error,
-            restart_policy=entry.supervision.restart,
-            restart_attempt=entry.restart_attempt,
-            termination_status=status.value if status else None,
-            dependencies=tuple(self.dependency_graph.get_dependencies(entry.name)),
-            config=config.to_dict() if config is not None else None,
         )
 
     def agent_summary(self, name: str) -> dict[str, Any]:
@@ -708,14 +725,14 @@ class Orchestrator:
         """One agent's whole state as JSON-safe data: :meth:`agent_summary` plus its
         flavour, generation, starts, restart policy and attempt, termination status,
         dependencies and config."""
-        return build_agent_status(self.agent_snapshot(name))
+        return build_agent_status(self.agent_details(name))
 
     def report(self) -> dict[str, Any]:
         """A JSON-safe summary of the orchestrator and every agent."""
         with self.lifecycle.lock:
             return build_report(
                 self.snapshot(),
-                self.agent_snapshots(),
+                [self.agent_details(name) for name in self.registry.names()],
                 workers=self.worker_pool.stats(),
                 history=self.history.capacity_info(),
                 callbacks={

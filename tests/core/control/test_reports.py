@@ -15,6 +15,7 @@ from pyorchestrate.core.control.reports import (
     build_report,
 )
 from pyorchestrate.core.control.target import (
+    AgentDetails,
     AgentSnapshot,
     OrchestratorSnapshot,
     PoolCounts,
@@ -60,12 +61,15 @@ AGENT = AgentSnapshot(
     pid=4321,
     uptime=12.34567,
     starts=3,
-    generation_id=3,
     exit_code=1,
     signal=None,
     next_start_in=0.12345,
     fatal_reason=None,
     last_error="ValueError: boom",
+)
+DETAILS = AgentDetails(
+    agent=AGENT,
+    generation_id=3,
     restart_policy="on-failure",
     restart_attempt=2,
     termination_status="error",
@@ -95,23 +99,21 @@ def test_an_agent_summary_in_wire_order() -> None:
 
 
 def test_an_agent_status_extends_its_summary() -> None:
-    status = build_agent_status(AGENT)
+    status = build_agent_status(DETAILS)
     assert list(status) == STATUS_KEYS
     assert {k: status[k] for k in SUMMARY_KEYS} == build_agent_summary(AGENT)
     assert status["dependencies"] == ["db"]  # a list, as JSON has it
+    assert (status["flavour"], status["starts"], status["config"]) == (
+        "process",
+        3,
+        {"limit": 4},
+    )
     json.dumps(status)
 
 
 def test_nothing_to_round_stays_none() -> None:
     fresh = build_agent_summary(
-        AgentSnapshot(
-            **{
-                **{f: getattr(AGENT, f) for f in AgentSnapshot.__dataclass_fields__},
-                "uptime": None,
-                "next_start_in": None,
-                "starts": 0,
-            }
-        )
+        AGENT._replace(uptime=None, next_start_in=None, starts=0)
     )
     assert (fresh["uptime"], fresh["next_start_in"], fresh["restarts"]) == (
         None,
@@ -137,7 +139,7 @@ def test_the_orchestrator_status_and_report() -> None:
     }
     report = build_report(
         ORCHESTRATOR,
-        [AGENT],
+        [DETAILS],
         workers={"max_workers": 4},
         history={"max_events": 10},
         callbacks={"dropped": 0, "failed": 1},
@@ -154,6 +156,6 @@ def test_the_orchestrator_status_and_report() -> None:
         "history",
         "callbacks",
     ]
-    assert report["agents"] == [build_agent_status(AGENT)]
+    assert report["agents"] == [build_agent_status(DETAILS)]
     assert report["uptime"] == 99.877
     json.dumps(report)

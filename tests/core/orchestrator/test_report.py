@@ -172,15 +172,17 @@ def test_the_orchestrator_reports_through_control_s_builders(
     orchestrator.register_agent(agent("quick", "thread"), "a")
     orchestrator.register_agent(agent("quick", "thread"), "b")
     orchestrator.add_dependency("b", "a")
-    snapshot = orchestrator.agent_snapshot("b")
-    assert snapshot.dependencies == ("a",)
-    assert orchestrator.agent_status("b") == build_agent_status(snapshot)
-    assert orchestrator.agent_summary("b") == build_agent_summary(snapshot)
+    details = orchestrator.agent_details("b")
+    assert details.dependencies == ("a",)
+    assert details.agent == orchestrator.agent_snapshot("b")
+    assert orchestrator.agent_status("b") == build_agent_status(details)
+    assert orchestrator.agent_summary("b") == build_agent_summary(details.agent)
     assert orchestrator.agent_summaries() == [
         build_agent_summary(s) for s in orchestrator.agent_snapshots()
     ]
     overview = orchestrator.snapshot()
     assert (overview.total_agents, overview.dependencies) == (2, {"b": ["a"]})
     assert orchestrator.has_agent("a") and not orchestrator.has_agent("ghost")
-    with pytest.raises(RegistrationError):
-        orchestrator.agent_snapshot("ghost")
+    for read in (orchestrator.agent_snapshot, orchestrator.agent_details):
+        with pytest.raises(RegistrationError):
+            read("ghost")
