@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import socket
+import struct
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -61,15 +62,32 @@ class SeveralOrchestrators(ControlUnavailable):
 
 def _answers(path: str | os.PathLike[str], timeout: float = 0.5) -> bool:
     """Whether something accepts a connection on ``path`` (no request is sent)."""
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    sock.settimeout(timeout)
     try:
-        sock.connect(os.fspath(path))
+        _connected(os.fspath(path), timeout).close()
     except OSError:
         return False
-    finally:
-        sock.close()
     return True
+
+
+def _connected(path: str, timeout: float) -> socket.socket:
+    """A socket connected to ``path``, with ``timeout`` for what follows.
+
+    The connect itself blocks, bounded by ``SO_SNDTIMEO``: when the server's listen
+    queue is full (a burst of clients, a busy machine) the kernel waits for room up to
+    ``timeout`` instead of refusing at once with EAGAIN, which a socket in timeout
+    mode would do.
+    """
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    try:
+        seconds = int(timeout)
+        wait = struct.pack("ll", seconds, int((timeout - seconds) * 1_000_000))
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDTIMEO, wait)
+        sock.connect(path)
+    except BaseException:
+        sock.close()
+        raise
+    sock.settimeout(timeout)
+    return sock
 
 
 def live_sockets() -> list[str]:
@@ -210,12 +228,9 @@ class ControlClient:
         """
         if self._sock is not None:
             return
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(self.timeout)
         try:
-            sock.connect(self.socket_path)
+            sock = _connected(self.socket_path, self.timeout)
         except (FileNotFoundError, ConnectionRefusedError) as exc:
-            sock.close()
             raise ControlUnavailable(
                 f"Cannot connect to an orchestrator at {self.socket_path} "
                 f"({exc.strerror or exc}). Is it running with the command interface "
@@ -223,13 +238,16 @@ class ControlClient:
                 "PYORCHESTRATE_SOCKET; `pyorchestrate list` shows what runs."
             ) from None
         except PermissionError:
-            sock.close()
             raise ControlUnavailable(
                 f"Permission denied on {self.socket_path}: the socket belongs to "
                 "another user."
             ) from None
+        except BlockingIOError:
+            raise ControlUnavailable(
+                f"The orchestrator at {self.socket_path} is busy: its queue of new "
+                f"connections stayed full for {self.timeout:g} s."
+            ) from None
         except OSError as exc:
-            sock.close()
             raise ControlUnavailable(
                 f"Cannot connect to {self.socket_path}: {exc}"
             ) from None

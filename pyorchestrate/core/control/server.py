@@ -196,7 +196,7 @@ class CommandServer:
             os.umask(old_umask)
         Path(self.path).chmod(0o600)
         self._inode = Path(self.path).stat().st_ino
-        listener.listen(64)
+        listener.listen(socket.SOMAXCONN)  # bursts of clients wait, not fail
         listener.setblocking(False)
         self._listener = listener
         self._selector.register(listener, selectors.EVENT_READ, None)

@@ -59,8 +59,10 @@ class RawConn:
 
     def __init__(self, path: str, timeout: float = REPLY_TIMEOUT) -> None:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
+        # Blocking: a burst may fill the server's listen queue; wait for room
+        # (in timeout mode an AF_UNIX connect fails at once with EAGAIN).
         self.sock.connect(path)
+        self.sock.settimeout(timeout)
         self.timeout = timeout
         self.buffer = bytearray()
 

@@ -385,3 +385,58 @@ def test_error_codes_of_the_error_tree() -> None:
     assert errors.CommandFailed.code == 500
     for cls in (errors.ControlUnavailable, errors.ControlTimeout, errors.Conflict):
         assert issubclass(cls, errors.ControlError)
+
+
+def _full_listener(path: Path) -> tuple[socket.socket, list[socket.socket]]:
+    """A listening socket that accepts nobody, its queue filled by raw clients."""
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(str(path))
+    listener.listen(0)
+    queued: list[socket.socket] = []
+    while True:
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.setblocking(False)
+        try:
+            sock.connect(str(path))
+        except BlockingIOError:  # the queue is full now
+            sock.close()
+            return listener, queued
+        queued.append(sock)
+
+
+def test_a_full_connection_queue_is_waited_out_not_refused(short_tmp: Path) -> None:
+    """A burst of clients fills the server's listen queue: a client then waits for
+    room (up to its timeout) instead of failing at once with EAGAIN."""
+    path = short_tmp / "busy.sock"
+    listener, queued = _full_listener(path)
+    accepted: list[socket.socket] = []
+
+    def accept_later() -> None:
+        time.sleep(0.3)
+        for _ in range(len(queued) + 1):
+            accepted.append(listener.accept()[0])
+
+    acceptor = threading.Thread(target=accept_later)
+    acceptor.start()
+    try:
+        client = ControlClient(str(path), timeout=10.0)
+        client.connect()  # returns once the server has made room
+        client.close()
+    finally:
+        acceptor.join(10)
+        for sock in [*queued, *accepted, listener]:
+            sock.close()
+        path.unlink()
+
+
+def test_a_queue_that_stays_full_is_a_clear_error(short_tmp: Path) -> None:
+    path = short_tmp / "stuck.sock"
+    listener, queued = _full_listener(path)
+    try:
+        with pytest.raises(errors.ControlUnavailable, match="is busy") as caught:
+            ControlClient(str(path), timeout=0.3).connect()
+        assert str(path) in str(caught.value)
+    finally:
+        for sock in [*queued, listener]:
+            sock.close()
+        path.unlink()

@@ -154,7 +154,11 @@ def test_fuzz_then_ps_still_answers_correctly(serve: Serve) -> None:
     sent = [0] * CONNECTIONS
 
     def run(index: int) -> None:
-        conn = RawConn(served.path, timeout=15.0)
+        try:
+            conn = RawConn(served.path, timeout=15.0)
+        except OSError as exc:  # reported below, not lost in a thread
+            failures.append(f"connection {index} could not connect: {exc!r}")
+            return
         try:
             lines = _lines(SEED + index, LINES_PER_CONNECTION)
             for start in range(0, len(lines), BATCH):
