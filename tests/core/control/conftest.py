@@ -61,7 +61,11 @@ class RawConn:
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         # Blocking: a burst may fill the server's listen queue; wait for room
         # (in timeout mode an AF_UNIX connect fails at once with EAGAIN).
-        self.sock.connect(path)
+        try:
+            self.sock.connect(path)
+        except OSError:
+            self.sock.close()
+            raise
         self.sock.settimeout(timeout)
         self.timeout = timeout
         self.buffer = bytearray()
