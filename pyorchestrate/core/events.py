@@ -130,6 +130,17 @@ class Severity(enum.IntEnum):
     def __format__(self, format_spec: str) -> str:
         return format(self.name, format_spec)
 
+    def __eq__(self, other: object) -> bool:
+        # It was a StrEnum: ``record.severity == "ERROR"`` in user code keeps working.
+        if isinstance(other, str):
+            return self.name == other.strip().upper()
+        return int.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    __hash__ = int.__hash__
+
     @classmethod
     def _missing_(cls, value: object) -> Severity | None:
         if isinstance(value, str):

@@ -61,3 +61,14 @@ def test_agent_events_are_the_orchestrator_events_they_lead_to() -> None:
             assert report.value == emitted.value  # one value on the wire
     assert AgentEvent.CLOSE.orchestrator_event is OrchestratorEvent.AGENT_TERMINATED
     assert AgentEvent.START.orchestrator_event is OrchestratorEvent.AGENT_STARTED
+
+
+def test_severity_still_equals_its_name_as_text() -> None:
+    """Severity was a StrEnum: user code comparing with text keeps working."""
+    assert Severity.ERROR == "ERROR"
+    assert Severity.ERROR == "error"
+    assert Severity.ERROR != "WARNING"
+    assert "CRITICAL" == Severity.CRITICAL  # noqa: SIM300 - the reflected form
+    assert Severity.ERROR == 40 and Severity.ERROR == Severity.ERROR
+    assert len({Severity.ERROR, Severity.ERROR, Severity.INFO}) == 2
+    assert {Severity.ERROR: 1}[Severity(40)] == 1
