@@ -87,7 +87,7 @@ __all__ = [
     "build_apprise",
 ]
 
-logger = logging.getLogger("notifiers.apprise")
+logger = logging.getLogger("notifiers.apprise")  # its name before the move: kept
 
 _APPRISE_LOGGER = logging.getLogger("apprise")
 _PLUGIN_LOGGER_NAME = "notifiers.apprise.services"

@@ -76,7 +76,7 @@ __all__ = [
     "TelegramSettings",
 ]
 
-logger = logging.getLogger("notifiers.telegram")
+logger = logging.getLogger("notifiers.telegram")  # its name before the move: kept
 
 _READ_TIMEOUT = 10.0
 _CONNECT_TIMEOUT = 5.0
@@ -315,7 +315,7 @@ class TelegramNotifier(Notifier):
 
     Raises:
         NotifierConfigError: an argument the ``[telegram]`` settings would refuse
-            (checked by :class:`~notifiers.settings.TelegramSettings`: a token
+            (checked by :class:`TelegramSettings`: a token
             shaped ``<digits>:<letters>``, an integer chat id or ``@username``, an
             http(s) ``base_url``, timeouts > 0, …), or a bad rate limit. It names
             the argument, never the token.
