@@ -113,7 +113,8 @@ def test_a_channel_module_of_another_distribution_is_configured_from_the_environ
         "Metadata-Version: 2.1\nName: pager-channel\nVersion: 1.0\n", encoding="utf-8"
     )
     (dist / "entry_points.txt").write_text(
-        "[notifiers.channels]\npager = pager_channel\n", encoding="utf-8"
+        "[notifiers.channels]\npager = pager_channel\nbroken = no_such_channel\n",
+        encoding="utf-8",
     )
     pages = tmp_path / "pages.txt"
     env = {
@@ -150,6 +151,8 @@ def test_a_channel_module_of_another_distribution_is_configured_from_the_environ
     assert out["limits"] == ["6/min"]
     assert out["status"] == "delivered"
     assert pages.read_text(encoding="utf-8") == "ERROR disk full\n"
+    # A channel module that cannot load is reported, and the others still work.
+    assert "cannot load the channel module of entry point 'broken'" in run.stderr
 
 
 def test_the_built_in_channels_register_in_order() -> None:
@@ -234,3 +237,22 @@ def test_the_settings_load_without_the_channels_extras() -> None:
         "'pyorchestrate[telegram]'\")]"
     )
     assert loaded == "[]"
+
+
+def test_the_old_import_paths_still_work() -> None:
+    import notifiers
+    import notifiers.apprise
+    import notifiers.channels.apprise as apprise_channel
+    import notifiers.channels.telegram as telegram_channel
+    import notifiers.ratelimit
+    import notifiers.settings
+    import notifiers.telegram
+
+    assert notifiers.TelegramNotifier is telegram_channel.TelegramNotifier
+    assert notifiers.telegram.TelegramNotifier is telegram_channel.TelegramNotifier
+    assert notifiers.AppriseNotifier is apprise_channel.AppriseNotifier
+    assert notifiers.apprise.AppriseNotifier is apprise_channel.AppriseNotifier
+    assert notifiers.settings.TelegramSettings is telegram_channel.TelegramSettings
+    assert notifiers.ratelimit.TELEGRAM_PER_CHAT is telegram_channel.TELEGRAM_PER_CHAT
+    assert notifiers.ratelimit.SLACK_PER_WEBHOOK is apprise_channel.SLACK_PER_WEBHOOK
+    assert str(notifiers.ratelimit.NTFY_PER_URL) == "12/min burst 60"
