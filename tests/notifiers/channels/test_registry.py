@@ -29,7 +29,7 @@ from notifiers.channels import (
 )
 from notifiers.settings import NotifierSettings
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 PAGER_MODULE = '''
 """A pager channel: each alert becomes a line in a file. The whole channel."""
