@@ -81,7 +81,7 @@ def make_dispatcher() -> Iterator[Callable[..., Dispatcher]]:
 
 
 # ---------------------------------------------------------------- settings and presets
-# (fixtures for test_settings.py and test_presets.py)
+# (fixtures for test_settings.py and presets/test_presets.py)
 
 NOTIFY_FAST: dict[str, Any] = {
     "enable_command_interface": False,

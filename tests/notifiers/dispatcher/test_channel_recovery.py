@@ -43,8 +43,8 @@ from notifiers.testing import FakeTelegramServer, RecordingNotifier, TelegramRep
 from pyorchestrate import OrchestratorEvent
 from pyorchestrate.testing import wait_until
 
+from ..presets.test_presets import BlockedNotifier, FakeOrchestrator
 from .test_dispatcher import ResultWaiter
-from .test_presets import BlockedNotifier, FakeOrchestrator
 
 MakeDispatcher = Callable[..., Dispatcher]
 TOKEN = "123456789:AAHfakeTokenForRecoveryTests_0123456789"

@@ -29,7 +29,7 @@ from pyorchestrate import Orchestrator, OrchestratorEvent
 from pyorchestrate.testing import EventRecorder, FakeClock
 from tests.agents import BoomThread, ForeverThread, SleepForeverProcess
 
-from .conftest import NOTIFY_FAST
+from ..conftest import NOTIFY_FAST
 
 E = OrchestratorEvent
 MakeOrchestrator = Callable[..., Orchestrator]

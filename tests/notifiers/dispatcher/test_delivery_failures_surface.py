@@ -21,8 +21,8 @@ from notifiers.testing import FakeTelegramServer, RecordingNotifier
 from pyorchestrate import OrchestratorEvent
 from pyorchestrate.testing import wait_until
 
-from .conftest import SleepRecorder
-from .test_presets import FakeOrchestrator
+from ..conftest import SleepRecorder
+from ..presets.test_presets import FakeOrchestrator
 
 MakeDispatcher = Callable[..., Dispatcher]
 GOOD = "111111111:AAHgoodTokenForSummaryTests_01234567"

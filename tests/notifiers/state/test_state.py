@@ -30,7 +30,7 @@ from notifiers.state import (
     notification_to_json,
 )
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 class Clock:

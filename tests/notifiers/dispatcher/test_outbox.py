@@ -32,11 +32,11 @@ from notifiers import (
 )
 from notifiers.state import NotifierState, OutboxState
 from notifiers.testing import FlakyNotifier, RecordingNotifier
-from tests.notifiers.test_dispatcher import Hanging, ResultWaiter, note
+from tests.notifiers.dispatcher.test_dispatcher import Hanging, ResultWaiter, note
 
 MakeDispatcher = Callable[..., Dispatcher]
 WAIT = 10.0
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 NO_BUDGET = RetryPolicy(max_attempts=5, budget=1e9)
 
 

@@ -10,7 +10,7 @@ import pytest
 from notifiers import Dispatcher, NotifierConfigError, NotifierState
 from notifiers.settings import NotifierSettings
 from notifiers.testing import RecordingNotifier
-from tests.notifiers.test_dispatcher import note
+from tests.notifiers.dispatcher.test_dispatcher import note
 
 P = "PYORCHESTRATE_NOTIFY_"
 

@@ -25,8 +25,8 @@ from notifiers.dispatcher import SendGate
 from notifiers.telegram import TelegramNotifier
 from notifiers.testing import FakeTelegramServer, WebhookSink
 
-from .conftest import SleepRecorder
-from .test_ratelimit import FakeTime, gaps, max_in_window
+from ..conftest import SleepRecorder
+from ..test_ratelimit import FakeTime, gaps, max_in_window
 
 TOKEN = "123456789:AAHfakeTokenForRateLimitTests_012345678"
 SLACK_A, SLACK_B, SLACK_C = "T0SLACKAAA", "B0SLACKBBB", "XslackTokenCCCCCCCCCCCC1"
