@@ -2,7 +2,7 @@
 
 ``python -m tests.hygiene_orchestrator_main MODE WORKDIR MARKER`` (cwd the repository
 root, ``PYTHONPATH`` naming it) starts a DAEMON orchestrator, without the command
-interface, with three :class:`~tests.hygiene_agents.HygieneProcess` agents whose
+interface, with three :class:`~tests.agents.HygieneProcess` agents whose
 grandchildren carry ``MARKER``; prints ``READY {"agent": pid, ...}`` once every agent
 is READY and ``join()`` has its signal handlers in place, then joins. MODE:
 
@@ -27,7 +27,7 @@ from typing import Any
 
 from pyorchestrate import Orchestrator, OrchestratorEvent, RunMode
 from pyorchestrate.testing import EventRecorder, wait_until
-from tests.hygiene_agents import HygieneProcess
+from tests.agents import HygieneProcess
 
 
 def agents_for(mode: str, workdir: Path, marker: str) -> dict[str, dict[str, Any]]:

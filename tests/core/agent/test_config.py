@@ -29,12 +29,13 @@ from pyorchestrate.core.orchestrator import AgentSpec
 from pyorchestrate.core.utilities.event import OrchestratorEvent, Severity
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.testing import EventRecorder
-from tests.agents import QuickThread, TickerThread
-from tests.core.agent._agents import (
+from tests.agents import (
     ProbeConfig,
+    QuickThread,
     ScriptedThread,
+    TickerThread,
+    agent,
     new_orchestrator,
-    pick,
     read_until_closed,
     statuses,
     trace,
@@ -310,7 +311,7 @@ def _run_probe(flavour: str, config: ProbeConfig, recorder: EventRecorder):
         with new_orchestrator() as orchestrator:
             recorder.attach(orchestrator)
             orchestrator.register_agent(
-                pick("probe", flavour),
+                agent("probe", flavour),
                 "probe",
                 custom_config=config,
                 msg_channel=channel,

@@ -25,14 +25,15 @@ from pyorchestrate.core.utilities.messaging import (
     ServiceMessage,
 )
 from pyorchestrate.testing import EventRecorder
-from tests.agents import SlowThread, TermCleanupProcess, agent
-from tests.core.agent._agents import (
+from tests.agents import (
     ProbeConfig,
     ProbeProcess,
     ProbeThread,
+    SlowThread,
+    TermCleanupProcess,
+    agent,
     is_status,
     new_orchestrator,
-    pick,
     read_until,
     read_until_closed,
     run_to_end,
@@ -49,7 +50,7 @@ LIFECYCLE = ["agent_started", "agent_ready", "agent_close"]
 def test_clean_run_sends_exactly_start_ready_close(
     flavour: str, channel: MessageChannel
 ) -> None:
-    probe = pick("probe", flavour)("p", msg_channel=channel)
+    probe = agent("probe", flavour)("p", msg_channel=channel)
     run_to_end(probe)
     messages = read_until_closed(channel, ["p"])
     assert trace(messages) == [
@@ -74,7 +75,7 @@ def test_clean_run_sends_exactly_start_ready_close(
 def test_status_payloads_carry_the_generation_id(
     flavour: str, channel: MessageChannel
 ) -> None:
-    probe = pick("probe", flavour)("p", msg_channel=channel, generation_id=7)
+    probe = agent("probe", flavour)("p", msg_channel=channel, generation_id=7)
     run_to_end(probe)
     messages = read_until_closed(channel, ["p"])
     assert statuses(messages) == LIFECYCLE
@@ -87,7 +88,7 @@ def test_state_events_are_set_in_order_start_ready_close(
     flavour: str, channel: MessageChannel
 ) -> None:
     state = StateEvents.create(flavour)
-    probe = pick("probe", flavour)("p", msg_channel=channel, state_events=state)
+    probe = agent("probe", flavour)("p", msg_channel=channel, state_events=state)
     assert probe.state_events is not None
     run_to_end(probe)
     by_step = {
@@ -108,8 +109,8 @@ def test_state_events_are_set_in_order_start_ready_close(
 def test_process_agent_exit_code_reflects_success_and_failure(
     channel: MessageChannel,
 ) -> None:
-    ok = pick("probe", "process")("ok", msg_channel=channel)
-    failing = pick("probe", "process")(
+    ok = agent("probe", "process")("ok", msg_channel=channel)
+    failing = agent("probe", "process")(
         "bad", {"fail_in": "execute"}, msg_channel=channel
     )
     run_to_end(ok)
@@ -142,7 +143,7 @@ def test_exception_in_execute_sends_error_then_close(
     with new_orchestrator() as orchestrator:
         recorder.attach(orchestrator)
         orchestrator.register_agent(
-            pick("probe", flavour),
+            agent("probe", flavour),
             "p",
             {"fail_in": "execute"},
             state_events=state,
@@ -189,7 +190,7 @@ def test_exception_in_setup_skips_ready_and_execute_but_closes(
 ) -> None:
     """§12.13: no READY, no execute; on_close still runs; CLOSE is still sent."""
     state = StateEvents.create(flavour)
-    probe = pick("probe", flavour)(
+    probe = agent("probe", flavour)(
         "p", {"fail_in": "setup"}, msg_channel=channel, state_events=state
     )
     run_to_end(probe)
@@ -210,7 +211,7 @@ def test_exception_in_setup_skips_ready_and_execute_but_closes(
 def test_exception_in_on_close_is_logged_and_the_agent_still_closes(
     flavour: str, channel: MessageChannel
 ) -> None:
-    probe = pick("probe", flavour)("p", {"fail_in": "on_close"}, msg_channel=channel)
+    probe = agent("probe", flavour)("p", {"fail_in": "on_close"}, msg_channel=channel)
     run_to_end(probe)
     messages = read_until_closed(channel, ["p"])
     assert statuses(messages) == LIFECYCLE
@@ -246,7 +247,7 @@ def test_sigterm_unwinds_a_process_agent_through_on_close(
 
 def test_default_control_events_never_block() -> None:
     for flavour in ("thread", "process"):
-        events = pick("probe", flavour)("p").control_events
+        events = agent("probe", flavour)("p").control_events
         assert events.setup_event.is_set()
         assert events.execute_event.is_set()
         assert not events.stop_event.is_set()
@@ -260,7 +261,7 @@ def test_custom_control_events_block_until_set(
         setup_event=make_event(flavour), execute_event=make_event(flavour)
     )
     state = StateEvents.create(flavour)
-    oneshot = pick("oneshot_probe", flavour)(
+    oneshot = agent("oneshot_probe", flavour)(
         "o", control_events=control, state_events=state, msg_channel=channel
     )
     oneshot.start()
@@ -287,7 +288,7 @@ def test_stop_while_waiting_for_execute_event_ends_the_agent_without_work(
 ) -> None:
     control = ControlEvents(execute_event=make_event(flavour))
     state = StateEvents.create(flavour)
-    oneshot = pick("oneshot_probe", flavour)(
+    oneshot = agent("oneshot_probe", flavour)(
         "o", control_events=control, state_events=state, msg_channel=channel
     )
     oneshot.start()
@@ -308,7 +309,7 @@ def test_stop_while_waiting_for_execute_event_ends_the_agent_without_work(
 
 
 def test_stop_calls_on_stop_in_the_caller_then_sets_stop_event(flavour: str) -> None:
-    probe = pick("probe", flavour)("p")
+    probe = agent("probe", flavour)("p")
     assert not probe.stop_requested
     probe.stop()
     pid, thread_id, stop_was_set = probe.stopped_from
@@ -427,7 +428,7 @@ def test_an_agent_class_without_a_flavour_cannot_be_built() -> None:
 
 
 def test_an_agent_can_only_be_started_once(flavour: str) -> None:
-    probe = pick("probe", flavour)("p")
+    probe = agent("probe", flavour)("p")
     run_to_end(probe)
     with pytest.raises(RuntimeError, match="once"):
         probe.start()
@@ -459,7 +460,7 @@ def test_send_message_to_a_closed_channel_does_not_raise() -> None:
 
 def test_standalone_agent_without_a_channel_runs(flavour: str) -> None:
     state = StateEvents.create(flavour)
-    probe = pick("probe", flavour)("p", state_events=state)
+    probe = agent("probe", flavour)("p", state_events=state)
     run_to_end(probe)
     assert state.close_event.is_set()
 

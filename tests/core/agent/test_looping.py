@@ -8,13 +8,12 @@ from pyorchestrate.core.agent import LoopingThreadAgent, StateEvents
 from pyorchestrate.core.utilities.event import OrchestratorEvent
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.testing import EventRecorder
-from tests.agents import agent
-from tests.core.agent._agents import (
+from tests.agents import (
     ScriptedThread,
+    agent,
     cycles,
     is_status,
     new_orchestrator,
-    pick,
     read_until,
     read_until_closed,
     run_to_end,
@@ -26,7 +25,7 @@ from tests.core.agent._agents import (
 def test_limit_runs_cycle_exactly_that_many_times(
     flavour: str, channel: MessageChannel, limit: int
 ) -> None:
-    looper = pick("scripted", flavour)("l", {"limit": limit}, msg_channel=channel)
+    looper = agent("scripted", flavour)("l", {"limit": limit}, msg_channel=channel)
     run_to_end(looper)
     messages = read_until_closed(channel, ["l"])
     assert cycles(messages) == list(range(limit))
@@ -67,7 +66,7 @@ def test_recoverable_continues_and_nonrecoverable_ends_cleanly(
     with new_orchestrator() as orchestrator:
         recorder.attach(orchestrator)
         orchestrator.register_agent(
-            pick("scripted", flavour),
+            agent("scripted", flavour),
             "l",
             {"limit": 10, "script": script},
             msg_channel=channel,
@@ -87,7 +86,7 @@ def test_a_recoverable_cycle_still_counts_towards_the_limit(
     flavour: str, channel: MessageChannel
 ) -> None:
     script = {0: "recoverable", 1: "recoverable"}
-    looper = pick("scripted", flavour)(
+    looper = agent("scripted", flavour)(
         "l", {"limit": 2, "script": script}, msg_channel=channel
     )
     run_to_end(looper)
@@ -100,7 +99,7 @@ def test_any_other_exception_ends_the_agent_with_agent_error(
     with new_orchestrator() as orchestrator:
         recorder.attach(orchestrator)
         orchestrator.register_agent(
-            pick("scripted", flavour),
+            agent("scripted", flavour),
             "l",
             {"limit": 10, "script": {1: "error"}},
             msg_channel=channel,
@@ -123,7 +122,7 @@ def test_any_other_exception_ends_the_agent_with_agent_error(
 def test_stop_from_inside_a_cycle_ends_the_loop_after_it(
     flavour: str, channel: MessageChannel
 ) -> None:
-    looper = pick("scripted", flavour)(
+    looper = agent("scripted", flavour)(
         "l", {"limit": -1, "script": {2: "stop"}}, msg_channel=channel
     )
     run_to_end(looper)
@@ -135,7 +134,7 @@ def test_stop_from_inside_a_cycle_ends_the_loop_after_it(
 def test_heartbeats_are_sent_at_most_once_per_interval(
     flavour: str, channel: MessageChannel
 ) -> None:
-    looper = pick("scripted", flavour)(
+    looper = agent("scripted", flavour)(
         "l", {"limit": 50, "heartbeat_interval": 3600}, msg_channel=channel
     )
     run_to_end(looper)

@@ -15,8 +15,8 @@ from pyorchestrate.core.utilities.messaging import (
     MessageType,
     ServiceMessage,
 )
+from tests.agents import ProbeThread
 
-from ._agents import ProbeThread
 from .test_process_event import _named_semaphores
 
 

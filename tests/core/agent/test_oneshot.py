@@ -8,11 +8,11 @@ from pyorchestrate.core.agent import ControlEvents, OneShotThreadAgent, make_eve
 from pyorchestrate.core.utilities.event import OrchestratorEvent
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.testing import EventRecorder
-from tests.agents import QuickThread, agent
-from tests.core.agent._agents import (
+from tests.agents import (
     OneShotProbeThread,
+    QuickThread,
+    agent,
     new_orchestrator,
-    pick,
     read_until_closed,
     run_to_end,
     trace,
@@ -22,7 +22,7 @@ from tests.core.agent._agents import (
 def test_task_runs_once_then_the_agent_closes(
     flavour: str, channel: MessageChannel
 ) -> None:
-    oneshot = pick("oneshot_probe", flavour)("o", msg_channel=channel)
+    oneshot = agent("oneshot_probe", flavour)("o", msg_channel=channel)
     run_to_end(oneshot)
     assert trace(read_until_closed(channel, ["o"])) == [
         "status:agent_started",
@@ -55,7 +55,7 @@ def test_a_stop_while_waiting_for_execute_skips_the_task(
     flavour: str, channel: MessageChannel
 ) -> None:
     control = ControlEvents(execute_event=make_event(flavour))
-    oneshot = pick("oneshot_probe", flavour)(
+    oneshot = agent("oneshot_probe", flavour)(
         "o", control_events=control, msg_channel=channel
     )
     oneshot.stop()  # requested before it even starts
@@ -72,7 +72,7 @@ def test_a_failing_task_reports_agent_error(
         recorder.attach(orchestrator)
         orchestrator.register_agent(agent("boom", flavour), "b")
         orchestrator.register_agent(
-            pick("oneshot_probe", flavour), "o", {"fail_in": "task"}
+            agent("oneshot_probe", flavour), "o", {"fail_in": "task"}
         )
         orchestrator.start()
         assert orchestrator.join() == []

@@ -20,13 +20,7 @@ from pyorchestrate.core.agent import (
 )
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.core.utilities.timer import PeriodicTimer
-from tests.agents import TickerThread, agent
-from tests.core.agent._agents import (
-    pick,
-    read_until,
-    read_until_closed,
-    run_to_end,
-)
+from tests.agents import TickerThread, agent, read_until, read_until_closed, run_to_end
 
 
 class FakeClock:
@@ -208,7 +202,7 @@ def test_a_recoverable_error_in_runner_keeps_the_schedule(
     flavour: str, channel: MessageChannel
 ) -> None:
     """A failing run is still followed by the interval's wait, not an immediate rerun."""
-    ticker = pick("ticker", flavour)(
+    ticker = agent("scripted_ticker", flavour)(
         "t",
         {"limit": 5, "execution_interval": 600, "script": {"*": "recoverable"}},
         msg_channel=channel,
@@ -234,7 +228,7 @@ def test_the_schedule_starts_when_execution_starts(
     interval = 0.1
     control = ControlEvents(execute_event=make_event(flavour))
     state = StateEvents.create(flavour)
-    ticker = pick("ticker", flavour)(
+    ticker = agent("scripted_ticker", flavour)(
         "t",
         {
             "limit": 3,

@@ -10,11 +10,11 @@ from pyorchestrate.core.agent import AgentPlugin, PluginManager, PluginProtocol
 from pyorchestrate.core.utilities.event import OrchestratorEvent
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.testing import EventRecorder
-from tests.core.agent._agents import (
+from tests.agents import (
     ChannelPlugin,
     ProbeThread,
+    agent,
     new_orchestrator,
-    pick,
     read_until_closed,
     run_to_end,
     statuses,
@@ -150,7 +150,7 @@ def _plugins(channel: MessageChannel, **fail: str) -> AgentPlugin:
 def test_plugins_are_initialized_before_setup_and_finalized_after_on_close(
     flavour: str, channel: MessageChannel
 ) -> None:
-    probe = pick("probe", flavour)("p", plugin=_plugins(channel), msg_channel=channel)
+    probe = agent("probe", flavour)("p", plugin=_plugins(channel), msg_channel=channel)
     run_to_end(probe)
     messages = read_until_closed(channel, ["p"])
     assert trace(messages) == [
@@ -174,7 +174,7 @@ def test_plugins_are_initialized_before_setup_and_finalized_after_on_close(
 def test_plugins_are_finalized_when_setup_fails(
     flavour: str, channel: MessageChannel
 ) -> None:
-    probe = pick("probe", flavour)(
+    probe = agent("probe", flavour)(
         "p", {"fail_in": "setup"}, plugin=_plugins(channel), msg_channel=channel
     )
     run_to_end(probe)
@@ -191,7 +191,7 @@ def test_plugins_are_finalized_when_setup_fails(
 def test_plugins_are_not_initialized_after_a_config_error_but_are_finalized(
     flavour: str, channel: MessageChannel
 ) -> None:
-    probe = pick("probe", flavour)(
+    probe = agent("probe", flavour)(
         "p", {"threshold": 9}, plugin=_plugins(channel), msg_channel=channel
     )
     run_to_end(probe)
@@ -212,7 +212,7 @@ def test_failing_plugins_do_not_stop_the_agent(
     with new_orchestrator() as orchestrator:
         recorder.attach(orchestrator)
         orchestrator.register_agent(
-            pick("probe", flavour), "p", custom_plugin=plugins, msg_channel=channel
+            agent("probe", flavour), "p", custom_plugin=plugins, msg_channel=channel
         )
         orchestrator.start()
         assert orchestrator.join() == []

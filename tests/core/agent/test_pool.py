@@ -15,11 +15,11 @@ from pyorchestrate.core.orchestrator import (
 from pyorchestrate.core.utilities.event import OrchestratorEvent
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.testing import EventRecorder
-from tests.agents import QuickThread, agent
-from tests.core.agent._agents import (
+from tests.agents import (
+    QuickThread,
+    agent,
     is_status,
     new_orchestrator,
-    pick,
     read_until,
     read_until_closed,
     statuses,
@@ -62,7 +62,7 @@ def test_pool_runs_every_child_beyond_its_worker_limit_then_ends(
     with new_orchestrator("outer") as outer:
         recorder.attach(outer)
         outer.register_agent(
-            pick("pool", pool_flavour),
+            agent("pool", pool_flavour),
             "pool",
             _pool_config(specs, max_workers=2),
             msg_channel=channel,
@@ -106,7 +106,7 @@ def test_stopping_the_pool_shuts_its_children_down(
     with new_orchestrator("outer") as outer:
         recorder.attach(outer)
         outer.register_agent(
-            pick("pool", flavour), "pool", _pool_config(specs), msg_channel=channel
+            agent("pool", flavour), "pool", _pool_config(specs), msg_channel=channel
         )
         outer.start()
         read_until(
@@ -179,7 +179,7 @@ def test_an_empty_pool_warns_and_ends_cleanly(
     with new_orchestrator("outer") as outer:
         recorder.attach(outer)
         outer.register_agent(
-            pick("pool", flavour), "pool", _pool_config([]), msg_channel=channel
+            agent("pool", flavour), "pool", _pool_config([]), msg_channel=channel
         )
         outer.start()
         assert outer.join() == []

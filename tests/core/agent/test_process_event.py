@@ -14,8 +14,7 @@ from pyorchestrate.core.agent import ProcessEvent, make_event
 from pyorchestrate.core.agent.flavours import process_context
 from pyorchestrate.core.utilities.messaging import MessageChannel
 from pyorchestrate.testing import EventRecorder
-from tests.agents import agent
-from tests.core.agent._agents import new_orchestrator
+from tests.agents import agent, new_orchestrator
 
 SHM = Path("/dev/shm")
 

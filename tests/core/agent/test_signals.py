@@ -14,11 +14,11 @@ from pyorchestrate.core.agent import (
     make_event,
 )
 from pyorchestrate.core.utilities.messaging import MessageChannel
-from tests.core.agent._agents import (
+from tests.agents import (
     ProbeProcess,
     ProbeThread,
+    agent,
     new_orchestrator,
-    pick,
     read_until_closed,
     run_to_end,
     statuses,
@@ -78,7 +78,7 @@ def test_partial_containers_are_filled_with_defaults(flavour: str) -> None:
 
 def test_an_agent_fills_a_partial_container(flavour: str) -> None:
     stop = make_event(flavour)
-    probe = pick("probe", flavour)("p", control_events=ControlEvents(stop_event=stop))
+    probe = agent("probe", flavour)("p", control_events=ControlEvents(stop_event=stop))
     assert probe.control_events.stop_event is stop
     assert probe.control_events.setup_event.is_set()
     assert probe.control_events.execute_event.is_set()
@@ -132,7 +132,7 @@ def test_shared_state_events_are_cleared_on_each_orchestrated_start(
     state.close_event.set()
     with new_orchestrator() as orchestrator:
         orchestrator.register_agent(
-            pick("probe", flavour), "p", state_events=state, msg_channel=channel
+            agent("probe", flavour), "p", state_events=state, msg_channel=channel
         )
         orchestrator.start()
         assert orchestrator.join() == []

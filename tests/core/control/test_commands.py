@@ -21,9 +21,8 @@ from pyorchestrate.core.errors import (
     UnknownCommand,
 )
 from pyorchestrate.testing import wait_until
-from tests.agents import agent
+from tests.agents import StubbornThread, agent
 
-from ._agents import GatedThread
 from .conftest import Serve, Served
 
 START_STATUSES = {"started", "queued", "cancelled", "failed_clean", "failed_live"}
@@ -494,7 +493,10 @@ def test_history_stats_counts_by_type(finished: Served) -> None:
 def test_shutdown_replies_first_then_join_returns(serve: Serve, run_mode: str) -> None:
     gate = threading.Event()
     served = serve(
-        agents=[(GatedThread, "g", {"gate": gate}), (agent("forever", "thread"), "w")],
+        agents=[
+            (StubbornThread, "g", {"release": gate}),
+            (agent("forever", "thread"), "w"),
+        ],
         run_mode=run_mode,
         agent_stop_timeout=20.0,
     )
@@ -541,7 +543,7 @@ def test_shutdown_ends_join_even_with_an_agent_that_ignores_stop(
 ) -> None:
     gate = threading.Event()
     served = serve(
-        agents=[(GatedThread, "g", {"gate": gate})],
+        agents=[(StubbornThread, "g", {"release": gate})],
         run_mode=run_mode,
         agent_stop_timeout=0.5,
     )

@@ -20,9 +20,8 @@ from pyorchestrate.core.control.paths import (
 )
 from pyorchestrate.core.errors import LifecycleError
 from pyorchestrate.testing import wait_until
-from tests.agents import agent
+from tests.agents import HangOnStopThread, agent
 
-from ._agents import HangOnStopThread
 from .conftest import FAST, RawConn, Serve, Served, request_line
 
 DEADLINE_SLACK = 2.0

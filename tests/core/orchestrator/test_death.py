@@ -11,8 +11,7 @@ import pytest
 from pyorchestrate import AgentState, OrchestratorEvent, StartStatus
 from pyorchestrate.core.utilities.messaging import MessageType, ServiceMessage
 from pyorchestrate.testing import EventRecorder
-from tests.agents import ExitProcess, SleepForeverProcess, agent
-from tests.core.orchestrator._agents import SegfaultProcess
+from tests.agents import ExitProcess, SegfaultProcess, SleepForeverProcess, agent
 
 from .conftest import MakeOrchestrator
 

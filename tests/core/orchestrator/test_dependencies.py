@@ -9,7 +9,6 @@ from pyorchestrate.core.agent import ControlEvents, make_event
 from pyorchestrate.core.orchestrator import DependencyGraph
 from pyorchestrate.testing import EventRecorder, wait_until
 from tests.agents import agent
-from tests.core.orchestrator import _agents
 
 from .conftest import MakeOrchestrator
 
@@ -229,7 +228,7 @@ def test_a_failed_dependency_fails_its_dependents(
 ) -> None:
     orchestrator = make_orchestrator()
     recorder.attach(orchestrator)
-    orchestrator.register_agent(_agents.agent("init_boom", flavour), "base")
+    orchestrator.register_agent(agent("init_boom", flavour), "base")
     orchestrator.register_agent(agent("quick", flavour), "mid")
     orchestrator.register_agent(agent("quick", flavour), "top")
     orchestrator.register_agent(agent("quick", flavour), "free")
@@ -266,7 +265,7 @@ def test_a_dependency_failing_later_fails_the_whole_chain(
     recorder.attach(orchestrator)
     orchestrator.register_agent(agent("quick", flavour), "top")
     orchestrator.register_agent(agent("quick", flavour), "mid")
-    orchestrator.register_agent(_agents.agent("never_starts", flavour), "base")
+    orchestrator.register_agent(agent("never_starts", flavour), "base")
     orchestrator.add_dependency("top", "mid")
     orchestrator.add_dependency("mid", "base")
     orchestrator.start()

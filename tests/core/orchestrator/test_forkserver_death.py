@@ -19,7 +19,7 @@ import pytest
 
 from pyorchestrate import AgentState, OrchestratorEvent
 from pyorchestrate.testing import EventRecorder
-from tests.core.orchestrator._agents import CloseMarkerProcess
+from tests.agents import CloseMarkerProcess
 
 from .conftest import MakeOrchestrator, state_of
 

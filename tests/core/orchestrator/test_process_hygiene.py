@@ -37,8 +37,7 @@ import pytest
 from pyorchestrate import AgentState, OrchestratorEvent
 from pyorchestrate.core.agent.flavours import ORPHAN_GRACE
 from pyorchestrate.testing import EventRecorder, wait_until
-from tests.agents import ForeverProcess, StubbornThread
-from tests.hygiene_agents import MARKER_ENV, HygieneProcess
+from tests.agents import MARKER_ENV, ForeverProcess, HygieneProcess, StubbornThread
 
 from .conftest import MakeOrchestrator
 

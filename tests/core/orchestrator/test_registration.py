@@ -29,9 +29,7 @@ from pyorchestrate.core.agent import (
 )
 from pyorchestrate.core.utilities.messaging import MessageType, ServiceMessage
 from pyorchestrate.testing import EventRecorder, wait_until
-from tests.agents import QuickThread, SlowThread, agent
-from tests.core.orchestrator import _agents
-from tests.core.orchestrator._agents import RecordingPlugin
+from tests.agents import QuickThread, RecordingPlugin, SlowThread, agent
 
 from .conftest import MakeOrchestrator
 
@@ -290,7 +288,7 @@ def test_kwargs_are_attributes_of_the_agent(
     orchestrator = make_orchestrator()
     channel = MessageChannel()
     entry = orchestrator.register_agent(
-        _agents.agent("echo", flavour), "e", msg_channel=channel, echo={"x": [1, 2]}
+        agent("echo", flavour), "e", msg_channel=channel, echo={"x": [1, 2]}
     )
     assert entry.spec.kwargs == {"echo": {"x": [1, 2]}}
     orchestrator.start()

@@ -28,7 +28,6 @@ from pyorchestrate import (
 from pyorchestrate.core.utilities.messaging import MessageType, ServiceMessage
 from pyorchestrate.testing import EventRecorder, FakeClock
 from tests.agents import BoomThread, ExitProcess, SleepForeverProcess, agent
-from tests.core.orchestrator import _agents
 
 from .conftest import TINY, MakeOrchestrator, exact_policy, state_of
 
@@ -395,7 +394,7 @@ def test_an_operator_stop_never_restarts_a_restart_always_agent(
     events = None
     agent_class = agent("forever", flavour)
     if phase == "STARTING":  # never reports START until stopped
-        agent_class = _agents.agent("never_starts", flavour)
+        agent_class = agent("never_starts", flavour)
     elif phase == "RUNNING":  # reports START, then waits in setup() for a gate
         events = ControlEvents(setup_event=make_event(flavour))  # type: ignore[arg-type]
     orchestrator.register_agent(

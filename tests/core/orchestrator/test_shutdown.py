@@ -16,11 +16,11 @@ from pyorchestrate import (
     OrchestratorEvent,
 )
 from pyorchestrate.testing import EventRecorder
-from tests.agents import StubbornProcess, StubbornThread, agent
-from tests.core.orchestrator import _agents
-from tests.core.orchestrator._agents import (
-    GatedStubbornThread,
+from tests.agents import (
+    StubbornProcess,
+    StubbornThread,
     TermCleanupMarkerProcess,
+    agent,
 )
 
 from .conftest import MakeOrchestrator
@@ -159,7 +159,7 @@ def test_a_thread_that_will_not_stop_is_quarantined_and_reported(
     orchestrator = make_orchestrator(agent_stop_timeout=0.3)
     recorder.attach(orchestrator)
     gate = threading.Event()
-    entry = orchestrator.register_agent(GatedStubbornThread, "stubborn", gate=gate)
+    entry = orchestrator.register_agent(StubbornThread, "stubborn", release=gate)
     orchestrator.register_agent(agent("forever", "thread"), "polite")
     try:
         orchestrator.start()
@@ -190,7 +190,7 @@ def test_stop_does_not_wait_for_the_agents(
     orchestrator = make_orchestrator(agent_stop_timeout=0.3)
     recorder.attach(orchestrator)
     gate = threading.Event()
-    entry = orchestrator.register_agent(GatedStubbornThread, "stubborn", gate=gate)
+    entry = orchestrator.register_agent(StubbornThread, "stubborn", release=gate)
     try:
         orchestrator.start()
         recorder.wait_for(OrchestratorEvent.AGENT_READY, "stubborn")
@@ -219,7 +219,7 @@ def test_shutdown_of_an_agent_still_starting(
     caplog.set_level(logging.CRITICAL, logger="pyorchestrate.lifecycle")
     orchestrator = make_orchestrator(agent_stop_timeout=0.5, termination_grace=0.5)
     recorder.attach(orchestrator)
-    entry = orchestrator.register_agent(_agents.agent("never_starts", flavour), "late")
+    entry = orchestrator.register_agent(agent("never_starts", flavour), "late")
     orchestrator.start()
     began = time.monotonic()
     survivors = orchestrator.shutdown()

@@ -14,7 +14,6 @@ from pyorchestrate import (
 from pyorchestrate.core.orchestrator import WorkerPool
 from pyorchestrate.testing import EventRecorder
 from tests.agents import agent
-from tests.core.orchestrator import _agents
 
 from .conftest import MakeOrchestrator
 
@@ -178,7 +177,7 @@ def test_a_start_failure_frees_its_slot(
     make_orchestrator: MakeOrchestrator, flavour: str
 ) -> None:
     orchestrator = make_orchestrator(max_workers=1)
-    orchestrator.register_agent(_agents.agent("init_boom", flavour), "bad")
+    orchestrator.register_agent(agent("init_boom", flavour), "bad")
     orchestrator.register_agent(agent("quick", flavour), "next")
     results = orchestrator.start()
     assert results[0].status is StartStatus.FAILED_CLEAN
@@ -193,7 +192,7 @@ def test_a_start_timeout_is_reported_and_frees_the_slot(
 ) -> None:
     orchestrator = make_orchestrator(max_workers=1, agent_start_timeout=0.3)
     recorder.attach(orchestrator)
-    orchestrator.register_agent(_agents.agent("never_starts", flavour), "mute")
+    orchestrator.register_agent(agent("never_starts", flavour), "mute")
     orchestrator.register_agent(agent("quick", flavour), "next")
     results = orchestrator.start()
     assert [r.status for r in results] == [StartStatus.STARTED, StartStatus.QUEUED]
