@@ -1,11 +1,20 @@
-"""The lifecycle manager: the one writer of agent state, and the supervisor logic.
+"""The lifecycle manager: the one writer of agent state.
 
 Everything that changes an agent's state goes through :meth:`LifecycleManager.change_state`,
 which checks the edge against :mod:`.states`, logs it, emits the matching event and
 wakes whoever waits on the condition. The router thread feeds it messages and exits;
 API calls (start, stop, shutdown) come from user threads. All of it runs under one
-re-entrant lock, held only for bookkeeping: nothing here waits on an agent with the
-lock held except :meth:`shutdown_agents`, which waits on the condition (releasing it).
+re-entrant lock, held only for bookkeeping.
+
+The manager launches agents and reacts to what they report. It holds two objects, each
+with its own job and state, which change state only through it:
+
+* :attr:`LifecycleManager.supervisor`, a :class:`~.supervisor.Supervisor`: the start,
+  ready and watchdog deadlines, and the restart policy (BACKOFF, FATAL);
+* :attr:`LifecycleManager.stopper`, a :class:`~.stopping.Stopper`: stop requests, the
+  reverse-order stop of everything, the stop and kill deadlines (SIGTERM, SIGKILL). Its
+  :meth:`~.stopping.Stopper.shutdown_agents` is the one wait on agents, on the
+  condition (which releases the lock).
 """
 
 from __future__ import annotations
@@ -28,8 +37,8 @@ from .callbacks import EventBus
 from .dependencies import DependencyGraph
 from .registry import AgentEntry, AgentRegistry
 from .states import ACTIVE_STATES, FINAL_STATES, LIVE_STATES, AgentState, can_transition
-from .stopping import StoppingMixin
-from .supervisor import SupervisorMixin, describe_end, signal_name
+from .stopping import Stopper, call_stop
+from .supervisor import Supervisor, describe_end, signal_name
 from .workers import StartStatus, WorkerPool, WorkerStartResult
 
 __all__ = ["LifecycleManager"]
@@ -53,7 +62,7 @@ _STATE_EVENTS: dict[AgentState, OrchestratorEvent] = {
 }
 
 
-class LifecycleManager(SupervisorMixin, StoppingMixin):
+class LifecycleManager:
     """Starts, watches and stops agents; owns their state.
 
     Args:
@@ -89,10 +98,6 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         self.graph = graph
         self.pool = pool
         self.bus = bus
-        self.start_timeout = start_timeout
-        self.termination_grace = termination_grace
-        self.stop_timeout = stop_timeout
-        self._pending_stops: dict[str, float | None] = {}
         self.start_method = start_method
         self.wake = wake
         self.clock = clock
@@ -103,6 +108,33 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
         """Logs process agents' records again here, off the router thread."""
         self.output = OutputCapture(name, on_end=lambda: self.wake())
         """Reads process agents' stderr, passes it on, keeps the last lines."""
+
+        def wake_router() -> None:
+            self.wake()  # late-bound: the orchestrator sets wake once its router exists
+
+        self.stopper = Stopper(
+            registry,
+            graph,
+            pool,
+            self,
+            changed=self.changed,
+            submit=bus.executor.submit,
+            stop_timeout=stop_timeout,
+            termination_grace=termination_grace,
+            clock=clock,
+            wake=wake_router,
+        )
+        """Ends agents: stop requests, shutdown order, stop and kill deadlines."""
+        self.supervisor = Supervisor(
+            registry,
+            pool,
+            self,
+            self.stopper,
+            start_timeout=start_timeout,
+            clock=clock,
+            wake=wake_router,
+        )
+        """Start, ready and watchdog deadlines; restart policies."""
 
     # ------------------------------------------------------------- the writer
     def change_state(
@@ -242,6 +274,27 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 )
             return WorkerStartResult(StartStatus.FAILED_CLEAN, entry.last_error or "")
 
+    def request_restart(self, name: str) -> str:
+        """Stop ``name`` if it runs, then start it again; return what happened.
+
+        Raises:
+            RegistrationError: ``name`` is not registered.
+            LifecycleError: the orchestrator is shutting down.
+        """
+        with self.lock:
+            entry = self.registry.require(name)
+            if not self.pool.accepting:
+                raise LifecycleError(f"cannot restart {name!r}: shutting down")
+            if entry.state not in ACTIVE_STATES or entry.agent is None:
+                result = self.request_start(name)
+                return f"agent {name!r}: {result.status.value}"
+            # on_exit starts it again once it has ended.
+            entry.restart_pending = True
+            agent = self.stopper.mark_stopping(entry, "restart")
+        if agent is not None:
+            call_stop(agent)  # the user's on_stop: in the caller's thread, unlocked
+        return f"agent {name!r} asked to stop; it starts again once it has ended"
+
     def _waiting_reason(self, entry: AgentEntry) -> str:
         pending = [
             d for d in self.graph.get_dependencies(entry.name) if not self._dep_ok(d)
@@ -378,7 +431,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             link.close()  # the child has its own copy; ours would hide its EOF
         entry.launched = True
         entry.pid = getattr(instance, "pid", None)
-        entry.start_deadline = self.clock() + self.start_timeout
+        self.supervisor.on_launched(entry)
         self.watch_version += 1
         self.wake()
 
@@ -417,13 +470,13 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 self.change_state(entry, S.RUNNING)
             else:
                 self.emit(OrchestratorEvent.AGENT_STARTED, entry)
-            self.on_started(entry)
+            self.supervisor.on_started(entry)
         elif event == AgentEvent.READY.value:
             if entry.state is S.RUNNING:
                 self.change_state(entry, S.READY)
             else:
                 self.emit(OrchestratorEvent.AGENT_READY, entry)
-            self.on_ready(entry)
+            self.supervisor.on_ready(entry)
             self.pump()  # dependents wait for READY
         elif event in (AgentEvent.ERROR.value, "ERROR"):
             text = payload.get("message") or payload.get("error") or "Unknown error"
@@ -437,7 +490,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
             )
         elif event == AgentEvent.HEARTBEAT.value:
             if not entry.close_seen:
-                self.on_heartbeat(entry)
+                self.supervisor.on_heartbeat(entry)
                 self.emit(OrchestratorEvent.AGENT_HEARTBEAT, entry)
         elif event == AgentEvent.CLOSE.value:
             entry.close_seen = True
@@ -534,7 +587,7 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 )
             target = S.TERMINATED if entry.reached_running else S.FAILED
             status = entry.termination_status
-            failed = self.failed_end(entry, code)
+            failed = self.supervisor.failed_end(entry, code)
             self.change_state(
                 entry,
                 target,
@@ -548,9 +601,10 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                 if self.pool.accepting:
                     self.request_start(entry.name)
             else:
-                self.apply_restart_policy(entry, describe_end(entry, code), failed)
+                why = describe_end(entry, code)
+                self.supervisor.apply_restart_policy(entry, why, failed)
             self.pump()
-            self.release_pending_stops()
+            self.stopper.release_pending_stops()
 
     def _close_reader(self, entry: AgentEntry) -> None:
         if entry.reader is not None:
@@ -581,7 +635,8 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
 
     def check_deadlines(self) -> float | None:
         """Finish the exits that waited for their stderr pipe, send the errors held
-        too long, then act on the supervisor's deadlines; return the next deadline."""
+        too long, then act on the supervisor's and the stopper's deadlines; return the
+        next deadline (or ``None``)."""
         with self.lock:
             now = self.clock()
             upcoming: list[float] = []
@@ -599,9 +654,12 @@ class LifecycleManager(SupervisorMixin, StoppingMixin):
                         self.release_errors(entry)
                     else:
                         upcoming.append(hold)
-            later = super().check_deadlines()
-            if later is not None:
-                upcoming.append(later)
+            for later in (
+                self.supervisor.check_deadlines(now),
+                self.stopper.check_deadlines(now),
+            ):
+                if later is not None:
+                    upcoming.append(later)
             return min(upcoming) if upcoming else None
 
     def output_tail(self, name: str) -> str | None:

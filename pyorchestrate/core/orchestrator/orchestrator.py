@@ -382,14 +382,14 @@ class Orchestrator:
         Raises:
             TypeError: ``name`` is not a string. RegistrationError: unknown agent.
         """
-        return self.lifecycle.request_stop(name)
+        return self.lifecycle.stopper.request_stop(name)
 
     def stop(self) -> None:
         """Ask everything to stop and return at once; :meth:`join` then finishes."""
         with self.lifecycle.lock:
             self._shutdown_requested = True
             self.lifecycle.changed.notify_all()
-        self.lifecycle.stop_all()  # runs on_stop hooks: never with the lock held
+        self.lifecycle.stopper.stop_all()  # runs on_stop hooks: never with the lock held
 
     def request_shutdown(self) -> None:
         """Make :meth:`join` return and shut down (what the CLI ``shutdown`` does)."""
@@ -485,12 +485,12 @@ class Orchestrator:
             self.lifecycle.changed.notify_all()
         budget = self.config.agent_stop_timeout if timeout is None else timeout
         if self.router.running:
-            survivors = self.lifecycle.shutdown_agents(
+            survivors = self.lifecycle.stopper.shutdown_agents(
                 budget, escalate_now=lambda: self._escalate
             )
         else:
-            self.lifecycle.stop_all()
-            survivors = [e.name for e in self.lifecycle.active_entries()]
+            self.lifecycle.stopper.stop_all()
+            survivors = [e.name for e in self.lifecycle.stopper.active_entries()]
         self.history.record(
             "SHUTDOWN",
             category="system",
@@ -568,7 +568,7 @@ class Orchestrator:
             state is AgentState.TERMINATED
             and entry.starts > 0
             and entry.stop_reason not in OPERATOR_REASONS
-            and self.lifecycle.failed_end(entry, entry.exit_code)
+            and self.lifecycle.supervisor.failed_end(entry, entry.exit_code)
         ):
             reason = self._last_error_reason(entry) or _describe_exit(entry)
         else:

@@ -1,10 +1,13 @@
-"""Stopping agents: stop requests, restarts, reverse-order shutdown, escalation.
+"""Stopping agents: stop requests, reverse-order shutdown, stop and kill escalation.
 
-A mixin of :class:`~pyorchestrate.core.orchestrator.lifecycle.LifecycleManager`, kept
-in its own module so each file has one job: lifecycle starts agents and reacts to
-what they report; :mod:`.supervisor` applies deadlines and restart policies; this one
-ends agents. User ``on_stop`` hooks run here, always outside the lifecycle lock and
-never on the router thread.
+:class:`Stopper` is an object of its own, built and held by the
+:class:`~pyorchestrate.core.orchestrator.lifecycle.LifecycleManager`. It owns the
+queue of stops that wait for their dependents (:attr:`Stopper.pending`), the default
+stop and kill timeouts, and the stop deadlines: ``stop_deadline`` (the cooperative
+stop's end) and ``kill_at`` (SIGKILL after SIGTERM). It changes no state itself: every
+transition goes through the :class:`StateWriter` it is given, the lifecycle manager.
+User ``on_stop`` hooks run here, always outside the lifecycle lock and never on the
+router thread.
 
 A stop is: the cooperative stop event, then after the agent's ``stop_timeout`` SIGTERM
 to its process group, then after ``kill_timeout`` SIGKILL to the group. A thread agent
@@ -18,17 +21,15 @@ from __future__ import annotations
 import logging
 import threading
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from ..agent.base import BaseAgent
-from ..errors import LifecycleError
-from .callbacks import EventBus
 from .dependencies import DependencyGraph
 from .registry import AgentEntry, AgentRegistry
 from .states import ACTIVE_STATES, AgentState
-from .workers import WorkerPool, WorkerStartResult
+from .workers import WorkerPool
 
-__all__ = ["OPERATOR_REASONS", "StoppingMixin", "call_stop"]
+__all__ = ["OPERATOR_REASONS", "StateWriter", "Stopper", "SubmitStop", "call_stop"]
 
 logger = logging.getLogger("pyorchestrate.lifecycle")
 
@@ -40,32 +41,69 @@ OPERATOR_REASONS = frozenset({"operator", "shutdown", "restart"})
 _RUNNING_STATES = frozenset({S.STARTING, S.RUNNING, S.READY, S.STOPPING})
 
 
-class StoppingMixin:
-    """How the lifecycle manager ends agents (see the module docstring)."""
+class StateWriter(Protocol):
+    """What the stopper needs of the one state writer (the lifecycle manager)."""
 
-    registry: AgentRegistry
-    graph: DependencyGraph
-    pool: WorkerPool
-    bus: EventBus
-    lock: threading.RLock
-    changed: threading.Condition
-    clock: Callable[[], float]
-    wake: Callable[[], None]
-    stop_timeout: float
-    termination_grace: float
-    _pending_stops: dict[str, float | None]
+    def change_state(
+        self, entry: AgentEntry, target: AgentState, **context: Any
+    ) -> None:
+        """Move ``entry`` to ``target`` (checked against the transition table)."""
 
-    if TYPE_CHECKING:
+    def record_error(
+        self, entry: AgentEntry, message: str, *, reason: str, **context: Any
+    ) -> None:
+        """Remember ``message`` as the agent's last error and emit AGENT_ERROR."""
 
-        def change_state(
-            self, entry: AgentEntry, target: AgentState, **context: Any
-        ) -> None: ...
 
-        def record_error(
-            self, entry: AgentEntry, message: str, *, reason: str, **context: Any
-        ) -> None: ...
+SubmitStop = Callable[[str, Callable[[BaseAgent], None], BaseAgent], bool]
+"""Queues ``fn(agent)`` on the callback worker for a key; ``False`` if it could not."""
 
-        def request_start(self, name: str) -> WorkerStartResult: ...
+
+class Stopper:
+    """Ends agents (see the module docstring).
+
+    Every public method takes the lifecycle lock (through ``changed``, the lifecycle
+    manager's condition) or expects its caller to hold it, as said on each.
+
+    Args:
+        registry: the agents.
+        graph: their dependencies (for the reverse-order stop).
+        pool: worker slots and queue (stopping everything refuses new starts).
+        states: the state writer.
+        changed: the lifecycle's condition; its lock is the lifecycle lock.
+        submit: queues an agent's ``on_stop`` on the callback workers.
+        stop_timeout: default seconds an agent has to stop cooperatively.
+        termination_grace: default seconds between SIGTERM and SIGKILL.
+        clock: monotonic clock.
+        wake: called when the router must re-read its deadlines.
+    """
+
+    def __init__(
+        self,
+        registry: AgentRegistry,
+        graph: DependencyGraph,
+        pool: WorkerPool,
+        states: StateWriter,
+        *,
+        changed: threading.Condition,
+        submit: SubmitStop,
+        stop_timeout: float,
+        termination_grace: float,
+        clock: Callable[[], float],
+        wake: Callable[[], None],
+    ) -> None:
+        self._registry = registry
+        self._graph = graph
+        self._pool = pool
+        self._states = states
+        self._changed = changed
+        self._submit = submit
+        self.stop_timeout = stop_timeout
+        self.termination_grace = termination_grace
+        self._clock = clock
+        self._wake = wake
+        self.pending: dict[str, float | None] = {}
+        """Agents to stop once their dependents have ended: ``{name: timeout}``."""
 
     # ------------------------------------------------------------- signals
     def kill_timeout_of(self, entry: AgentEntry) -> float:
@@ -82,12 +120,12 @@ class StoppingMixin:
         if instance is None or instance.flavour != "process":
             return
         instance.terminate()  # type: ignore[attr-defined]
-        entry.kill_at = self.clock() + self.kill_timeout_of(entry)
-        self.wake()
+        entry.kill_at = self._clock() + self.kill_timeout_of(entry)
+        self._wake()
 
     def escalate(self, entry: AgentEntry, why: str) -> None:
         """The cooperative stop did not work: SIGTERM a process, abandon a thread."""
-        with self.lock:
+        with self._changed:
             entry.stop_deadline = None
             if entry.state not in ACTIVE_STATES or entry.agent is None:
                 return
@@ -102,8 +140,8 @@ class StoppingMixin:
                     self.terminate(entry)
                 return
             if entry.state is not S.QUARANTINED:
-                self.change_state(entry, S.QUARANTINED)
-                self.record_error(
+                self._states.change_state(entry, S.QUARANTINED)
+                self._states.record_error(
                     entry,
                     f"{why}: abandoned (a thread cannot be killed)",
                     reason="abandoned",
@@ -116,6 +154,65 @@ class StoppingMixin:
                 )
                 self.release_pending_stops()
 
+    def check_deadlines(self, now: float) -> float | None:
+        """Under the lock: act on the stop and kill deadlines that have passed; return
+        the next one (or ``None``)."""
+        upcoming: list[float] = []
+        for entry in self._registry:
+            if entry.state not in ACTIVE_STATES or entry.agent is None:
+                continue
+            deadline = entry.stop_deadline
+            if deadline is not None:
+                if now >= deadline:
+                    entry.stop_deadline = None
+                    self.escalate(
+                        entry, f"did not stop within {self.stop_timeout_of(entry):g} s"
+                    )
+                else:
+                    upcoming.append(deadline)
+            deadline = entry.kill_at
+            if deadline is not None:
+                if now >= deadline:
+                    entry.kill_at = None
+                    logger.warning(
+                        "agent %r ignored SIGTERM: SIGKILL to its process group",
+                        entry.name,
+                        extra={"agent": entry.name},
+                    )
+                    entry.require_instance().kill()  # type: ignore[attr-defined]
+                else:
+                    upcoming.append(deadline)
+        return min(upcoming) if upcoming else None
+
+    # ------------------------------------------------------------- hung agents
+    def force_stop(self, entry: AgentEntry, reason: str) -> None:
+        """Under the lock: end a hung agent (``reason``: ``watchdog``,
+        ``ready_timeout``): stop event now and, for a process, SIGTERM at once.
+
+        Runs on the router thread, which never runs user code: ``on_stop`` goes to
+        the callback workers.
+        """
+        entry.failure = reason
+        agent = self.mark_stopping(entry, reason)
+        if agent is None:
+            return
+        self._submit(entry.name, call_stop, agent)
+        if entry.flavour == "process":
+            entry.stop_deadline = None
+            self.terminate(entry)
+
+    def quarantine_unstarted(self, entry: AgentEntry) -> None:
+        """Under the lock: an agent that did not report START in time is asked to
+        stop (a process gets SIGTERM at once) and QUARANTINED, holding its slot."""
+        entry.failure = "start_timeout"
+        instance = entry.require_instance()
+        entry.stop_reason = entry.stop_reason or "start_timeout"
+        self._submit(entry.name, call_stop, instance)
+        if instance.flavour == "process":
+            self.terminate(entry)
+        if entry.state is not S.QUARANTINED:
+            self._states.change_state(entry, S.QUARANTINED)
+
     # ------------------------------------------------------------- stopping
     def request_stop(self, name: str) -> str:
         """Ask ``name`` to stop (or take it out of the queue); return what happened.
@@ -123,15 +220,15 @@ class StoppingMixin:
         Raises:
             RegistrationError: ``name`` is not registered.
         """
-        with self.lock:
-            entry = self.registry.require(name)
+        with self._changed:
+            entry = self._registry.require(name)
             if entry.state is S.QUEUED:
-                self.pool.dequeue(name)
-                self.change_state(entry, S.TERMINATED)
+                self._pool.dequeue(name)
+                self._states.change_state(entry, S.TERMINATED)
                 return f"agent {name!r} removed from the queue"
             if entry.state is S.BACKOFF:
                 entry.restart_at = None
-                self.change_state(entry, S.TERMINATED)
+                self._states.change_state(entry, S.TERMINATED)
                 return f"agent {name!r}: pending restart cancelled"
             agent = self.mark_stopping(entry, "operator")
             if agent is None:
@@ -160,58 +257,34 @@ class StoppingMixin:
         if reason in OPERATOR_REASONS:
             entry.stop_requested = True
         if entry.state in (S.STARTING, S.RUNNING, S.READY):
-            self.change_state(entry, S.STOPPING)
+            self._states.change_state(entry, S.STOPPING)
         budget = self.stop_timeout_of(entry)
         if timeout is not None:
             budget = min(budget, timeout)
-        deadline = self.clock() + budget
+        deadline = self._clock() + budget
         if entry.stop_deadline is None or deadline < entry.stop_deadline:
             entry.stop_deadline = deadline
         entry.ready_deadline = entry.beat_deadline = None
-        self.wake()
+        self._wake()
         return None if already else entry.agent
-
-    def request_restart(self, name: str) -> str:
-        """Stop ``name`` if it runs, then start it again; return what happened.
-
-        Raises:
-            RegistrationError: ``name`` is not registered.
-            LifecycleError: the orchestrator is shutting down.
-        """
-        with self.lock:
-            entry = self.registry.require(name)
-            if not self.pool.accepting:
-                raise LifecycleError(f"cannot restart {name!r}: shutting down")
-            agent = None
-            if entry.state in ACTIVE_STATES and entry.agent is not None:
-                entry.restart_pending = True
-                agent = self.mark_stopping(entry, "restart")
-            else:
-                result = self.request_start(name)
-                return f"agent {name!r}: {result.status.value}"
-        if agent is not None:
-            call_stop(agent)
-        return f"agent {name!r} asked to stop; it starts again once it has ended"
 
     def stop_all(self, timeout: float | None = None) -> None:
         """Refuse new starts, empty the queue, cancel restarts, stop every agent.
 
         Dependents are asked first; an agent is asked once all its dependents ended.
         """
-        with self.lock:
-            self.pool.accepting = False
-            for name in self.pool.clear_queue():
-                entry = self.registry.require(name)
+        with self._changed:
+            self._pool.accepting = False
+            for name in self._pool.clear_queue():
+                entry = self._registry.require(name)
                 if entry.state is S.QUEUED:
-                    self.change_state(entry, S.TERMINATED)
-            for entry in self.registry:
+                    self._states.change_state(entry, S.TERMINATED)
+            for entry in self._registry:
                 if entry.state is S.BACKOFF:
                     entry.restart_at = None
-                    self.change_state(entry, S.TERMINATED)
-                elif entry.state in ACTIVE_STATES and entry.name not in (
-                    self._pending_stops
-                ):
-                    self._pending_stops[entry.name] = timeout
+                    self._states.change_state(entry, S.TERMINATED)
+                elif entry.state in ACTIVE_STATES and entry.name not in self.pending:
+                    self.pending[entry.name] = timeout
             to_stop = self._take_releasable()
         self._stop_in_parallel(to_stop)
 
@@ -226,7 +299,7 @@ class StoppingMixin:
             call_stop(agents[0])
             return
         for agent in agents:
-            if not self.bus.executor.submit(agent.name, call_stop, agent):
+            if not self._submit(agent.name, call_stop, agent):
                 call_stop(agent)  # executor closed or full: do it here
 
     def release_pending_stops(self) -> None:
@@ -235,40 +308,41 @@ class StoppingMixin:
         Their ``on_stop`` runs on the callback workers, never on the caller's thread,
         which may be the router.
         """
-        with self.lock:
+        with self._changed:
             agents = self._take_releasable()
         for agent in agents:
-            if not self.bus.executor.submit(agent.name, call_stop, agent):
+            if not self._submit(agent.name, call_stop, agent):
                 logger.error("agent %r: could not queue its stop", agent.name)
 
     def _take_releasable(self) -> list[BaseAgent]:
         released: list[BaseAgent] = []
-        for name, timeout in list(self._pending_stops.items()):
+        for name, timeout in list(self.pending.items()):
             if any(
-                d in self._pending_stops
-                or self.registry.require(d).state in _RUNNING_STATES
-                for d in self.graph.dependents_of(name)
-                if d in self.registry
+                d in self.pending or self._registry.require(d).state in _RUNNING_STATES
+                for d in self._graph.dependents_of(name)
+                if d in self._registry
             ):
                 continue
-            del self._pending_stops[name]
-            agent = self.mark_stopping(self.registry.require(name), "shutdown", timeout)
+            del self.pending[name]
+            agent = self.mark_stopping(
+                self._registry.require(name), "shutdown", timeout
+            )
             if agent is not None:
                 released.append(agent)
         return released
 
     def active_entries(self) -> list[AgentEntry]:
         """Entries that hold a slot."""
-        with self.lock:
-            return [e for e in self.registry if e.state in ACTIVE_STATES]
+        with self._changed:
+            return [e for e in self._registry if e.state in ACTIVE_STATES]
 
     def _wait_until(self, predicate: Callable[[], bool], deadline: float) -> bool:
-        with self.lock:
+        with self._changed:
             while not predicate():
-                remaining = deadline - self.clock()
+                remaining = deadline - self._clock()
                 if remaining <= 0:
                     return False
-                self.changed.wait(min(remaining, 0.1))
+                self._changed.wait(min(remaining, 0.1))
             return True
 
     def shutdown_agents(
@@ -283,14 +357,14 @@ class StoppingMixin:
         CRITICAL and returned.
         """
         self.stop_all(timeout)
-        deadline = self.clock() + timeout
+        deadline = self._clock() + timeout
 
         def settled() -> bool:
             return not self.active_entries() or escalate_now()
 
         self._wait_until(settled, deadline)
-        with self.lock:
-            self._pending_stops.clear()
+        with self._changed:
+            self.pending.clear()
             for entry in self.active_entries():
                 if entry.agent is not None and entry.agent.is_alive():
                     if entry.state is not S.QUARANTINED:
@@ -303,13 +377,13 @@ class StoppingMixin:
         def processes_gone() -> bool:
             return not any(e.flavour == "process" for e in self.active_entries())
 
-        self._wait_until(processes_gone, self.clock() + 2 * grace + 1)
+        self._wait_until(processes_gone, self._clock() + 2 * grace + 1)
         survivors: list[str] = []
-        with self.lock:
+        with self._changed:
             for entry in self.active_entries():
                 survivors.append(entry.name)
                 if entry.state is not S.QUARANTINED:
-                    self.change_state(entry, S.QUARANTINED)
+                    self._states.change_state(entry, S.QUARANTINED)
                 logger.critical(
                     "agent %r (%s) did not stop and is abandoned",
                     entry.name,
