@@ -53,6 +53,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from ._presets import PRESETS
 from ._sections import Number
 from ._settings_errors import (
     CONFIG_FILE_ENV,
@@ -71,7 +72,6 @@ from .channels.telegram import TelegramSettings
 from .channels.webhook import WebhookSettings
 from .errors import NotifierConfigError
 from .pipeline import PipelineConfig
-from .presets.preset import PRESETS
 from .retry import RetryPolicy
 from .state import default_state_path
 

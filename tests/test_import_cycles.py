@@ -32,12 +32,6 @@ ALLOWED: Mapping[tuple[str, str], str] = {
     # importing core.pool only under TYPE_CHECKING so type checkers see them. Nothing
     # imports it at run time from there; import-linter's ignore_imports has it too.
     ("pyorchestrate.core.agent", "pyorchestrate.core.pool"): "lazy re-export",
-    # settings checks a preset's name against the preset table, presets.preset;
-    # importing it runs presets/__init__, which imports presets.from_settings, which
-    # reads the settings (at call time and for types only: no failure at run time).
-    # The table belongs below settings, outside the presets package; until it moves,
-    # this is import-linter's ignored "notifiers.settings -> notifiers.presets.preset".
-    ("notifiers.settings", "notifiers.presets"): "preset table, via presets/__init__",
 }
 
 

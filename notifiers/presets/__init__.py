@@ -25,13 +25,13 @@ and digests that fall due later are submitted by a small timer thread
 
 from __future__ import annotations
 
+from .._presets import PRESETS, Preset
 from .arguments import Rules as Rules
 from .attaching import attach, detach
 from .attachment import Attachment
 from .events import EventHandler as EventHandler
 from .events import SupportsRegisterEvent
 from .from_settings import attach_from_settings
-from .preset import PRESETS, Preset
 
 __all__ = [
     "PRESETS",

@@ -9,12 +9,11 @@ from typing import Any
 
 from pyorchestrate import OrchestratorEvent
 
+from .._presets import PRESETS, Preset, as_event
 from ..base import Severity
 from ..errors import NotifierConfigError
 from ..pipeline import AlertPipeline, PipelineConfig
 from ..templates import PIPELINE_TEMPLATES, Template, render, render_alert
-from .events import _event
-from .preset import PRESETS, Preset
 
 __all__ = ["Rules"]
 
@@ -38,7 +37,7 @@ def _preset(preset: str | Preset) -> Preset:
 
 def _narrow(preset: Preset, events: Iterable[OrchestratorEvent | str]) -> Preset:
     try:
-        wanted = [_event(e) for e in events]
+        wanted = [as_event(e) for e in events]
     except ValueError as exc:
         raise NotifierConfigError(
             "invalid attach() arguments", [("events", str(exc))]

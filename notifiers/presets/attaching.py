@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from pyorchestrate import OrchestratorEvent
 
+from .._presets import Preset
 from ..base import Notifier, Severity
 from ..dispatcher import CloseReport, Dispatcher, ResultHook
 from ..errors import NotifierConfigError
@@ -23,7 +24,6 @@ from .arguments import (
 )
 from .attachment import Attachment
 from .events import SupportsRegisterEvent
-from .preset import Preset
 
 if TYPE_CHECKING:
     import os

@@ -15,13 +15,13 @@ from typing import Any, Self
 
 from pyorchestrate import OrchestratorEvent
 
+from .._presets import Preset
 from ..base import DeliveryResult, Notification, Severity
 from ..dispatcher import CloseReport, Dispatcher
 from ..errors import DispatcherClosed
 from ..pipeline import OBSERVED_EVENTS, AlertPipeline, Mute, PipelineTimer
 from ..templates import Template, render
 from .events import EventHandler, SupportsRegisterEvent, _observed, _severity_of
-from .preset import Preset
 
 __all__ = ["Attachment"]
 

@@ -27,18 +27,6 @@ class SupportsRegisterEvent(Protocol):
     ) -> object: ...
 
 
-def _event(value: object) -> OrchestratorEvent:
-    if isinstance(value, OrchestratorEvent):
-        return value
-    if isinstance(value, str):
-        try:
-            return OrchestratorEvent(value.lower())
-        except ValueError:
-            pass
-    known = ", ".join(e.value for e in OrchestratorEvent)
-    raise ValueError(f"not an orchestrator event: {value!r} (known: {known})")
-
-
 def _observed(kwargs: Mapping[str, Any]) -> Notification:
     """What the pipeline needs of an event it watches but does not send."""
     event = kwargs.get("event")
