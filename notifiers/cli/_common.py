@@ -14,6 +14,7 @@ __all__ = [
     "EXIT_FAILED",
     "EXIT_OK",
     "EXIT_USAGE",
+    "OFF",
     "STATE_PATH_ENV",
     "ConfigOpt",
     "JsonOpt",
@@ -23,6 +24,7 @@ __all__ = [
     "app",
     "console",
     "err_console",
+    "fail",
 ]
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
@@ -40,7 +42,7 @@ console = Console(highlight=False)
 err_console = Console(stderr=True, highlight=False)
 
 STATE_PATH_ENV = "PYORCHESTRATE_NOTIFY_STATE_PATH"
-_OFF = frozenset({"", "none", "off", "false", "no", "0"})  # as the settings read it
+OFF = frozenset({"", "none", "off", "false", "no", "0"})  # as the settings read it
 
 ConfigOpt = Annotated[
     Path | None,
@@ -77,12 +79,12 @@ class RowState(enum.StrEnum):
     dead = "dead"
 
 
-def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+def fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
     err_console.print(f"[bold red]Error:[/] {escape(message)}")
     return typer.Exit(code)
 
 
-def _load(config: Path | None) -> Any:
+def load_settings_or_exit(config: Path | None) -> Any:
     """The settings, or exit 2 with the problem (field names only, never values)."""
     from ..errors import NotifierConfigError
     from ..settings import load_settings
@@ -90,4 +92,4 @@ def _load(config: Path | None) -> Any:
     try:
         return load_settings(config)
     except NotifierConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None

@@ -9,7 +9,11 @@ import time
 
 import typer
 
-__all__ = ["parse_duration"]
+__all__ = [
+    "duration_option",
+    "parse_duration",
+    "until_option",
+]
 
 _DURATION_PART = re.compile(r"(\d+(?:\.\d*)?|\.\d+)([a-z]*)")
 _UNITS = {
@@ -47,14 +51,14 @@ def parse_duration(text: str) -> float:
     raise ValueError(f"{text!r} is not a duration: use e.g. 30s, 10m, 2h, 1d or 1h30m")
 
 
-def _duration_option(text: str) -> float:
+def duration_option(text: str) -> float:
     try:
         return parse_duration(text)
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
 
 
-def _until_option(text: str) -> float:
+def until_option(text: str) -> float:
     """An ISO date-time (local time unless it has an offset), or a time of day (the
     next one to come) → epoch seconds, in the future."""
     now = time.time()

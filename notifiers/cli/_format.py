@@ -14,10 +14,17 @@ from ._common import RowState
 if TYPE_CHECKING:
     from ..state import Mute, OutboxRow
 
-__all__: list[str] = []
+__all__: list[str] = [
+    "age",
+    "breakdown",
+    "mute_data",
+    "print_json",
+    "row_error",
+    "stamp",
+]
 
 
-def _age(seconds: float) -> str:
+def age(seconds: float) -> str:
     """``3`` → ``3s``; ``125`` → ``2m 5s``; ``7500`` → ``2h 5m``; ``90000`` → ``1d 1h``."""
     whole = max(0, int(seconds))
     if whole < 60:
@@ -32,7 +39,7 @@ def _age(seconds: float) -> str:
     return f"{days}d {hours}h" if hours else f"{days}d"
 
 
-def _clock(when: float, now: float) -> str:
+def clock_text(when: float, now: float) -> str:
     """Local time: ``14:03:02`` today, else ``2024-11-25 14:03``."""
     moment = _dt.datetime.fromtimestamp(when)
     if moment.date() == _dt.datetime.fromtimestamp(now).date():
@@ -40,13 +47,13 @@ def _clock(when: float, now: float) -> str:
     return moment.strftime("%Y-%m-%d %H:%M")
 
 
-def _stamp(when: Any, now: float, *, never: str = "-") -> str:
+def stamp(when: Any, now: float, *, never: str = "-") -> str:
     """``14:03:02 (5m ago)``; ``never`` if unknown."""
     if not isinstance(when, int | float):
         return never
     if when <= now:
-        return f"{_clock(when, now)} ({_age(now - when)} ago)"
-    return f"{_clock(when, now)} (in {_age(when - now)})"
+        return f"{clock_text(when, now)} ({age(now - when)} ago)"
+    return f"{clock_text(when, now)} (in {age(when - now)})"
 
 
 def _iso(when: Any) -> str | None:
@@ -55,28 +62,28 @@ def _iso(when: Any) -> str | None:
     return _dt.datetime.fromtimestamp(when).astimezone().isoformat(timespec="seconds")
 
 
-def _print_json(data: Any) -> None:
+def print_json(data: Any) -> None:
     print(json.dumps(data, indent=2, default=str))
 
 
-def _table(*columns: str) -> Table:
+def new_table(*columns: str) -> Table:
     table = Table(box=None, header_style="bold")
     for column in columns:
         table.add_column(column, overflow="fold")
     return table
 
 
-def _states(states: Sequence[RowState] | None) -> list[str] | None:
+def state_values(states: Sequence[RowState] | None) -> list[str] | None:
     return None if not states else [s.value for s in states]
 
 
-def _breakdown(counts: dict[str, int]) -> str:
+def breakdown(counts: dict[str, int]) -> str:
     """``{"pending": 2, "dead": 1}`` → ``2 pending, 1 dead``."""
     parts = [f"{counts[s.value]} {s.value}" for s in RowState if counts.get(s.value)]
     return ", ".join(parts) or "empty"
 
 
-def _row_error(row: OutboxRow) -> str:
+def row_error(row: OutboxRow) -> str:
     from ..redact import redact
 
     error = row.last_error or ""
@@ -85,7 +92,7 @@ def _row_error(row: OutboxRow) -> str:
     return redact(error)
 
 
-def _mute_data(mute: Mute, now: float) -> dict[str, Any]:
+def mute_data(mute: Mute, now: float) -> dict[str, Any]:
     return {
         "kind": mute.kind,
         "value": mute.value,

@@ -14,14 +14,14 @@ from ._common import (
     ConfigOpt,
     JsonOpt,
     StatePathOpt,
-    _fail,
     app,
     console,
     err_console,
+    fail,
 )
-from ._durations import _duration_option, _until_option
-from ._format import _age, _clock, _mute_data, _print_json, _stamp, _table
-from ._statefile import _opened, _state_file
+from ._durations import duration_option, until_option
+from ._format import age, clock_text, mute_data, new_table, print_json, stamp
+from ._statefile import opened_state, state_file
 
 __all__: list[str] = []
 
@@ -57,10 +57,10 @@ def _target(
         if value is not None
     ]
     if len(given) != 1:
-        raise _fail("give exactly one of --agent, --event or --channel")
+        raise fail("give exactly one of --agent, --event or --channel")
     kind, value = given[0]
     if not value.strip():
-        raise _fail(f"--{kind} must not be empty")
+        raise fail(f"--{kind} must not be empty")
     return kind, value
 
 
@@ -73,7 +73,7 @@ def _mute_command(
         float | None,
         typer.Option(
             "--for",
-            parser=_duration_option,
+            parser=duration_option,
             metavar="DURATION",
             help="How long: 30s, 10m, 2h, 1d, 1h30m.",
             show_default=False,
@@ -83,7 +83,7 @@ def _mute_command(
         float | None,
         typer.Option(
             "--until",
-            parser=_until_option,
+            parser=until_option,
             metavar="TIME",
             help="Or until then: 18:30 (the next one) or 2030-01-31T18:30 (local "
             "time unless an offset is given).",
@@ -104,19 +104,19 @@ def _mute_command(
     """
     kind, value = _target(agent, event, channel)
     if (duration is None) == (until is None):
-        raise _fail("give exactly one of --for DURATION or --until TIME")
-    path = _state_file(state_path, config)
+        raise fail("give exactly one of --for DURATION or --until TIME")
+    path = state_file(state_path, config)
     created = not path.exists()
-    with _opened(path, create=True) as state:
+    with opened_state(path, create=True) as state:
         mute = state.mute(kind, value, until=until, duration=duration, reason=reason)
     now = time.time()
     if as_json:
-        _print_json(_mute_data(mute, now))
+        print_json(mute_data(mute, now))
         return
     assert mute.until is not None
     console.print(
-        f"Muted {kind} {escape(repr(value))} for {_age(mute.until - now + 0.5)} "
-        f"(until {_clock(mute.until, now)}). A running dispatcher holds its alerts "
+        f"Muted {kind} {escape(repr(value))} for {age(mute.until - now + 0.5)} "
+        f"(until {clock_text(mute.until, now)}). A running dispatcher holds its alerts "
         "back within about a second; they are counted as suppressed."
     )
     if created:
@@ -134,11 +134,11 @@ def _unmute_command(
 ) -> None:
     """End a mute (the value exactly as it was muted, glob included)."""
     kind, value = _target(agent, event, channel)
-    path = _state_file(state_path, config)
-    with _opened(path) as state:
+    path = state_file(state_path, config)
+    with opened_state(path) as state:
         ended = state.unmute(kind, value)
     if as_json:
-        _print_json({"kind": kind, "value": value, "unmuted": ended})
+        print_json({"kind": kind, "value": value, "unmuted": ended})
     elif ended:
         console.print(f"Unmuted {kind} {escape(repr(value))}.")
     else:
@@ -160,30 +160,30 @@ def _mutes_command(
     as_json: JsonOpt = False,
 ) -> None:
     """List the mutes in force, with the time left."""
-    path = _state_file(state_path, config)
-    with _opened(path) as state:
+    path = state_file(state_path, config)
+    with opened_state(path) as state:
         mutes = state.mutes(include_expired=include_expired)
     now = time.time()
     if as_json:
-        _print_json([_mute_data(m, now) for m in mutes])
+        print_json([mute_data(m, now) for m in mutes])
         return
     if not mutes:
         console.print("Nothing is muted.")
         return
-    table = _table("KIND", "VALUE", "UNTIL", "LEFT", "SINCE", "REASON")
+    table = new_table("KIND", "VALUE", "UNTIL", "LEFT", "SINCE", "REASON")
     for mute in mutes:
         if mute.until is None:
             until, left = "unmuted", "-"
         elif mute.until <= now:
-            until, left = _clock(mute.until, now), "expired"
+            until, left = clock_text(mute.until, now), "expired"
         else:
-            until, left = _clock(mute.until, now), _age(mute.until - now + 0.5)
+            until, left = clock_text(mute.until, now), age(mute.until - now + 0.5)
         table.add_row(
             mute.kind,
             Text(mute.value, style="bold"),
             until,
             left,
-            _stamp(mute.created, now),
+            stamp(mute.created, now),
             Text(mute.reason or ""),
         )
     console.print(table)

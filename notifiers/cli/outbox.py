@@ -14,14 +14,14 @@ from ._common import (
     JsonOpt,
     RowState,
     StatePathOpt,
-    _fail,
     app,
     console,
     err_console,
+    fail,
 )
-from ._durations import _duration_option
-from ._format import _breakdown, _print_json, _row_error, _stamp, _states, _table
-from ._statefile import _opened, _state_file
+from ._durations import duration_option
+from ._format import breakdown, new_table, print_json, row_error, stamp, state_values
+from ._statefile import opened_state, state_file
 
 __all__ = ["outbox_app"]
 
@@ -63,9 +63,9 @@ def _outbox_list_command(
     """List the outbox, oldest first: id, channel, state, attempts, title, error."""
     from ..redact import redact
 
-    path = _state_file(state_path, config)
-    states = _states(state_filter)
-    with _opened(path) as state:
+    path = state_file(state_path, config)
+    states = state_values(state_filter)
+    with opened_state(path) as state:
         rows = state.rows(channels=channel or None, states=states, limit=limit)
         counts = state.counts()
     total = sum(
@@ -79,11 +79,11 @@ def _outbox_list_command(
         data = []
         for row in rows:
             summary = row.summary()
-            summary["last_error"] = _row_error(row) or None
+            summary["last_error"] = row_error(row) or None
             if summary.get("title") is not None:
                 summary["title"] = redact(summary["title"])
             data.append(summary)
-        _print_json(data)
+        print_json(data)
         return
     if not rows:
         console.print(
@@ -91,7 +91,7 @@ def _outbox_list_command(
         )
         return
     now = time.time()
-    table = _table("ID", "CHANNEL", "STATE", "ATTEMPTS", "CREATED", "TITLE", "ERROR")
+    table = new_table("ID", "CHANNEL", "STATE", "ATTEMPTS", "CREATED", "TITLE", "ERROR")
     styles = {"pending": "cyan", "failed": "yellow", "dead": "bold red"}
     for row in rows:
         title = row.summary().get("title") or ""
@@ -100,9 +100,9 @@ def _outbox_list_command(
             Text(row.channel),
             Text(row.state.value, style=styles.get(row.state.value, "")),
             str(row.attempts),
-            _stamp(row.created, now),
+            stamp(row.created, now),
             Text(redact(title)),
-            Text(_row_error(row), style="red"),
+            Text(row_error(row), style="red"),
         )
     console.print(table)
     if total > len(rows):
@@ -128,9 +128,9 @@ def _outbox_replay_command(
     as_json: JsonOpt = False,
 ) -> None:
     """Send failed rows again now (named by id, or all of them, or of --channel)."""
-    path = _state_file(state_path, config)
+    path = state_file(state_path, config)
     states = ["failed", "dead"] if ids or all_states else ["failed"]
-    with _opened(path) as state:
+    with opened_state(path) as state:
         chosen = state.rows(ids=ids or None, channels=channel or None, states=states)
         replayed = (
             state.replay(ids=[r.id for r in chosen], states=states) if chosen else 0
@@ -142,10 +142,10 @@ def _outbox_replay_command(
             skipped = [i for i in ids if i not in {r.id for r in chosen}]
     by_state = {s: sum(1 for r in chosen if r.state.value == s) for s in states}
     if as_json:
-        _print_json({"replayed": replayed, "by_state": by_state, "skipped": skipped})
+        print_json({"replayed": replayed, "by_state": by_state, "skipped": skipped})
     elif replayed:
         console.print(
-            f"{replayed} row(s) marked for replay ({_breakdown(by_state)}). A running "
+            f"{replayed} row(s) marked for replay ({breakdown(by_state)}). A running "
             "dispatcher with their channel sends them within about a second; "
             "otherwise the next one to start does."
         )
@@ -174,7 +174,7 @@ def _outbox_purge_command(
         float | None,
         typer.Option(
             "--older-than",
-            parser=_duration_option,
+            parser=duration_option,
             metavar="DURATION",
             help="Only rows created longer ago than this (30s, 10m, 2h, 1d).",
             show_default=False,
@@ -193,10 +193,10 @@ def _outbox_purge_command(
     Without ids and without --yes nothing is deleted (exit 2, saying how many rows
     would go). A pending row deleted is never sent.
     """
-    path = _state_file(state_path, config)
-    states = _states(state_filter)
+    path = state_file(state_path, config)
+    states = state_values(state_filter)
     cutoff = None if older_than is None else time.time() - older_than
-    with _opened(path) as state:
+    with opened_state(path) as state:
         if not ids and not yes:
             matching = [
                 r
@@ -207,16 +207,16 @@ def _outbox_purge_command(
             for row in matching:
                 counts[row.state.value] = counts.get(row.state.value, 0) + 1
             scope = "" if channel or states or cutoff else " (no filter: all of it)"
-            raise _fail(
+            raise fail(
                 f"refusing to delete from the outbox without --yes{scope}: that "
-                f"would be {len(matching)} row(s) ({_breakdown(counts)}). Name the ids "
+                f"would be {len(matching)} row(s) ({breakdown(counts)}). Name the ids "
                 "(pyorchestrate notify outbox list), or add --yes."
             )
         deleted = state.purge(
             ids=ids or None, channels=channel or None, states=states, older_than=cutoff
         )
     if as_json:
-        _print_json({"deleted": deleted})
+        print_json({"deleted": deleted})
     else:
         console.print(f"{deleted} row(s) deleted from the outbox.")
     if ids and deleted < len(set(ids)):

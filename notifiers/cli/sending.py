@@ -15,10 +15,10 @@ from ._common import (
     ConfigOpt,
     JsonOpt,
     TimeoutOpt,
-    _fail,
-    _load,
     app,
     console,
+    fail,
+    load_settings_or_exit,
 )
 
 __all__: list[str] = []
@@ -41,15 +41,15 @@ def _test_command(
     from ..redact import redact
     from ..settings import build_notifiers
 
-    settings = _load(config)
+    settings = load_settings_or_exit(config)
     try:
         notifiers = build_notifiers(settings)
     except NotifierConfigError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     names = [n.name for n in notifiers]
     if channel is not None and channel not in names:
         known = ", ".join(names) or "none"
-        raise _fail(f"no channel named {channel!r} is configured (configured: {known})")
+        raise fail(f"no channel named {channel!r} is configured (configured: {known})")
     chosen = [channel] if channel is not None else names
     rows: list[dict[str, Any]] = []
     with Dispatcher(

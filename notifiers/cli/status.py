@@ -9,8 +9,8 @@ from rich.markup import escape
 from rich.text import Text
 
 from ._common import ConfigOpt, JsonOpt, RowState, StatePathOpt, app, console
-from ._format import _age, _breakdown, _mute_data, _print_json, _stamp, _table
-from ._statefile import _opened, _process_running, _state_file
+from ._format import age, breakdown, mute_data, new_table, print_json, stamp
+from ._statefile import opened_state, process_running, state_file
 
 __all__: list[str] = []
 
@@ -30,8 +30,8 @@ def _status_command(
     """
     from ..redact import redact
 
-    path = _state_file(state_path, config)
-    with _opened(path) as state:
+    path = state_file(state_path, config)
+    with opened_state(path) as state:
         now = time.time()
         saved = state.load_stats()
         counts = state.counts()
@@ -52,21 +52,21 @@ def _status_command(
                 **{k: v for k, v in stats.items() if k not in _COUNTERS},
                 "outbox": outbox,
                 "evicted": evicted_by[name],
-                "running": _process_running(stats.get("host"), stats.get("pid"))
+                "running": process_running(stats.get("host"), stats.get("pid"))
                 if stats
                 else None,
             }
         )
     totals = {s.value: sum(c["outbox"][s.value] for c in channels) for s in RowState}
     if as_json:
-        _print_json(
+        print_json(
             {
                 "state_path": str(path),
                 "now": now,
                 "channels": channels,
                 "outbox": totals,
                 "evicted": evicted,
-                "mutes": [_mute_data(m, now) for m in mutes],
+                "mutes": [mute_data(m, now) for m in mutes],
             }
         )
         return
@@ -78,7 +78,7 @@ def _status_command(
     else:
         _print_status(channels, now)
     console.print(
-        f"outbox: {_breakdown(totals)}"
+        f"outbox: {breakdown(totals)}"
         + (f"; {evicted} evicted (outbox_size reached)" if evicted else "")
     )
     if mutes:
@@ -89,7 +89,7 @@ def _status_command(
 
 
 def _print_status(channels: list[dict[str, Any]], now: float) -> None:
-    table = _table(
+    table = new_table(
         "CHANNEL",
         "SENT",
         "FAILED",
@@ -102,7 +102,7 @@ def _print_status(channels: list[dict[str, Any]], now: float) -> None:
     )
     for row in channels:
         cells = ["-" if row[k] is None else str(row[k]) for k in _COUNTERS]
-        outbox = _breakdown(row["outbox"])
+        outbox = breakdown(row["outbox"])
         if row["evicted"]:
             outbox += f", {row['evicted']} evicted"
         failing = bool(row.get("failed")) or bool(row["outbox"]["dead"])
@@ -113,7 +113,7 @@ def _print_status(channels: list[dict[str, Any]], now: float) -> None:
             Text(cells[1], style="red" if row.get("failed") else ""),
             *cells[2:],
             Text(outbox, style="yellow" if outbox != "empty" else "dim"),
-            _stamp(row.get("last_success"), now, never="never" if saved else "-"),
+            stamp(row.get("last_success"), now, never="never" if saved else "-"),
             Text(row.get("last_error") or "", style="red" if failing else ""),
         )
     console.print(table)
@@ -123,7 +123,7 @@ def _print_status(channels: list[dict[str, Any]], now: float) -> None:
             key = (row.get("host"), row.get("pid"))
             savers[key] = max(savers.get(key, 0.0), row["saved_at"])
     for (host, pid), saved_at in sorted(savers.items(), key=lambda i: -i[1]):
-        running = _process_running(host, pid)
+        running = process_running(host, pid)
         if running is None:
             note, style = f"on {host} (cannot tell whether it runs)", "dim"
         elif running:
@@ -131,6 +131,6 @@ def _print_status(channels: list[dict[str, Any]], now: float) -> None:
         else:
             note, style = "not running: these are its last counters", "yellow"
         console.print(
-            f"saved {_age(now - saved_at)} ago by pid {pid} ({escape(note)})",
+            f"saved {age(now - saved_at)} ago by pid {pid} ({escape(note)})",
             style=style,
         )

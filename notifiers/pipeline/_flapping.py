@@ -9,8 +9,8 @@ from ..templates import format_duration, render_alert
 from ._grouping import fold_groups
 from ._quiet_agents import end_quiet, go_quiet
 from ._rule import AlertRule
-from ._state import Alert, PipelineState, _Agent
-from .events import _ERROR, _FATAL, _STARTED, AGENT_FLAPPING
+from ._state import Agent, Alert, PipelineState
+from .events import AGENT_ERROR, AGENT_FATAL, AGENT_FLAPPING, AGENT_STARTED
 
 __all__ = ["detect_flapping"]
 
@@ -29,16 +29,16 @@ class detect_flapping(AlertRule):
         n = alert.notification
         event = n.event
         state = alert.state
-        if event == _ERROR:
+        if event == AGENT_ERROR:
             if state.config.flap_threshold is not None:
                 return self._count(state, alert.agent, n, alert.now)
             return False
-        if event == _FATAL:
+        if event == AGENT_FATAL:
             agent = alert.agent
             if not alert.forward and agent.quiet is not None:
                 # No FATAL alert will carry the count: a report of its own.
                 end_quiet(state, agent, alert.now, report="fatal")
-        elif event == _STARTED:
+        elif event == AGENT_STARTED:
             agent = alert.agent
             if agent.quiet == "FATAL":
                 # After FATAL only an operator starts it: the start carries the
@@ -48,7 +48,7 @@ class detect_flapping(AlertRule):
         return False
 
     def _count(
-        self, state: PipelineState, agent: _Agent, n: Notification, now: float
+        self, state: PipelineState, agent: Agent, n: Notification, now: float
     ) -> bool:
         cfg = state.config
         failures = agent.failures

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 from ..base import Notification
 from ..templates import format_duration, render_alert
 from ._rule import AlertRule
-from ._state import _MIXED, Alert, PipelineState, _Agent, _Group
+from ._state import MIXED, Agent, Alert, Group, PipelineState
 
 __all__ = ["group_alerts"]
 
@@ -45,7 +45,7 @@ class group_alerts(AlertRule):
         gkey = (n.agent, n.event)
         group = state.groups.get(gkey)
         if group is None:
-            group = state.groups[gkey] = _Group(n.agent, n.event, *spec)
+            group = state.groups[gkey] = Group(n.agent, n.event, *spec)
             alert.agent.groups.add(gkey)
         key = n.key
         wall = state.wall()
@@ -81,8 +81,8 @@ class group_alerts(AlertRule):
             group.first_wall = wall
             group.window_key = key
             group.severity = n.severity
-        elif group.window_key is not _MIXED and group.window_key != key:
-            group.window_key = _MIXED
+        elif group.window_key is not MIXED and group.window_key != key:
+            group.window_key = MIXED
         if group.hidden == 0:
             group.hidden_wall = wall
         group.count += 1
@@ -126,7 +126,7 @@ def _spec(
     return spec
 
 
-def _schedule(state: PipelineState, group: _Group) -> None:
+def _schedule(state: PipelineState, group: Group) -> None:
     group.scheduled = True
     token = group.token
 
@@ -139,14 +139,14 @@ def _schedule(state: PipelineState, group: _Group) -> None:
     state.schedule(group.deadline, fire, valid)
 
 
-def _close_window(state: PipelineState, group: _Group, deadline: float) -> None:
+def _close_window(state: PipelineState, group: Group, deadline: float) -> None:
     group.scheduled = False
     if not group.hidden:
         return
     cfg = state.config
     if (
         cfg.dedup_window is not None
-        and group.window_key is not _MIXED
+        and group.window_key is not MIXED
         and group.window_key == group.reported_key
         and deadline < group.reported_at + cfg.dedup_window
     ):
@@ -158,7 +158,7 @@ def _close_window(state: PipelineState, group: _Group, deadline: float) -> None:
 
 
 def _summarise(
-    state: PipelineState, group: _Group, now: float, *, final: bool = False
+    state: PipelineState, group: Group, now: float, *, final: bool = False
 ) -> None:
     last = group.last
     assert last is not None
@@ -193,7 +193,7 @@ def _summarise(
         error=last.error,
         host=last.host,
     )
-    group.reported_key = None if group.window_key is _MIXED else group.window_key
+    group.reported_key = None if group.window_key is MIXED else group.window_key
     group.reported_at = now
     # A continuation window starts now: while alerts keep coming, one summary per
     # window; a window without alerts closes the group.
@@ -205,7 +205,7 @@ def _summarise(
     state.emit(summary, now, count=hidden)
 
 
-def fold_groups(state: PipelineState, agent: _Agent, now: float) -> None:
+def fold_groups(state: PipelineState, agent: Agent, now: float) -> None:
     """Close the agent's open groups; their counts go on its next message (a flapping
     or FATAL alert comes next)."""
     for gkey in agent.groups:
@@ -228,7 +228,7 @@ def fold_groups(state: PipelineState, agent: _Agent, now: float) -> None:
     forget_reported(state, agent)
 
 
-def forget_reported(state: PipelineState, agent: _Agent) -> None:
+def forget_reported(state: PipelineState, agent: Agent) -> None:
     """What comes after a flapping/FATAL alert or a recovery is news again."""
     for gkey in agent.groups:
         group = state.groups.get(gkey)

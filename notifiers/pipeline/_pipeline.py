@@ -26,7 +26,7 @@ from ._recovery import detect_recovery
 from ._rule import AlertRule, RuleLike
 from ._state import Alert, PipelineState, PipelineStats
 from .config import PipelineConfig
-from .events import _event_name
+from .events import event_name
 
 __all__ = ["AlertPipeline", "default_rules"]
 
@@ -239,7 +239,7 @@ class AlertPipeline:
         """
         if (seconds is None) == (until is None):
             raise ValueError("give seconds= or until=, not both or neither")
-        name = None if event is None else _event_name(event)
+        name = None if event is None else event_name(event)
         with self._lock:
             if seconds is not None:
                 if not seconds > 0:
@@ -262,7 +262,7 @@ class AlertPipeline:
         event: str | OrchestratorEvent | None = None,
     ) -> int:
         """End ``mute``, or every mute with this ``agent`` glob and ``event``; return how many."""
-        name = None if event is None else _event_name(event)
+        name = None if event is None else event_name(event)
         with self._lock:
             state = self._state
             before = len(state.mutes)

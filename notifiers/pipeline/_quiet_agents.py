@@ -8,8 +8,8 @@ from ..base import Notification, Severity
 from ..templates import format_duration, render_alert
 from ._grouping import fold_groups
 from ._rule import AlertRule
-from ._state import Alert, PipelineState, _Agent
-from .events import _FATAL, AGENT_HELD_BACK
+from ._state import Agent, Alert, PipelineState
+from .events import AGENT_FATAL, AGENT_HELD_BACK
 
 __all__ = ["hold_quiet_agents"]
 
@@ -28,7 +28,7 @@ class hold_quiet_agents(AlertRule):
         if alert.synthesized:
             return False
         state = alert.state
-        if alert.notification.event == _FATAL:
+        if alert.notification.event == AGENT_FATAL:
             agent = alert.agent
             if not alert.taken:
                 fold_groups(state, agent, alert.now)
@@ -53,7 +53,7 @@ class hold_quiet_agents(AlertRule):
                 report_held(state, agent, now, "detach")
 
 
-def _hold(state: PipelineState, agent: _Agent, n: Notification, now: float) -> None:
+def _hold(state: PipelineState, agent: Agent, n: Notification, now: float) -> None:
     """Count ``n`` as held back by the agent's quiet; schedule its report."""
     agent.quiet_count += 1
     agent.quiet_last = n.error or n.title
@@ -75,7 +75,7 @@ def _hold(state: PipelineState, agent: _Agent, n: Notification, now: float) -> N
         state.schedule(agent.report_due, fire, valid)
 
 
-def go_quiet(state: PipelineState, agent: _Agent, quiet: str) -> None:
+def go_quiet(state: PipelineState, agent: Agent, quiet: str) -> None:
     """The agent is quiet now (``flapping`` or ``FATAL``)."""
     if agent.quiet == quiet:
         return
@@ -85,14 +85,14 @@ def go_quiet(state: PipelineState, agent: _Agent, quiet: str) -> None:
     _restart_count(state, agent)
 
 
-def _restart_count(state: PipelineState, agent: _Agent) -> None:
+def _restart_count(state: PipelineState, agent: Agent) -> None:
     agent.quiet_wall = state.wall()
     agent.quiet_count = 0
     agent.quiet_last = None
     agent.quiet_severity = Severity.DEBUG
 
 
-def _to_note(state: PipelineState, agent: _Agent) -> None:
+def _to_note(state: PipelineState, agent: Agent) -> None:
     """Put what the quiet held back so far in a note (the quiet goes on)."""
     if agent.quiet is not None and agent.quiet_count:
         state.note(
@@ -108,7 +108,7 @@ def _to_note(state: PipelineState, agent: _Agent) -> None:
 
 def end_quiet(
     state: PipelineState,
-    agent: _Agent,
+    agent: Agent,
     now: float = 0.0,
     *,
     report: str | None = None,
@@ -123,7 +123,7 @@ def end_quiet(
     agent.quiet_count = 0
 
 
-def report_held(state: PipelineState, agent: _Agent, now: float, outcome: str) -> None:
+def report_held(state: PipelineState, agent: Agent, now: float, outcome: str) -> None:
     """One message with what the agent's quiet held back and its other notes.
 
     ``outcome``: ``still`` (the periodic report), ``stable``, ``started``, ``fatal``

@@ -7,7 +7,7 @@ from typing import ClassVar
 
 from ..base import Notification
 from ._rule import AlertRule
-from ._state import Alert, PipelineState, _Held
+from ._state import Alert, Held, PipelineState
 
 __all__ = ["hold_in_quiet_hours"]
 
@@ -68,7 +68,7 @@ class hold_in_quiet_hours(AlertRule):
             held.last = last
             held.severity = max(held.severity, n.severity)
         elif len(state.held) < state.config.max_keys:
-            state.held[hkey] = _Held(count, wall, wall, last, n.severity)
+            state.held[hkey] = Held(count, wall, wall, last, n.severity)
         else:
             state.held_overflow += count
         if state.digest_due is None:

@@ -10,20 +10,20 @@ from ..templates import format_duration, render_alert
 from ._grouping import forget_reported
 from ._quiet_agents import end_quiet
 from ._rule import AlertRule
-from ._state import Alert, PipelineState, _Agent
+from ._state import Agent, Alert, PipelineState
 from .events import (
-    _ERROR,
-    _FATAL,
-    _READY,
-    _RESTARTING,
-    _TERMINATED,
-    _WATCHDOG,
+    AGENT_ERROR,
+    AGENT_FATAL,
+    AGENT_READY,
     AGENT_RECOVERED,
+    AGENT_RESTARTING,
+    AGENT_TERMINATED,
+    AGENT_WATCHDOG_TIMEOUT,
 )
 
 __all__ = ["detect_recovery"]
 
-_FAILURES = frozenset({_ERROR, _WATCHDOG, _FATAL})
+_FAILURES = frozenset({AGENT_ERROR, AGENT_WATCHDOG_TIMEOUT, AGENT_FATAL})
 
 
 class detect_recovery(AlertRule):
@@ -51,21 +51,21 @@ class detect_recovery(AlertRule):
                 agent.incident_at = now
                 agent.incident_wall = state.wall()
                 agent.incident_errors = agent.incident_restarts = 0
-            if event == _ERROR:
+            if event == AGENT_ERROR:
                 agent.incident_errors += 1
-            elif event == _FATAL:
+            elif event == AGENT_FATAL:
                 agent.up = False
-        elif event == _READY:
+        elif event == AGENT_READY:
             agent.up = True
             agent.ready_at = now
             if agent.incident_at is not None:
                 agent.back_at = now
             _schedule_stable(state, agent, now)
-        elif event == _RESTARTING:
+        elif event == AGENT_RESTARTING:
             agent.up = False
             if agent.incident_at is not None:
                 agent.incident_restarts += 1
-        elif event == _TERMINATED:
+        elif event == AGENT_TERMINATED:
             agent.up = False
             if n.severity <= Severity.INFO and agent.back_at is not None:
                 # Restarted, ran, and ended cleanly: that is a recovery too.
@@ -73,7 +73,7 @@ class detect_recovery(AlertRule):
         return False
 
 
-def _schedule_stable(state: PipelineState, agent: _Agent, now: float) -> None:
+def _schedule_stable(state: PipelineState, agent: Agent, now: float) -> None:
     """Wake up when the agent may be stable, if a recovery message or the end of its
     flapping quiet (and the report of what it held back) hangs on it."""
     if agent.incident_at is None:
@@ -84,7 +84,7 @@ def _schedule_stable(state: PipelineState, agent: _Agent, now: float) -> None:
         _wake_at(state, agent, now + state.config.stable_after)
 
 
-def _wake_at(state: PipelineState, agent: _Agent, deadline: float) -> None:
+def _wake_at(state: PipelineState, agent: Agent, deadline: float) -> None:
     agent.stable_due = deadline
 
     def valid(deadline: float) -> bool:
@@ -102,7 +102,7 @@ def _wake_at(state: PipelineState, agent: _Agent, deadline: float) -> None:
     state.schedule(deadline, fire, valid)
 
 
-def _check_stable(state: PipelineState, agent: _Agent, now: float) -> None:
+def _check_stable(state: PipelineState, agent: Agent, now: float) -> None:
     if not agent.up:
         return
     since = max(agent.ready_at or -math.inf, agent.last_failure or -math.inf)
@@ -111,7 +111,7 @@ def _check_stable(state: PipelineState, agent: _Agent, now: float) -> None:
 
 
 def _stable(
-    state: PipelineState, agent: _Agent, now: float, *, ended: bool = False
+    state: PipelineState, agent: Agent, now: float, *, ended: bool = False
 ) -> None:
     """The agent is fine again: end its quiet, send the recovery (if wanted), which
     carries what the quiet held back; without one, a report does."""

@@ -25,9 +25,17 @@ from ..templates import PIPELINE_TEMPLATES, Template, render_alert
 from .config import PipelineConfig
 from .events import ALERTS_DIGEST
 
-__all__ = ["Alert", "PipelineState", "PipelineStats"]
+__all__ = [
+    "MIXED",
+    "Agent",
+    "Alert",
+    "Group",
+    "Held",
+    "PipelineState",
+    "PipelineStats",
+]
 
-_MIXED: Any = object()  # a window whose alerts are not all identical
+MIXED: Any = object()  # a window whose alerts are not all identical
 
 Key = tuple[str | None, str | None, str | None]
 Fire = Callable[[float, float], None]  # (deadline, now)
@@ -63,7 +71,7 @@ class _Note:
 
 
 @dataclass(slots=True, eq=False)
-class _Group:
+class Group:
     agent: str | None
     event: str | None
     window: float
@@ -87,7 +95,7 @@ class _Group:
 
 
 @dataclass(slots=True, eq=False)
-class _Agent:
+class Agent:
     name: str | None
     failures: deque[float]
     up: bool = False
@@ -111,7 +119,7 @@ class _Agent:
 
 
 @dataclass(slots=True)
-class _Held:
+class Held:
     count: int
     first_wall: float
     last_wall: float
@@ -159,7 +167,7 @@ class Alert:
         notification: Notification,
         state: PipelineState,
         now: float,
-        agent: _Agent,
+        agent: Agent,
         forward: bool = True,
     ) -> None:
         self.notification = notification
@@ -222,13 +230,13 @@ class PipelineState:
         self.stats = PipelineStats()
         self.mutes: list[Mute] = []
         # The rules' records.
-        self.agents: dict[str | None, _Agent] = {}
-        self.groups: dict[tuple[str | None, str | None], _Group] = {}
+        self.agents: dict[str | None, Agent] = {}
+        self.groups: dict[tuple[str | None, str | None], Group] = {}
         self.group_specs: dict[
             tuple[str | None, str | None], tuple[float, bool] | None
         ] = {}
         self.dedup: OrderedDict[Key, float] = OrderedDict()
-        self.held: dict[tuple[str | None, str | None], _Held] = {}  # the digest
+        self.held: dict[tuple[str | None, str | None], Held] = {}  # the digest
         self.held_total = 0
         self.held_overflow = 0
         self.digest_due: float | None = None
@@ -242,12 +250,12 @@ class PipelineState:
         self.out: list[Notification] = []
 
     # ------------------------------------------------------------ records
-    def agent(self, name: str | None) -> _Agent:
+    def agent(self, name: str | None) -> Agent:
         """The record of agent ``name`` (made on first use)."""
         agent = self.agents.get(name)
         if agent is None:
             size = self.config.flap_threshold or 1
-            agent = self.agents[name] = _Agent(name, deque(maxlen=size))
+            agent = self.agents[name] = Agent(name, deque(maxlen=size))
         return agent
 
     # ------------------------------------------------------------ timers
@@ -303,7 +311,7 @@ class PipelineState:
 
     def note(
         self,
-        agent: _Agent,
+        agent: Agent,
         key: Any,
         count: int,
         since: float,
@@ -324,7 +332,7 @@ class PipelineState:
         note.count += count
         note.last = last if last is not None else note.last
 
-    def _note_text(self, agent: _Agent, key: Any, note: _Note, n: Notification) -> str:
+    def _note_text(self, agent: Agent, key: Any, note: _Note, n: Notification) -> str:
         kind = key[0]
         fields: dict[str, Any] = {
             "agent": agent.name,

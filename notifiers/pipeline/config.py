@@ -18,7 +18,7 @@ from pydantic import (
 
 from ..base import Severity
 from ..errors import NotifierConfigError
-from .events import _ERROR, _RESTARTING, _WATCHDOG, _event_names
+from .events import AGENT_ERROR, AGENT_RESTARTING, AGENT_WATCHDOG_TIMEOUT, event_names
 
 __all__ = ["GroupRule", "MuteRule", "PipelineConfig", "QuietHours"]
 
@@ -33,13 +33,13 @@ def _globs(value: object) -> object:
     return globs
 
 
-_OFF = frozenset({"", "none", "null", "off", "false", "no"})
+OFF = frozenset({"", "none", "null", "off", "false", "no"})
 
 
 def _off_is_none(value: object) -> object:
     """``"off"`` (or ``none``, ``null``, empty) is ``None``: environment variables and
     TOML have no null, so this is how settings turn a rule off."""
-    if isinstance(value, str) and value.strip().lower() in _OFF:
+    if isinstance(value, str) and value.strip().lower() in OFF:
         return None
     return value
 
@@ -86,7 +86,7 @@ class GroupRule(_Rules):
         default=True, description="Send a window's first alert at once."
     )
 
-    _check_events = field_validator("events", mode="before")(_event_names)
+    _check_events = field_validator("events", mode="before")(event_names)
     _check_agents = field_validator("agents", mode="before")(_globs)
     _check_off = field_validator("window", mode="before")(_off_is_none)
 
@@ -101,7 +101,7 @@ class MuteRule(_Rules):
     until: _dt.datetime = Field(description="When it ends (with a time zone).")
     reason: str = ""
 
-    _check_events = field_validator("events", mode="before")(_event_names)
+    _check_events = field_validator("events", mode="before")(event_names)
     _check_agents = field_validator("agents", mode="before")(_globs)
 
     @field_validator("until")
@@ -150,7 +150,7 @@ class QuietHours(_Rules):
         return self
 
 
-_DEFAULT_GROUPED = frozenset({_ERROR, _RESTARTING, _WATCHDOG})
+_DEFAULT_GROUPED = frozenset({AGENT_ERROR, AGENT_RESTARTING, AGENT_WATCHDOG_TIMEOUT})
 
 
 class PipelineConfig(_Rules):
@@ -224,7 +224,7 @@ class PipelineConfig(_Rules):
         "held_report_interval",
         mode="before",
     )(_off_is_none)
-    _check_group_events = field_validator("group_events", mode="before")(_event_names)
+    _check_group_events = field_validator("group_events", mode="before")(event_names)
     _check_min_severity = field_validator("dedup_min_severity", mode="before")(
         _severity
     )

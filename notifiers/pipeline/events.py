@@ -7,11 +7,20 @@ from collections.abc import Iterable
 from pyorchestrate import OrchestratorEvent
 
 __all__ = [
+    "AGENT_ERROR",
+    "AGENT_FATAL",
     "AGENT_FLAPPING",
     "AGENT_HELD_BACK",
+    "AGENT_READY",
     "AGENT_RECOVERED",
+    "AGENT_RESTARTING",
+    "AGENT_STARTED",
+    "AGENT_TERMINATED",
+    "AGENT_WATCHDOG_TIMEOUT",
     "ALERTS_DIGEST",
     "OBSERVED_EVENTS",
+    "event_name",
+    "event_names",
 ]
 
 AGENT_RECOVERED = "agent_recovered"
@@ -24,13 +33,13 @@ ALERTS_DIGEST = "alerts_digest"
 """The ``event`` of a quiet-hours digest (its ``agent`` is ``None``)."""
 
 _E = OrchestratorEvent
-_STARTED = _E.AGENT_STARTED.value
-_READY = _E.AGENT_READY.value
-_TERMINATED = _E.AGENT_TERMINATED.value
-_ERROR = _E.AGENT_ERROR.value
-_RESTARTING = _E.AGENT_RESTARTING.value
-_FATAL = _E.AGENT_FATAL.value
-_WATCHDOG = _E.AGENT_WATCHDOG_TIMEOUT.value
+AGENT_STARTED = _E.AGENT_STARTED.value
+AGENT_READY = _E.AGENT_READY.value
+AGENT_TERMINATED = _E.AGENT_TERMINATED.value
+AGENT_ERROR = _E.AGENT_ERROR.value
+AGENT_RESTARTING = _E.AGENT_RESTARTING.value
+AGENT_FATAL = _E.AGENT_FATAL.value
+AGENT_WATCHDOG_TIMEOUT = _E.AGENT_WATCHDOG_TIMEOUT.value
 
 OBSERVED_EVENTS: frozenset[OrchestratorEvent] = frozenset(
     {
@@ -48,7 +57,7 @@ whether or not the preset sends them."""
 _KNOWN_EVENTS = {e.value for e in OrchestratorEvent}
 
 
-def _event_names(value: object) -> object:
+def event_names(value: object) -> object:
     if value is None:
         return None
     items = [value] if isinstance(value, str | OrchestratorEvent) else value
@@ -64,7 +73,7 @@ def _event_names(value: object) -> object:
     return frozenset(names)
 
 
-def _event_name(event: str | OrchestratorEvent) -> str:
-    names = _event_names([event])
+def event_name(event: str | OrchestratorEvent) -> str:
+    names = event_names([event])
     assert isinstance(names, frozenset)
     return str(next(iter(names)))

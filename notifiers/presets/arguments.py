@@ -15,14 +15,21 @@ from ..errors import NotifierConfigError
 from ..pipeline import AlertPipeline, PipelineConfig
 from ..templates import PIPELINE_TEMPLATES, Template, render, render_alert
 
-__all__ = ["Rules"]
+__all__ = [
+    "Rules",
+    "build_pipeline",
+    "check_templates",
+    "narrow",
+    "resolve_min_severity",
+    "resolve_preset",
+]
 
 Rules = PipelineConfig | Mapping[str, Any] | AlertPipeline | bool | None
 """What ``attach(rules=...)`` takes: a config, a mapping of its fields, a ready
 pipeline, ``None``/``True`` for the defaults, or ``False`` for no rules at all."""
 
 
-def _preset(preset: str | Preset) -> Preset:
+def resolve_preset(preset: str | Preset) -> Preset:
     if isinstance(preset, Preset):
         return preset
     try:
@@ -35,7 +42,7 @@ def _preset(preset: str | Preset) -> Preset:
         ) from None
 
 
-def _narrow(preset: Preset, events: Iterable[OrchestratorEvent | str]) -> Preset:
+def narrow(preset: Preset, events: Iterable[OrchestratorEvent | str]) -> Preset:
     try:
         wanted = [as_event(e) for e in events]
     except ValueError as exc:
@@ -54,7 +61,9 @@ def _narrow(preset: Preset, events: Iterable[OrchestratorEvent | str]) -> Preset
     return dataclasses.replace(preset, events=tuple(wanted))
 
 
-def _min_severity(preset: Preset, value: Severity | str | int | None) -> Severity:
+def resolve_min_severity(
+    preset: Preset, value: Severity | str | int | None
+) -> Severity:
     if value is None:
         return preset.min_severity
     try:
@@ -65,7 +74,7 @@ def _min_severity(preset: Preset, value: Severity | str | int | None) -> Severit
         ) from None
 
 
-def _check_templates(preset: Preset, templates: Mapping[str, Template]) -> None:
+def check_templates(preset: Preset, templates: Mapping[str, Template]) -> None:
     """Render each event once now, so a broken template fails here, not per event."""
     errors = []
     for event in preset.events:
@@ -109,7 +118,7 @@ _SAMPLE_FIELDS: Mapping[str, Any] = MappingProxyType(
 )
 
 
-def _build_pipeline(
+def build_pipeline(
     rules: Rules,
     muted: Callable[[str | None, str | None], bool] | None,
     templates: Mapping[str, Template],

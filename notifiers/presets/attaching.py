@@ -16,11 +16,11 @@ from ..retry import RetryPolicy
 from ..templates import Template
 from .arguments import (
     Rules,
-    _build_pipeline,
-    _check_templates,
-    _min_severity,
-    _narrow,
-    _preset,
+    build_pipeline,
+    check_templates,
+    narrow,
+    resolve_min_severity,
+    resolve_preset,
 )
 from .attachment import Attachment
 from .events import SupportsRegisterEvent
@@ -94,7 +94,7 @@ def attach(
         NotifierConfigError: an unknown preset, an event outside the preset, a bad
             severity, an empty glob, or bad rules (``rules.<field>: reason``).
     """
-    chosen = _preset(preset)
+    chosen = resolve_preset(preset)
     if dispatcher is not None and notifiers:
         raise TypeError("give notifiers or dispatcher=, not both")
     if dispatcher is None and not notifiers:
@@ -110,11 +110,11 @@ def attach(
             "invalid attach() arguments", [("agents", "needs at least one glob")]
         )
     if events is not None:
-        chosen = _narrow(chosen, events)
-    severity = _min_severity(chosen, min_severity)
+        chosen = narrow(chosen, events)
+    severity = resolve_min_severity(chosen, min_severity)
     merged = {**chosen.templates, **(templates or {})}
-    _check_templates(chosen, merged)
-    pipeline = _build_pipeline(rules, muted, merged)
+    check_templates(chosen, merged)
+    pipeline = build_pipeline(rules, muted, merged)
     owned = dispatcher is None
     if dispatcher is None:
         try:

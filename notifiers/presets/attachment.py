@@ -21,7 +21,7 @@ from ..dispatcher import CloseReport, Dispatcher
 from ..errors import DispatcherClosed
 from ..pipeline import OBSERVED_EVENTS, AlertPipeline, Mute, PipelineTimer
 from ..templates import Template, render
-from .events import EventHandler, SupportsRegisterEvent, _observed, _severity_of
+from .events import EventHandler, SupportsRegisterEvent, event_severity, observed
 
 __all__ = ["Attachment"]
 
@@ -289,12 +289,12 @@ class Attachment:
             notification = render(
                 {"orchestrator": self._orchestrator_name, **kwargs}, self.templates
             )
-            severity = max(notification.severity, _severity_of(kwargs))
+            severity = max(notification.severity, event_severity(kwargs))
             forward = severity >= self.min_severity
             if severity != notification.severity:
                 notification = dataclasses.replace(notification, severity=severity)
         else:  # only watched by the pipeline: never sent, so not rendered
-            notification = _observed(kwargs)
+            notification = observed(kwargs)
         pipeline = self.pipeline
         if pipeline is None:
             if forward:

@@ -9,7 +9,12 @@ from pyorchestrate import EventRecord, OrchestratorEvent, severity_of
 
 from ..base import Notification, Severity
 
-__all__ = ["EventHandler", "SupportsRegisterEvent"]
+__all__ = [
+    "EventHandler",
+    "SupportsRegisterEvent",
+    "event_severity",
+    "observed",
+]
 
 EventHandler = Callable[..., object]
 """What is registered for each event: it takes the callback keywords as ``**kwargs``."""
@@ -27,7 +32,7 @@ class SupportsRegisterEvent(Protocol):
     ) -> object: ...
 
 
-def _observed(kwargs: Mapping[str, Any]) -> Notification:
+def observed(kwargs: Mapping[str, Any]) -> Notification:
     """What the pipeline needs of an event it watches but does not send."""
     event = kwargs.get("event")
     generation = kwargs.get("generation_id")
@@ -36,7 +41,7 @@ def _observed(kwargs: Mapping[str, Any]) -> Notification:
     return Notification(
         f"{agent}: {name}",
         "",
-        _severity_of(kwargs),
+        event_severity(kwargs),
         agent=agent,
         event=name,
         generation=generation if isinstance(generation, int) else None,
@@ -44,7 +49,7 @@ def _observed(kwargs: Mapping[str, Any]) -> Notification:
     )
 
 
-def _severity_of(kwargs: Mapping[str, Any]) -> Severity:
+def event_severity(kwargs: Mapping[str, Any]) -> Severity:
     """How bad the event itself says it is: DEBUG when it says nothing.
 
     The core decides an event's severity (:func:`pyorchestrate.severity_of`) and

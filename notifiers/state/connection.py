@@ -10,12 +10,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Literal
 
-from .schema import _SCHEMA, SCHEMA_VERSION
+from .schema import SCHEMA, SCHEMA_VERSION
 
-__all__ = ["Connection"]
+__all__ = [
+    "Connection",
+    "placeholders",
+]
 
 
-def _placeholders(count: int) -> str:
+def placeholders(count: int) -> str:
     return ",".join("?" * count)
 
 
@@ -73,7 +76,7 @@ class Connection:
                     f"this one reads {SCHEMA_VERSION})"
                 )
             if version < SCHEMA_VERSION:
-                for statement in _SCHEMA.split(";"):
+                for statement in SCHEMA.split(";"):
                     if statement.strip():
                         conn.execute(statement)
                 conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")

@@ -11,7 +11,7 @@ from typing import Any
 
 from ..base import Notification
 from ..redact import redact
-from .connection import Connection, _placeholders
+from .connection import Connection, placeholders
 from .serialize import notification_from_json, notification_to_json, notification_uid
 
 __all__ = ["OutboxRow", "OutboxState", "OutboxTable"]
@@ -293,7 +293,7 @@ class OutboxTable:
             ),
         ):
             if values is not None:
-                clauses.append(f"{column} IN ({_placeholders(len(values))})")
+                clauses.append(f"{column} IN ({placeholders(len(values))})")
                 params.extend(values)
         if older_than is not None:
             clauses.append("created < ?")

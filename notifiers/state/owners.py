@@ -7,11 +7,14 @@ import socket
 from collections.abc import Iterable
 from pathlib import Path
 
-from .connection import Connection, _placeholders
+from .connection import Connection, placeholders
 
-__all__ = ["OwnersTable"]
+__all__ = [
+    "HOST",
+    "OwnersTable",
+]
 
-_HOST = socket.gethostname()
+HOST = socket.gethostname()
 
 
 def _proc_start(pid: int) -> str | None:
@@ -55,7 +58,7 @@ class OwnersTable:
                 "INSERT OR REPLACE INTO owners "
                 "(owner, host, pid, proc_start, started, heartbeat) "
                 "VALUES (?, ?, ?, ?, ?, ?)",
-                (owner, _HOST, os.getpid(), _proc_start(os.getpid()), now, now),
+                (owner, HOST, os.getpid(), _proc_start(os.getpid()), now, now),
             )
 
     def heartbeat(self, owner: str) -> None:
@@ -92,7 +95,7 @@ class OwnersTable:
                     (owner,),
                 )
                 if heartbeat < now - stale_after
-                or (host == _HOST and not _pid_alive(pid, proc_start))
+                or (host == HOST and not _pid_alive(pid, proc_start))
             ]
             conn.executemany("DELETE FROM owners WHERE owner = ?", [(g,) for g in gone])
             conn.execute(
@@ -105,7 +108,7 @@ class OwnersTable:
             claimed = conn.execute(
                 "UPDATE outbox SET owner = ? WHERE owner IS NULL "
                 f"AND state IN ('pending', 'failed') AND channel IN "
-                f"({_placeholders(len(wanted))}) RETURNING channel",
+                f"({placeholders(len(wanted))}) RETURNING channel",
                 [owner, *wanted],
             ).fetchall()
         out: dict[str, int] = {}

@@ -5,7 +5,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-__all__ = ["DEFAULT_STATE_FILE", "SCHEMA_VERSION", "default_state_path"]
+__all__ = [
+    "DEFAULT_STATE_FILE",
+    "SCHEMA",
+    "SCHEMA_VERSION",
+    "default_state_path",
+]
 
 SCHEMA_VERSION = 1
 """``PRAGMA user_version`` of the files this package writes."""
@@ -20,7 +25,7 @@ def default_state_path() -> Path:
     return root / "pyorchestrate" / DEFAULT_STATE_FILE
 
 
-_SCHEMA = """
+SCHEMA = """
 CREATE TABLE IF NOT EXISTS outbox (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     uid TEXT NOT NULL,

@@ -9,7 +9,7 @@ from typing import Any
 
 from ..redact import redact
 from .connection import Connection
-from .owners import _HOST
+from .owners import HOST
 
 __all__ = ["StatsTable"]
 
@@ -40,7 +40,7 @@ class StatsTable:
                     json.dumps(data, separators=(",", ":")),
                     data.get("last_success"),
                     data.get("last_error"),
-                    _HOST,
+                    HOST,
                     os.getpid(),
                     now,
                 )
