@@ -110,3 +110,35 @@ def test_no_core_source_names_notifiers() -> None:
         if pattern.search(path.read_text())
     ]
     assert offenders == []
+
+
+def test_no_module_imports_another_modules_private_names() -> None:
+    """A name another module needs is public in its (possibly private) module:
+    ``from .x import _helper`` across modules is an object spread over files."""
+    offenders = []
+    for package in ("pyorchestrate", "notifiers"):
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            for node in ast.walk(tree):
+                if not isinstance(node, ast.ImportFrom) or node.module == "__future__":
+                    continue
+                base = path.parent
+                for _ in range(max(node.level - 1, 0)):
+                    base = base.parent
+                if node.level == 0:
+                    if not (node.module or "").startswith(
+                        ("pyorchestrate", "notifiers")
+                    ):
+                        continue
+                    base = ROOT
+                parts = (node.module or "").split(".") if node.module else []
+                source = base.joinpath(*parts)
+                for alias in node.names:
+                    name = alias.name
+                    if not name.startswith("_") or name.startswith("__"):
+                        continue
+                    module = source / name
+                    if module.with_suffix(".py").exists() or module.is_dir():
+                        continue  # a private module, imported as a module
+                    offenders.append(f"{path.relative_to(ROOT)}: {name}")
+    assert offenders == []
