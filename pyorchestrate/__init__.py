@@ -62,7 +62,7 @@ if TYPE_CHECKING:
         StartStatus,
         WorkerStartResult,
     )
-    from .core.supervision import SupervisionConfig
+    from .core.supervision_config import SupervisionConfig
     from .core.utilities.messaging import MessageChannel, ServiceMessage
 
 from ._lazy import lazy_exports
@@ -110,7 +110,7 @@ _LAZY: dict[str, str] = {
     "Severity": ".core.events",
     "StartStatus": ".core.orchestrator",
     "StateEvents": ".core.agent",
-    "SupervisionConfig": ".core.supervision",
+    "SupervisionConfig": ".core.supervision_config",
     "TerminateAgent": ".core.errors",
     "ValidationPolicy": ".core.config",
     "ValidationResult": ".core.config",

@@ -26,8 +26,8 @@ and digests that fall due later are submitted by a small timer thread
 from __future__ import annotations
 
 from .._presets import PRESETS, Preset
+from ._attach import attach, detach
 from .arguments import Rules as Rules
-from .attaching import attach, detach
 from .attachment import Attachment
 from .events import EventHandler as EventHandler
 from .events import SupportsRegisterEvent

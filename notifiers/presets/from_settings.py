@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from ..dispatcher import ResultHook
 from ..errors import NotifierConfigError
 from ..pipeline.events import AGENT_RECOVERED
-from .attaching import attach
+from ._attach import attach
 from .attachment import Attachment
 from .events import SupportsRegisterEvent
 

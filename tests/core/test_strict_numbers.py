@@ -21,7 +21,7 @@ from pyorchestrate.core.agent import (
 )
 from pyorchestrate.core.config import ConfigModel
 from pyorchestrate.core.errors import ConfigError
-from pyorchestrate.core.supervision import SupervisionConfig
+from pyorchestrate.core.supervision_config import SupervisionConfig
 
 CONFIGS: list[type[ConfigModel]] = [
     Orchestrator.Config,

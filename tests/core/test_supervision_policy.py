@@ -11,7 +11,7 @@ import random
 import pytest
 
 from pyorchestrate import ConfigError, SupervisionConfig
-from pyorchestrate.core.supervision import (
+from pyorchestrate.core.supervision_config import (
     RestartDecision,
     RestartTracker,
     backoff_delay,

@@ -20,12 +20,7 @@ from typing import TYPE_CHECKING
 from ..._lazy import lazy_exports
 from ..errors import NonRecoverableException, RecoverableException, TerminateAgent
 from .base import AgentConfig, BaseAgent, build_agent_config
-from .flavours import DEFAULT_START_METHOD, ProcessFlavour, StartMethod, ThreadFlavour
-from .looping import LoopingAgent, LoopingConfig
-from .oneshot import OneShotAgent
-from .periodic import PeriodicAgent, PeriodicConfig
-from .plugins import AgentPlugin, PluginManager, PluginProtocol
-from .signals import (
+from .flags import (
     AnyEvent,
     ControlEvents,
     Flavour,
@@ -33,6 +28,11 @@ from .signals import (
     StateEvents,
     make_event,
 )
+from .flavours import DEFAULT_START_METHOD, ProcessFlavour, StartMethod, ThreadFlavour
+from .looping import LoopingAgent, LoopingConfig
+from .oneshot import OneShotAgent
+from .periodic import PeriodicAgent, PeriodicConfig
+from .plugins import AgentPlugin, PluginManager, PluginProtocol
 from .status import AgentTerminationStatus
 
 if TYPE_CHECKING:

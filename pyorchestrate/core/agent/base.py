@@ -32,10 +32,10 @@ from ..config import ConfigModel, ValidationPolicy
 from ..errors import ConfigValidationError, TerminateAgent
 from ..events import AgentEvent
 from ..names import check_agent_name
-from ..supervision import SupervisionConfig
+from ..supervision_config import SupervisionConfig
 from ..utilities.messaging import AgentLink, MessageChannel, MessageType, ServiceMessage
+from .flags import AnyEvent, ControlEvents, Flavour, StateEvents
 from .plugins import AgentPlugin, PluginManager
-from .signals import AnyEvent, ControlEvents, Flavour, StateEvents
 from .status import AgentTerminationStatus
 
 __all__ = ["AgentConfig", "BaseAgent", "build_agent_config", "check_agent_kwargs"]

@@ -51,7 +51,7 @@ from typing import Any, ClassVar, Literal
 from ..errors import TerminateAgent
 from ..utilities.agentlog import forward_logging, logging_levels
 from ..utilities.fdwait import readable
-from .signals import Flavour
+from .flags import Flavour
 from .status import AgentTerminationStatus
 
 __all__ = [

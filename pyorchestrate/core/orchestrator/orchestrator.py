@@ -21,8 +21,8 @@ from types import FrameType
 from typing import Any
 
 from ..agent.base import AgentConfig, BaseAgent, build_agent_config, check_agent_kwargs
+from ..agent.flags import ControlEvents, StateEvents
 from ..agent.plugins import AgentPlugin
-from ..agent.signals import ControlEvents, StateEvents
 from ..control.permissions import COMMANDS
 from ..control.process_stats import ProcessStats
 from ..control.reports import (
@@ -38,7 +38,7 @@ from ..control.target import (
     PoolCounts,
 )
 from ..errors import LifecycleError
-from ..supervision import SupervisionConfig
+from ..supervision_config import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
 from ..utilities.messaging import MessageChannel
 from .callbacks import CallbackExecutor, EventBus

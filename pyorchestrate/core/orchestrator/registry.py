@@ -13,12 +13,12 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 from ..agent.base import AgentConfig, BaseAgent
+from ..agent.flags import ControlEvents, StateEvents
 from ..agent.plugins import AgentPlugin
-from ..agent.signals import ControlEvents, StateEvents
 from ..agent.status import AgentTerminationStatus
 from ..errors import RegistrationError
 from ..names import check_agent_name, check_agent_name_type
-from ..supervision import RestartTracker, SupervisionConfig
+from ..supervision_config import RestartTracker, SupervisionConfig
 from ..utilities.messaging import AgentLink, MessageChannel
 from ..utilities.output import OutputStream
 from .states import ACTIVE_STATES, AgentState

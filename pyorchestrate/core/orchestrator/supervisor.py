@@ -20,7 +20,7 @@ Deadlines the supervisor owns, all on the injected monotonic clock:
 A hung agent is handed to the :class:`~.stopping.Stopper` (which owns the stop and kill
 deadlines). When an agent ends without being asked to (see
 :data:`.stopping.OPERATOR_REASONS`), :meth:`Supervisor.apply_restart_policy` asks its
-:class:`~pyorchestrate.core.supervision.RestartTracker` and moves it to BACKOFF
+:class:`~pyorchestrate.core.supervision_config.RestartTracker` and moves it to BACKOFF
 (AGENT_RESTARTING) or FATAL (AGENT_FATAL). Every transition goes through the
 :class:`SupervisedStates` it is given, the lifecycle manager.
 """

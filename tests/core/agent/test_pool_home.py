@@ -29,7 +29,7 @@ _PROBE = """
 import sys
 import pyorchestrate.core.agent
 from pyorchestrate.core.agent import (
-    base, flavours, looping, oneshot, periodic, plugins, signals, status,
+    base, flags, flavours, looping, oneshot, periodic, plugins, status,
 )
 print("LOADED", sorted(m for m in sys.modules
                        if m.startswith(("pyorchestrate.core.orchestrator",
