@@ -49,8 +49,8 @@ from pyorchestrate._lazy import lazy_exports
 
 if TYPE_CHECKING:
     from ._mute import Mute, MuteKind, find_mute
+    from ._notifier_state import NotifierState
     from .connection import Connection
-    from .core import NotifierState
     from .mutes import MutesTable
     from .outbox import OutboxRow, OutboxState, OutboxTable
     from .owners import OwnersTable
@@ -70,7 +70,7 @@ _LAZY: dict[str, str] = {
     "Mute": "._mute",
     "MuteKind": "._mute",
     "MutesTable": ".mutes",
-    "NotifierState": ".core",
+    "NotifierState": "._notifier_state",
     "OutboxRow": ".outbox",
     "OutboxState": ".outbox",
     "OutboxTable": ".outbox",
