@@ -88,7 +88,11 @@ def test_every_command_needs_only_the_control_target(short_tmp: Path) -> None:
             client.status("ghost")
 
         assert client.start("w")["status"] == "started"
-        assert wait_until(lambda: client.status("w")["alive"], 10.0)
+        # alive comes with the thread; AGENT_STARTED when its START message has
+        # been routed, a moment later: wait for READY, which follows both.
+        assert wait_until(
+            lambda: client.status("w")["lifecycle_state"] == "READY", 10.0
+        )
         status = client.status("w")
         assert (status["flavour"], status["output_tail"]) == ("thread", None)
         assert client.commands()["restrictions_active"] is False
