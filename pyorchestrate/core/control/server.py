@@ -266,7 +266,11 @@ class CommandServer:
                     if self._listener is not None:
                         with contextlib.suppress(KeyError, ValueError):
                             self._selector.unregister(self._listener)
-                unsent = any(c.outbox for c in self._conns.values())
+                # In-flight requests count too: a `shutdown` reply is made after
+                # its handler has already set the orchestrator stopping.
+                unsent = bool(self._pending) or any(
+                    c.outbox for c in self._conns.values()
+                )
                 if not unsent or time.monotonic() > deadline_flush:
                     return
             timeout = self._next_timeout()

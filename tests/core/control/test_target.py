@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
+import time
 from pathlib import Path
 from typing import Any, cast
 
@@ -137,3 +139,37 @@ def test_control_never_loads_the_orchestrator() -> None:
         check=True,
     )
     assert "LOADED []" in result.stdout, result.stdout
+
+
+class StopsTheServerFirst(OnlyTheProtocol):
+    """``request_shutdown`` stops the server from another thread and returns only
+    once the server is stopping: the reply is made after the stop began."""
+
+    server: CommandServer
+
+    def request_shutdown(self) -> None:
+        self._inner.request_shutdown()
+        stopper = threading.Thread(target=self.server.stop, args=(5.0,))
+        stopper.start()
+        assert wait_until(lambda: self.server._stopping, 5.0)
+        time.sleep(0.1)  # the server's loop has seen it
+        self.stopper = stopper
+
+
+def test_the_shutdown_reply_is_sent_though_the_server_stops_meanwhile(
+    short_tmp: Path,
+) -> None:
+    orchestrator = Orchestrator("bye", {**FAST, "enable_command_interface": False})
+    target = StopsTheServerFirst(orchestrator)
+    path = str(short_tmp / "bye.sock")
+    server = CommandServer(cast(ControlTarget, target), path, COMMANDS, timeout=10.0)
+    target.server = server
+    server.start()
+    client = ControlClient(path, timeout=REPLY_TIMEOUT, sender="test")
+    try:
+        assert client.shutdown() == {"message": "Orchestrator shutdown initiated"}
+    finally:
+        client.close()
+        target.stopper.join(10)
+        assert server.stop(5.0)
+        orchestrator.shutdown(timeout=5.0)
