@@ -14,6 +14,7 @@ import select
 import signal
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -91,13 +92,24 @@ class DownUntil(RecordingNotifier):
 
     channel = "pager"
 
-    def __init__(self, clock: FakeTime, up_at: float, *, name: str = "pager") -> None:
+    def __init__(
+        self,
+        clock: FakeTime,
+        up_at: float,
+        *,
+        name: str = "pager",
+        gate: threading.Event | None = None,
+    ) -> None:
         super().__init__(name=name)
         self.clock = clock
         self.up_at = up_at
         self.refused = 0
+        self.gate = gate  # set: sends may begin (the test has submitted everything)
 
     async def send(self, notification: Notification) -> None:
+        # A threading.Event: the test's thread sets it, not a task of this loop.
+        while self.gate is not None and not self.gate.is_set():  # noqa: ASYNC110
+            await asyncio.sleep(0.001)
         if self.clock.now < self.up_at:
             self.refused += 1
             raise TransientDeliveryError("connection refused")
@@ -174,7 +186,11 @@ class TestOutage:
         self, make_dispatcher: MakeDispatcher, state: NotifierState
     ) -> None:
         fake = FakeTime()
-        pager = DownUntil(fake, up_at=60.0)
+        # No send before all ten are submitted: on a loaded machine the first could
+        # otherwise fail, park, come back and be replayed alone, the rest then
+        # going out directly (nothing lost, but not the outage this test is about).
+        gate = threading.Event()
+        pager = DownUntil(fake, up_at=60.0, gate=gate)
         other = RecordingNotifier(name="other")
         waiter = ResultWaiter()
         dispatcher = make_dispatcher(
@@ -187,6 +203,7 @@ class TestOutage:
         notifications = [note(f"n{i}") for i in range(10)]
         for notification in notifications:
             dispatcher.submit(notification)
+        gate.set()
 
         assert pager.wait_for(10, WAIT) == notifications  # in order
         assert other.wait_for(10, WAIT) == notifications
