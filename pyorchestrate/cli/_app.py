@@ -23,9 +23,7 @@ from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _commands as commands
 from . import _render as render
-from ._commands import EXIT_USAGE
-
-EXIT_INTERRUPTED = 130  # 128 + SIGINT, as a shell reports it
+from ._commands import EXIT_INTERRUPTED, EXIT_USAGE
 
 if TYPE_CHECKING:
     from importlib.metadata import EntryPoint
