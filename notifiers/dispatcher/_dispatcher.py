@@ -155,6 +155,7 @@ class Dispatcher:
             standby=set(self.fallbacks.values()),
             outbox=self._outbox,
             ledger=self._ledger,
+            name=name,
         )
         self._closed = False
         self._submit_lock = threading.Lock()  # submit() and close() only
@@ -301,6 +302,8 @@ class Dispatcher:
             if self._closed:
                 return CloseReport((), self.summary())
             self._closed = True
+        if not self._intake.close():
+            logger.error("dispatcher: the doorbell thread did not stop within 5 s")
         limit = max(timeout, max_wait)
         future = asyncio.run_coroutine_threadsafe(
             self._shutdown(timeout, limit), self._loop

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 from ..base import Notification
 from ..redact import redact
+from ._doorbell import Doorbell
 from ._items import Item
 from ._outbox import Outbox
 from ._results import ResultLedger
@@ -23,7 +24,8 @@ class Intake:
     """What ``submit()`` hands over, shared out to the channels' workers.
 
     :meth:`put` runs on the submitting thread: an O(1) put on a ``SimpleQueue``
-    and, when none is pending, one wake-up of the loop. :meth:`drain` runs on the
+    and, when none is pending, a ring of the :class:`~._doorbell.Doorbell`, whose
+    thread wakes the loop. :meth:`drain` runs on the
     loop: each notification goes to the channels that take it (not a fallback, not
     a channel that skips its event, not muted), written ahead to the outbox in one
     transaction per wake-up, then into each worker's queue.
@@ -37,8 +39,8 @@ class Intake:
         standby: set[str],
         outbox: Outbox,
         ledger: ResultLedger,
+        name: str,
     ) -> None:
-        self._loop = loop
         self._queue: queue.SimpleQueue[Notification] = queue.SimpleQueue()
         self._wake_scheduled = False
         self.draining = False
@@ -46,6 +48,7 @@ class Intake:
         self._targets = [w for w in workers if w.name not in standby]
         self._outbox = outbox
         self._ledger = ledger
+        self._doorbell = Doorbell(loop, self.drain, name)
 
     @property
     def empty(self) -> bool:
@@ -57,7 +60,12 @@ class Intake:
         self._queue.put(notification)
         if not self._wake_scheduled:
             self._wake_scheduled = True
-            self._loop.call_soon_threadsafe(self.drain)
+            self._doorbell.ring()
+
+    def close(self, timeout: float = 5.0) -> bool:
+        """After the last :meth:`put`: the loop gets the wake-ups asked for so far,
+        and the doorbell's thread ends (``False`` if not within ``timeout``)."""
+        return self._doorbell.close(timeout)
 
     def drain(self) -> None:
         """Share out everything submitted so far (on the loop)."""
