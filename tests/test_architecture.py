@@ -142,3 +142,41 @@ def test_no_module_imports_another_modules_private_names() -> None:
                         continue  # a private module, imported as a module
                     offenders.append(f"{path.relative_to(ROOT)}: {name}")
     assert offenders == []
+
+
+# Hierarchies that are the point of their classes, each a taxonomy or a public
+# extension point, not one object assembled from partial classes: errors (caught by
+# their base), pydantic models (a section adds fields to its base's), and the agent
+# kinds of the seed's public API (``PeriodicAgent`` is a ``LoopingAgent``; users
+# subclass ``LoopingThreadAgent`` and friends).
+_TAXONOMIES = ("BaseException", "BaseModel", "BaseAgent")
+
+
+def test_no_class_is_a_chain_of_the_projects_classes() -> None:
+    """Issue 14's rule: no class whose MRO holds more than two classes of this
+    project (itself and one base), but for the taxonomies above."""
+    import importlib
+    import inspect
+    import pkgutil
+
+    ours = {"pyorchestrate", "notifiers"}
+    checked, chains = 0, []
+    for package_name in sorted(ours):
+        package = importlib.import_module(package_name)
+        for info in pkgutil.walk_packages(package.__path__, f"{package_name}."):
+            module = importlib.import_module(info.name)
+            for cls in vars(module).values():
+                if not inspect.isclass(cls) or cls.__module__ != module.__name__:
+                    continue
+                checked += 1
+                if any(base.__name__ in _TAXONOMIES for base in cls.__mro__):
+                    continue
+                chain = [
+                    c.__qualname__
+                    for c in cls.__mro__
+                    if c.__module__.partition(".")[0] in ours
+                ]
+                if len(chain) > 2:
+                    chains.append(f"{module.__name__}: {' -> '.join(chain)}")
+    assert checked > 150
+    assert chains == []

@@ -47,8 +47,9 @@ class RecordingNotifier(Notifier):
         )
 
 
-class FlakyNotifier(RecordingNotifier):
-    """Raises the given errors on its first sends, then records like RecordingNotifier.
+class FlakyNotifier(Notifier):
+    """Raises the given errors on its first sends, then records (through a
+    :class:`RecordingNotifier` of its own: :attr:`sent`, :meth:`wait_for`).
 
     Args:
         errors: raised in order, one per attempt (default: two transient errors).
@@ -66,10 +67,20 @@ class FlakyNotifier(RecordingNotifier):
         self._errors = list(
             errors if errors is not None else [TransientDeliveryError("flaky")] * 2
         )
+        self._recorder = RecordingNotifier(name=self.name)
         self.attempts = 0
+
+    @property
+    def sent(self) -> list[Notification]:
+        """What went through, once the errors were used up."""
+        return self._recorder.sent
 
     async def send(self, notification: Notification) -> None:
         self.attempts += 1
         if self._errors:
             raise self._errors.pop(0)
-        await super().send(notification)
+        await self._recorder.send(notification)
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> list[Notification]:
+        """As :meth:`RecordingNotifier.wait_for`."""
+        return self._recorder.wait_for(count, timeout)
