@@ -174,3 +174,31 @@ print(sorted(m for m in sys.modules if "sqlite" in m or m.startswith("notifiers.
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     )
     assert result.stdout.splitlines()[-1] == "[]", result.stdout
+
+
+def test_submit_leaves_waking_the_loop_to_the_doorbell(
+    make_dispatcher: MakeDispatcher,
+) -> None:
+    """``submit()`` on an idle dispatcher does not write to the loop's self-pipe
+    itself (13-18 µs on a small VM, more when it waits for the GIL behind the
+    woken loop): the doorbell's thread does, and the alert is still delivered."""
+    channel = RecordingNotifier()
+    dispatcher = make_dispatcher([channel])
+    called: list[str] = []
+
+    def profile(frame: FrameType, event: str, arg: object) -> None:
+        if event == "call":
+            called.append(frame.f_code.co_qualname)
+
+    for index in range(3):  # idle each time: every submit() needs a wake-up
+        sys.setprofile(profile)
+        try:
+            dispatcher.submit(Notification(f"n{index}", "body"))
+        finally:
+            sys.setprofile(None)
+        channel.wait_for(index + 1)
+    assert "Intake.put" in called  # it did profile the submit
+    assert not [
+        name for name in called if "call_soon" in name or "_write_to_self" in name
+    ]
+    assert [n.title for n in channel.sent] == ["n0", "n1", "n2"]
