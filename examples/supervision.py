@@ -58,7 +58,10 @@ def on_watchdog(agent_name, timeout):
 
 
 if __name__ == "__main__":
-    orchestrator = Orchestrator("Supervised", Orchestrator.Config(max_workers=10))
+    # logs_dir=None: the agents' output shows here, after "[agent] ", not in files.
+    orchestrator = Orchestrator(
+        "Supervised", Orchestrator.Config(max_workers=10, logs_dir=None)
+    )
     orchestrator.register_event(OrchestratorEvent.AGENT_RESTARTING, on_restarting)
     orchestrator.register_event(OrchestratorEvent.AGENT_FATAL, on_fatal)
     orchestrator.register_event(OrchestratorEvent.AGENT_WATCHDOG_TIMEOUT, on_watchdog)

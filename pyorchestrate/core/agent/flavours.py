@@ -25,8 +25,9 @@ Its exit status comes from the forkserver while there is one; when the forkserve
 first, the status is lost with it (:attr:`ProcessFlavour.exit_status_lost`) and the
 orchestrator goes by what the agent reported before it ended.
 
-A process agent's stderr (fd 2) is a pipe the orchestrator reads
-(:meth:`ProcessFlavour.capture_stderr`, ``pyorchestrate.core.utilities.output``), and
+A process agent's stdout and stderr (fds 1 and 2) are pipes the orchestrator reads
+(:meth:`ProcessFlavour.capture_output`, ``pyorchestrate.core.utilities.output``), and
+unbuffered in the agent (as with ``python -u``), and
 its ``logging`` records go to the orchestrator over its link
 (``pyorchestrate.core.utilities.agentlog``), at the orchestrator's thresholds as they
 were when it started.
@@ -36,6 +37,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import io
 import multiprocessing
 import os
 import signal
@@ -264,9 +266,9 @@ ORPHAN_GRACE = 1.0
 
 _orphaned = threading.Event()
 
-_own_stderr: list[int] = []
-"""In a process agent whose fd 2 is the orchestrator's pipe: a copy of the stderr it
-had before, for when no one is left to read the pipe."""
+_own_outputs: dict[int, int] = {}
+"""In a process agent whose fds 1 and 2 are the orchestrator's pipes: copies of the
+stdout and stderr it had before (by fd), for when no one is left to read the pipes."""
 
 
 def _signal_own_group(sig: int) -> None:
@@ -303,12 +305,13 @@ def _watch_parent(parent_pid: int) -> None:
     """Runs in a process agent: end the agent's group when the orchestrator dies."""
     _wait_for_exit(parent_pid)
     _orphaned.set()
-    if _own_stderr:
-        # Nobody reads the pipe any more: say it where the orchestrator's stderr went.
+    if _own_outputs:
+        # Nobody reads the pipes any more: say it where the orchestrator's stderr went.
         with contextlib.suppress(OSError, ValueError):
             sys.stderr.flush()
-        with contextlib.suppress(OSError):
-            os.dup2(_own_stderr[0], 2)
+        for fd, own in _own_outputs.items():
+            with contextlib.suppress(OSError):
+                os.dup2(own, fd)
     with contextlib.suppress(OSError, ValueError):
         sys.stderr.write(
             f"pyorchestrate: orchestrator (pid {parent_pid}) is gone: agent pid "
@@ -330,18 +333,40 @@ def expected_exit_code(status: AgentTerminationStatus | None) -> int | None:
     return 1 if failed else 0
 
 
+def _unbuffer_stdio() -> None:
+    """Make ``sys.stdout`` and ``sys.stderr`` unbuffered, as ``python -u`` does: every
+    write reaches the pipe at once, so a line is in the output even if the agent is
+    SIGKILLed right after it."""
+    for name, fd in (("stdout", 1), ("stderr", 2)):
+        old = getattr(sys, name)
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            old.flush()
+        try:
+            raw = io.FileIO(fd, "w", closefd=False)
+        except OSError:
+            continue
+        stream = io.TextIOWrapper(
+            raw,
+            encoding=getattr(old, "encoding", None) or "utf-8",
+            errors=getattr(old, "errors", None) or "backslashreplace",
+            write_through=True,
+        )
+        setattr(sys, name, stream)
+        setattr(sys, f"__{name}__", stream)
+
+
 def _process_main(agent: Any) -> None:
     """Entry point of a process agent, in the child."""
-    stderr = vars(agent).pop("_stderr_w", None)
-    if stderr is not None:
-        # The orchestrator's pipe becomes fd 2 (see ProcessFlavour.capture_stderr).
-        with contextlib.suppress(OSError, ValueError):
-            sys.stderr.flush()
-        fd = stderr.detach()
-        with contextlib.suppress(OSError):
-            _own_stderr.append(os.dup(2))
-        os.dup2(fd, 2)
-        os.close(fd)
+    outputs = vars(agent).pop("_output_w", None)
+    if outputs is not None:
+        # The orchestrator's pipes become fds 1 and 2 (ProcessFlavour.capture_output).
+        for fd, pipe in zip((1, 2), outputs, strict=True):
+            write_end = pipe.detach()
+            with contextlib.suppress(OSError):
+                _own_outputs[fd] = os.dup(fd)
+            os.dup2(write_end, fd)
+            os.close(write_end)
+        _unbuffer_stdio()
     # Lead a process group, so a stop reaches the agent's own children as well.
     with contextlib.suppress(OSError):
         os.setpgid(0, 0)
@@ -394,21 +419,20 @@ class ProcessFlavour:
     _process: multiprocessing.process.BaseProcess | None = None
     _pidfd: int | None = None
     _server_pid: int | None = None
-    _stderr_w: int | None = None
+    _output_w: tuple[int, int] | None = None
 
-    def capture_stderr(self, fd: int) -> None:
-        """Make ``fd`` (a pipe's write end) the child's stderr, fd 2, from the first
-        thing the child does; :meth:`start` closes this process's copy."""
-        self._stderr_w = fd
+    def capture_output(self, stdout_fd: int, stderr_fd: int) -> None:
+        """Make ``stdout_fd`` and ``stderr_fd`` (pipes' write ends) the child's stdout
+        and stderr, fds 1 and 2, from the first thing the child does. The caller
+        keeps its copies and closes them once :meth:`start` returned."""
+        self._output_w = (stdout_fd, stderr_fd)
 
     def start(self) -> None:
         """Start the child process; raise ``RuntimeError`` if already started."""
         try:
             self._start()
         finally:
-            stderr, self._stderr_w = self._stderr_w, None
-            if stderr is not None:
-                os.close(stderr)  # the child has its copy; ours would hide the end
+            self._output_w = None
 
     def _start(self) -> None:
         if self._process is not None:
@@ -527,9 +551,9 @@ class ProcessFlavour:
         state = dict(vars(self))
         for local in ("_process", "_pidfd", "_server_pid"):
             state.pop(local, None)
-        if self._stderr_w is not None:
-            # Sent as a descriptor (forkserver: over its socket; spawn: inherited).
-            state["_stderr_w"] = reduction.DupFd(self._stderr_w)
+        if self._output_w is not None:
+            # Sent as descriptors (forkserver: over its socket; spawn: inherited).
+            state["_output_w"] = tuple(reduction.DupFd(fd) for fd in self._output_w)
         return state
 
     def __setstate__(self, state: dict[str, Any]) -> None:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
-from typing import Any
+import os
+from pathlib import Path
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 
@@ -11,6 +13,14 @@ from ..agent.flavours import DEFAULT_START_METHOD, StartMethod
 from ..config import ConfigModel
 from ..control.paths import default_socket_path
 from ..control.permissions import resolve_allowed_commands
+from ..utilities.output import (
+    LOG_BACKUPS,
+    LOG_MAX_BYTES,
+    TAIL_BYTES,
+    TAIL_LINES,
+    OutputSettings,
+)
+from ..utilities.outputfiles import default_logs_dir
 
 __all__ = ["OrchestratorConfig", "RunMode", "default_socket_path"]
 
@@ -97,6 +107,75 @@ class OrchestratorConfig(ConfigModel):
         strict=True,
         description="wait after SIGTERM before SIGKILL at shutdown (s)",
     )
+
+    logs_dir: Path | Literal["auto"] | None = Field(
+        default="auto",
+        description=(
+            "directory of the process agents' output files: 'auto' = "
+            "$XDG_STATE_HOME/pyorchestrate/logs/<orchestrator>; None (or False, 'off') "
+            "= no files, lines go to the orchestrator's stdout/stderr after [agent]"
+        ),
+    )
+    log_max_bytes: int = Field(
+        default=LOG_MAX_BYTES,
+        ge=0,
+        strict=True,
+        description="rotate an output file when it would grow past this (0 = never)",
+    )
+    log_backups: int = Field(
+        default=LOG_BACKUPS,
+        ge=0,
+        strict=True,
+        description="rotated output files kept per agent and stream (0 = truncate)",
+    )
+    output_tail_lines: int = Field(
+        default=TAIL_LINES,
+        gt=0,
+        strict=True,
+        description="last output lines of each process agent kept in memory",
+    )
+    output_tail_bytes: int = Field(
+        default=TAIL_BYTES,
+        gt=0,
+        strict=True,
+        description="most bytes of those lines kept in memory",
+    )
+
+    @field_validator("logs_dir", mode="before")
+    @classmethod
+    def _logs_dir_is_a_path(cls, value: Any) -> Any:
+        if value is None or value is False or value == "off":
+            return None
+        if value == "auto":
+            return "auto"
+        if isinstance(value, str | os.PathLike) and not isinstance(value, bytes):
+            text = os.fspath(value)
+            if isinstance(text, str) and text.strip() and "\0" not in text:
+                return Path(text).expanduser()
+        raise ValueError(
+            "must be a directory path, 'auto' (the default place) or None (no files), "
+            f"got {value!r}"
+        )
+
+    def resolve_logs_dir(self, orchestrator: str) -> Path | None:
+        """The absolute directory of the output files of the orchestrator called
+        ``orchestrator`` (``None`` when off); ``'auto'`` and a relative path are
+        resolved now (against ``$XDG_STATE_HOME`` and the working directory)."""
+        if self.logs_dir is None:
+            return None
+        if self.logs_dir == "auto":
+            return default_logs_dir(orchestrator)
+        return self.logs_dir.absolute()
+
+    def output_settings(self, orchestrator: str) -> OutputSettings:
+        """What the output capture of the orchestrator ``orchestrator`` needs."""
+        return OutputSettings(
+            logs_dir=self.resolve_logs_dir(orchestrator),
+            log_max_bytes=self.log_max_bytes,
+            log_backups=self.log_backups,
+            tail_lines=self.output_tail_lines,
+            tail_bytes=self.output_tail_bytes,
+        )
 
     @field_validator("run_mode", mode="before")
     @classmethod

@@ -32,7 +32,7 @@ from ..errors import LifecycleError
 from ..events import AgentEvent, OrchestratorEvent
 from ..utilities.agentlog import LogRelay
 from ..utilities.messaging import AgentLink, MessageType, ServiceMessage
-from ..utilities.output import OutputCapture
+from ..utilities.output import OutputCapture, OutputSettings
 from .callbacks import EventBus
 from .dependencies import DependencyGraph
 from .registry import AgentEntry, AgentRegistry
@@ -49,12 +49,12 @@ S = AgentState
 
 OUTPUT_WAIT = 2.0
 """Seconds an ended process agent's exit (its AGENT_ERROR and AGENT_TERMINATED) waits
-for the end of its stderr pipe, so the ``output_tail`` has its last lines. The pipe ends
-at once unless something the agent started, outside its process group, holds it."""
+for the end of its output pipes, so the ``output_tail`` has its last lines. The pipes
+end at once unless something the agent started, outside its process group, holds them."""
 
 ERROR_HOLD = 5.0
 """Seconds a process agent's reported error (AGENT_ERROR) waits for the process to end,
-to carry its last stderr lines; an agent still running then has its error sent as is."""
+to carry its last output lines; an agent still running then has its error sent as is."""
 
 _STATE_EVENTS: dict[AgentState, OrchestratorEvent] = {
     S.RUNNING: OrchestratorEvent.AGENT_STARTED,
@@ -77,6 +77,8 @@ class LifecycleManager:
         wake: called when the router must re-read what it watches.
         clock: monotonic clock.
         name: the orchestrator's name, for the names of its threads.
+        output: where process agents' stdout and stderr go (default: passed on to
+            ours, prefixed with the agent's name).
     """
 
     def __init__(
@@ -93,6 +95,7 @@ class LifecycleManager:
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
         name: str = "orchestrator",
+        output: OutputSettings | None = None,
     ) -> None:
         self.registry = registry
         self.graph = graph
@@ -106,8 +109,8 @@ class LifecycleManager:
         self.watch_version = 0
         self.log_relay = LogRelay(name)
         """Logs process agents' records again here, off the router thread."""
-        self.output = OutputCapture(name, on_end=lambda: self.wake())
-        """Reads process agents' stderr, passes it on, keeps the last lines."""
+        self.output = OutputCapture(name, settings=output, on_end=lambda: self.wake())
+        """Reads process agents' stdout and stderr, stores it, keeps the last lines."""
 
         def wake_router() -> None:
             self.wake()  # late-bound: the orchestrator sets wake once its router exists
@@ -193,8 +196,8 @@ class LifecycleManager:
         a user's handlers get it instead.
 
         A process agent's event carries ``output_tail``: the last lines it wrote to
-        stderr. With ``hold`` (an error the agent itself reported, while running), the
-        event waits for the process to end and its stderr pipe with it (up to
+        stdout and stderr. With ``hold`` (an error the agent itself reported, while
+        running), the event waits for the process to end and its pipes with it (up to
         :data:`ERROR_HOLD` seconds), so the tail has the lines written last.
         """
         entry.last_error = message
@@ -215,7 +218,7 @@ class LifecycleManager:
         context = {"error_message": message, "reason": reason, **context}
         if entry.flavour != "process":
             self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context)
-        elif entry.output is None:  # not started, or its stderr is not captured
+        elif entry.output is None:  # not started, or its output is not captured
             self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context, output_tail="")
         elif hold and not entry.exit_seen and entry.launched:
             entry.held_errors.append(context)
@@ -414,11 +417,17 @@ class LifecycleManager:
             entry.reader = reader
             entry.link = link
             if instance.flavour == "process":
-                pipe = self.output.open(entry.name)
-                if pipe is not None:
-                    instance.capture_stderr(pipe[0])  # type: ignore[attr-defined]
-                    entry.output = pipe[1]
-            instance.start()
+                output = self.output.open(entry.name)  # OSError: names the file
+                if output is not None:
+                    entry.output = output
+                    instance.capture_output(  # type: ignore[attr-defined]
+                        output.stdout_fd, output.stderr_fd
+                    )
+            try:
+                instance.start()
+            finally:
+                if entry.output is not None:
+                    entry.output.close_writers()  # the child has its copies
         except Exception as exc:
             for closable in (reader, link):
                 if closable is not None:
@@ -516,7 +525,7 @@ class LifecycleManager:
                 and not stream.done
                 and entry.output_deadline is None
             ):
-                # Its last stderr lines may still be in the pipe: wait for the pipe's
+                # Its last output lines may still be in the pipes: wait for their
                 # end (the reader thread wakes us; check_deadlines goes on) rather than
                 # block this thread. What is left of its group is killed now.
                 instance.kill_leftovers()  # type: ignore[attr-defined]
@@ -588,12 +597,20 @@ class LifecycleManager:
             target = S.TERMINATED if entry.reached_running else S.FAILED
             status = entry.termination_status
             failed = self.supervisor.failed_end(entry, code)
+            tail = (
+                {}
+                if entry.output is None
+                else {"output_tail": entry.output.tail.text()}
+            )
+            if entry.flavour == "process":
+                tail.setdefault("output_tail", "")
             self.change_state(
                 entry,
                 target,
                 exit_code=code,
                 signal=signame,
                 termination_status=status.value if status else None,
+                **tail,
             )
             self._close_reader(entry)
             if entry.restart_pending:
@@ -634,7 +651,7 @@ class LifecycleManager:
             return found
 
     def check_deadlines(self) -> float | None:
-        """Finish the exits that waited for their stderr pipe, send the errors held
+        """Finish the exits that waited for their output pipes, send the errors held
         too long, then act on the supervisor's and the stopper's deadlines; return the
         next deadline (or ``None``)."""
         with self.lock:
@@ -663,14 +680,14 @@ class LifecycleManager:
             return min(upcoming) if upcoming else None
 
     def output_tail(self, name: str) -> str | None:
-        """The last lines the process agent ``name`` wrote to stderr in its latest
-        run (``None`` for a thread agent, or before its first start)."""
+        """The last lines the process agent ``name`` wrote to stdout and stderr in its
+        latest run (``None`` for a thread agent, or before its first start)."""
         with self.lock:
             stream = self.registry.require(name).output
         return stream.tail.text() if stream is not None else None
 
     def close_io(self, timeout: float = 2.0) -> bool:
-        """Stop the threads that carry agents' logs and stderr; return whether all
+        """Stop the threads that carry agents' logs and output; return whether all
         ended."""
         relayed = self.log_relay.close(timeout)
         return self.output.close(timeout) and relayed

@@ -17,6 +17,7 @@ import threading
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
 from types import FrameType
 from typing import Any
 
@@ -41,6 +42,8 @@ from ..errors import LifecycleError
 from ..supervision_config import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
 from ..utilities.messaging import MessageChannel
+from ..utilities.output import ReopenResult
+from ..utilities.outputfiles import Stream, log_files
 from .callbacks import CallbackExecutor, EventBus
 from .config import OrchestratorConfig, RunMode, default_socket_path
 from .dependencies import DependencyGraph
@@ -145,6 +148,7 @@ class Orchestrator:
             stop_timeout=config.agent_stop_timeout,
             clock=clock,
             name=name,
+            output=config.output_settings(name),
         )
         self.router = MessageRouter(
             self.lifecycle,
@@ -623,13 +627,39 @@ class Orchestrator:
         return name in self.registry
 
     def output_tail(self, name: str) -> str | None:
-        """The last lines process agent ``name`` wrote to stderr in its latest run
-        (``None`` for a thread agent, or before its first start).
+        """The last lines process agent ``name`` wrote to stdout and stderr in its
+        latest run (``None`` for a thread agent, or before its first start).
 
         Raises:
             RegistrationError: unknown agent.
         """
         return self.lifecycle.output_tail(name)
+
+    @property
+    def logs_dir(self) -> Path | None:
+        """The directory of the process agents' output files (``None``: no files,
+        their lines go to this process's stdout and stderr)."""
+        return self.lifecycle.output.logs_dir
+
+    def log_files(self, name: str, stream: Stream) -> list[Path]:
+        """The output files of agent ``name``'s ``stream`` (``"stdout"`` or
+        ``"stderr"``) that exist, oldest first, the current one last (empty with
+        :attr:`logs_dir` off or before anything was written). Their format:
+        :mod:`pyorchestrate.core.utilities.outputfiles`.
+
+        Raises:
+            RegistrationError: unknown agent.
+            ValueError: ``stream`` is neither ``"stdout"`` nor ``"stderr"``.
+        """
+        self.registry.require(name)
+        logs_dir = self.logs_dir
+        return [] if logs_dir is None else log_files(logs_dir, name, stream)
+
+    def reopen_logs(self) -> ReopenResult:
+        """Close and open again every output file in use, at its path: after
+        logrotate (or anyone) renamed or removed them, output goes to new files
+        there. Safe from any thread; the output thread alone writes."""
+        return self.lifecycle.output.reopen_logs()
 
     def snapshot(self) -> OrchestratorSnapshot:
         """The orchestrator now: run mode, pool counts, dependencies, command

@@ -20,7 +20,7 @@ from ..errors import RegistrationError
 from ..names import check_agent_name, check_agent_name_type
 from ..supervision_config import RestartTracker, SupervisionConfig
 from ..utilities.messaging import AgentLink, MessageChannel
-from ..utilities.output import OutputStream
+from ..utilities.output import AgentOutput
 from .states import ACTIVE_STATES, AgentState
 
 __all__ = [
@@ -94,7 +94,7 @@ class AgentEntry:
     restart_attempt: int = 0
     fatal_reason: str | None = None
     tracker: RestartTracker = field(default_factory=RestartTracker)
-    output: OutputStream | None = None
+    output: AgentOutput | None = None
     """A process agent's captured stderr (its last lines), this generation's."""
     output_deadline: float | None = None
     """Set while an ended process agent's exit waits for its stderr pipe to end."""

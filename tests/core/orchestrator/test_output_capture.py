@@ -20,7 +20,8 @@ import pytest
 from pyorchestrate import Orchestrator, OrchestratorEvent
 from pyorchestrate.core.agent import OneShotProcessAgent
 from pyorchestrate.core.control.commands import COMMAND_TABLE
-from pyorchestrate.core.utilities.output import TAIL_CHARS, TAIL_LINES, OutputTail
+from pyorchestrate.core.utilities.output import TAIL_BYTES, TAIL_LINES, OutputTail
+from pyorchestrate.core.utilities.outputfiles import parse_line
 from pyorchestrate.testing import EventRecorder
 
 from .conftest import FAST, MakeOrchestrator
@@ -149,17 +150,26 @@ def test_status_of_one_agent_shows_its_tail(
 
 def test_the_tail_is_bounded() -> None:
     tail = OutputTail()
-    for index in range(100):
+    for index in range(TAIL_LINES + 100):
         tail.feed(f"line {index}")
-    assert tail.lines() == [f"line {index}" for index in range(80, 100)]
+    assert tail.lines() == [f"line {index}" for index in range(100, TAIL_LINES + 100)]
     assert len(tail.lines()) == TAIL_LINES
-    tail.feed("x" * 5_000)
+    tail.feed("x" * 50_000)
     [line] = tail.lines()
-    assert len(line) == TAIL_CHARS and line.startswith("…x")
+    assert len(line.encode()) == TAIL_BYTES and line.startswith("…x")
     for _ in range(TAIL_LINES):
-        tail.feed("y" * 150)
-    assert len(tail.text()) <= TAIL_CHARS
-    assert tail.total_lines == 100 + 1 + TAIL_LINES
+        tail.feed("y" * 1_500)
+    assert len(tail.text().encode()) <= TAIL_BYTES
+    assert tail.total_lines == TAIL_LINES + 100 + 1 + TAIL_LINES
+
+
+def test_the_tail_counts_bytes_and_cuts_between_characters() -> None:
+    tail = OutputTail(lines=10, max_bytes=10)
+    tail.feed("é" * 20)  # 40 bytes: its end is kept, whole characters only
+    [line] = tail.lines()
+    assert line == "…" + "é" * 3  # 3 bytes + 6 bytes
+    tail.feed_many(["a", "b", "c"], total=7)
+    assert tail.lines() == ["a", "b", "c"] and tail.total_lines == 8
 
 
 def _fds() -> set[str]:
@@ -208,6 +218,7 @@ SCRIPT = textwrap.dedent(
         def task(self):
             print("to stderr by print", file=sys.stderr, flush=True)
             os.write(2, b"to fd 2 by os.write\\n")
+            print("to stdout by print")  # no flush: stdout is unbuffered
             os._exit(3)
 
 
@@ -216,10 +227,13 @@ SCRIPT = textwrap.dedent(
 
 
     if __name__ == "__main__":
+        logs = {"off": None, "auto": "auto"}[sys.argv[2]]
         orchestrator = Orchestrator(
             "Script",
             Orchestrator.Config(
-                enable_command_interface=False, start_method=sys.argv[1]
+                enable_command_interface=False,
+                start_method=sys.argv[1],
+                logs_dir=logs,
             ),
         )
         orchestrator.register_event(OrchestratorEvent.AGENT_ERROR, on_error)
@@ -230,28 +244,61 @@ SCRIPT = textwrap.dedent(
     """
 )
 
+ALERT = "ALERT hard: 'to stderr by print\\nto fd 2 by os.write\\nto stdout by print'"
 
-@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
-def test_the_orchestrators_stderr_still_shows_the_lines(
-    tmp_path: Path, start_method: str
-) -> None:
+
+def _run_script(tmp_path: Path, start_method: str, logs: str) -> Any:
     script = tmp_path / "hard.py"
     script.write_text(SCRIPT)
-    result = subprocess.run(
-        [sys.executable, str(script), start_method],
+    return subprocess.run(
+        [sys.executable, str(script), start_method, logs],
         capture_output=True,
         text=True,
         timeout=60,
         cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={
+            "PYTHONPATH": str(ROOT),
+            "PATH": "/usr/bin:/bin",
+            "XDG_STATE_HOME": str(tmp_path / "state"),
+        },
     )
+
+
+@pytest.mark.parametrize("start_method", ["forkserver", "spawn"])
+def test_with_logs_off_the_orchestrators_stdout_and_stderr_show_the_lines(
+    tmp_path: Path, start_method: str
+) -> None:
+    result = _run_script(tmp_path, start_method, "off")
     assert result.returncode == 1, result.stderr
     lines = result.stderr.splitlines()
-    assert lines.count("to stderr by print") == 1, lines
-    assert lines.count("to fd 2 by os.write") == 1, lines
-    assert result.stdout.splitlines() == [
-        "ALERT hard: 'to stderr by print\\nto fd 2 by os.write'"
+    assert lines.count("[hard] to stderr by print") == 1, lines
+    assert lines.count("[hard] to fd 2 by os.write") == 1, lines
+    out = result.stdout.splitlines()
+    assert sorted(out) == sorted([ALERT, "[hard] to stdout by print"]), out
+    assert not (tmp_path / "state").exists()
+
+
+def test_by_default_the_lines_go_to_files_under_xdg_state_home(
+    tmp_path: Path,
+) -> None:
+    result = _run_script(tmp_path, "forkserver", "auto")
+    assert result.returncode == 1, result.stderr
+    assert "to stderr by print" not in result.stderr
+    assert result.stdout.splitlines() == [ALERT]
+    logs = tmp_path / "state/pyorchestrate/logs/Script"
+    assert sorted(p.name for p in logs.iterdir()) == [
+        "hard.stderr.log",
+        "hard.stdout.log",
     ]
+    stored = (logs / "hard.stderr.log").read_text().splitlines()
+    stderr = [parse_line(line) for line in stored]
+    assert [line.text for line in stderr if line] == [
+        "to stderr by print",
+        "to fd 2 by os.write",
+    ]
+    assert all(line and line.timestamp.tzinfo is not None for line in stderr)
+    stdout = (logs / "hard.stdout.log").read_text().splitlines()
+    assert [line[24:] for line in stdout] == [" to stdout by print"]
 
 
 def test_a_callback_may_name_output_tail_traceback_and_error_type(
