@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 from ..._lazy import lazy_exports
 from ..errors import NonRecoverableException, RecoverableException, TerminateAgent
 from .base import AgentConfig, BaseAgent, build_agent_config
+from .command import CommandAgent, CommandConfig, CommandSpawnError
 from .flags import (
     AnyEvent,
     ControlEvents,
@@ -57,6 +58,9 @@ __all__ = [
     "BaseAgent",
     "BaseProcessAgent",
     "BaseThreadAgent",
+    "CommandAgent",
+    "CommandConfig",
+    "CommandSpawnError",
     "ControlEvents",
     "Flavour",
     "LoopingAgent",

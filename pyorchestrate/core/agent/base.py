@@ -171,6 +171,9 @@ class BaseAgent(abc.ABC):
     Config: ClassVar[type[AgentConfig]] = AgentConfig
     Plugin: ClassVar[type[AgentPlugin]] = AgentPlugin
     flavour: ClassVar[Flavour | None] = None
+    config_keywords: ClassVar[frozenset[str]] = frozenset()
+    """Keyword arguments of ``register_agent`` that set fields of the agent's config
+    (``command=`` of a ``CommandAgent``) instead of becoming attributes."""
 
     def __init__(
         self,

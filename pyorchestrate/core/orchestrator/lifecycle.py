@@ -26,6 +26,7 @@ from collections.abc import Callable
 from multiprocessing.connection import Connection
 from typing import Any
 
+from ..agent.command import CommandAgent, CommandSpawnError, ProcessGroupGuard
 from ..agent.flavours import StartMethod, expected_exit_code
 from ..agent.status import AgentTerminationStatus
 from ..errors import LifecycleError
@@ -111,6 +112,8 @@ class LifecycleManager:
         """Logs process agents' records again here, off the router thread."""
         self.output = OutputCapture(name, settings=output, on_end=lambda: self.wake())
         """Reads process agents' stdout and stderr, stores it, keeps the last lines."""
+        self.command_guard = ProcessGroupGuard(name)
+        """Ends the command agents' process groups if this process dies."""
 
         def wake_router() -> None:
             self.wake()  # late-bound: the orchestrator sets wake once its router exists
@@ -416,8 +419,13 @@ class LifecycleManager:
             entry.agent = instance
             entry.reader = reader
             entry.link = link
+            on_line = None
+            if isinstance(instance, CommandAgent):
+                instance.use_guard(self.command_guard)
+                on_line = instance.on_output_line  # ready_pattern, heartbeats
             if instance.flavour == "process":
-                output = self.output.open(entry.name)  # OSError: names the file
+                # OSError: names the file
+                output = self.output.open(entry.name, on_line=on_line)
                 if output is not None:
                     entry.output = output
                     instance.capture_output(  # type: ignore[attr-defined]
@@ -433,10 +441,13 @@ class LifecycleManager:
                 if closable is not None:
                     closable.close()
             entry.reader = entry.link = None
-            self.record_error(entry, _launch_error(entry, exc), reason="start_failed")
+            reason = (
+                exc.reason if isinstance(exc, CommandSpawnError) else "start_failed"
+            )
+            self.record_error(entry, _launch_error(entry, exc), reason=reason)
             self.change_state(entry, S.FAILED)
             return
-        if instance.flavour == "process":
+        if instance.flavour == "process" and not isinstance(instance, CommandAgent):
             link.close()  # the child has its own copy; ours would hide its EOF
         entry.launched = True
         entry.pid = getattr(instance, "pid", None)
@@ -586,7 +597,11 @@ class LifecycleManager:
                     exit_code=code,
                     signal=signame,
                 )
-            elif signame:
+            elif signame and not (
+                # A command ended by its stop_signal after a stop closed as asked.
+                isinstance(instance, CommandAgent)
+                and entry.termination_status is AgentTerminationStatus.SUCCESS
+            ):
                 self.record_error(
                     entry,
                     f"terminated by {signame}",
@@ -622,6 +637,15 @@ class LifecycleManager:
                 self.supervisor.apply_restart_policy(entry, why, failed)
             self.pump()
             self.stopper.release_pending_stops()
+
+    def report_exit(self, entry: AgentEntry) -> None:
+        """``entry``'s sentinel fired, before its link is drained: a command agent,
+        which speaks for its program from this side, sends the end a Python agent
+        sends itself (ERROR for a failed exit code, CLOSE) now, so :meth:`on_exit`
+        finds it as it finds a Python agent's."""
+        instance = entry.agent
+        if isinstance(instance, CommandAgent):
+            instance.report_exit()
 
     def _close_reader(self, entry: AgentEntry) -> None:
         if entry.reader is not None:
@@ -665,6 +689,14 @@ class LifecycleManager:
                         self.on_exit(entry)
                     else:
                         upcoming.append(deadline)
+                if (
+                    isinstance(entry.agent, CommandAgent)
+                    and entry.state in ACTIVE_STATES
+                    and not entry.exit_seen
+                ):
+                    timer = entry.agent.check_timers(now)  # ready_after
+                    if timer is not None:
+                        upcoming.append(timer)
                 hold = entry.error_hold_until
                 if hold is not None and entry.held_errors:
                     if now >= hold:
@@ -690,7 +722,8 @@ class LifecycleManager:
         """Stop the threads that carry agents' logs and output; return whether all
         ended."""
         relayed = self.log_relay.close(timeout)
-        return self.output.close(timeout) and relayed
+        guarded = self.command_guard.close(timeout)
+        return self.output.close(timeout) and relayed and guarded
 
     # ------------------------------------------------------------- queries
     def is_idle(self) -> bool:

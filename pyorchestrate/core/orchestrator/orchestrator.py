@@ -204,7 +204,9 @@ class Orchestrator:
 
         ``supervision`` (a :class:`SupervisionConfig` or a mapping) sets its restart
         policy, backoff, watchdog and deadlines; it replaces the ``supervision`` of
-        ``custom_config``. Other keyword arguments become attributes of the agent.
+        ``custom_config``. Keyword arguments named in the class's ``config_keywords``
+        set those fields of its config (``command=`` of a ``CommandAgent``); other
+        keyword arguments become attributes of the agent.
 
         ``name`` defaults to the class name (only when ``None``); it must be a
         non-empty string of printable characters without whitespace at either end.
@@ -219,7 +221,10 @@ class Orchestrator:
         """
         _check_agent_class(agent_class)
         name = check_agent_name(agent_class.__name__ if name is None else name)
-        config = build_agent_config(agent_class, custom_config)
+        settings = {
+            k: kwargs.pop(k) for k in list(kwargs) if k in agent_class.config_keywords
+        }
+        config = build_agent_config(agent_class, _merged(custom_config, settings))
         if supervision is not None:
             if not isinstance(supervision, SupervisionConfig):
                 supervision = SupervisionConfig(**dict(supervision))
@@ -782,6 +787,17 @@ def _describe_exit(entry: AgentEntry) -> str:
     if entry.exit_code is not None:
         return f"exit code {entry.exit_code}"
     return f"ended {entry.termination_status.value if entry.termination_status else 'in error'}"
+
+
+def _merged(
+    config: AgentConfig | Mapping[str, Any] | None, settings: Mapping[str, Any]
+) -> AgentConfig | Mapping[str, Any] | None:
+    """``config`` with the config fields given as keyword arguments set over it."""
+    if not settings:
+        return config
+    if isinstance(config, AgentConfig):
+        return {**config.model_dump(exclude_unset=True), **settings}
+    return {**(config or {}), **settings}
 
 
 def _check_agent_class(agent_class: object) -> None:

@@ -162,6 +162,7 @@ class MessageRouter:
             for entry, reader in readers:
                 self._read(entry, reader)
             for entry in exited:
+                self._lifecycle.report_exit(entry)
                 if entry.reader is not None:
                     self._read(entry, entry.reader, drain=True)
                 self._lifecycle.on_exit(entry)

@@ -130,6 +130,18 @@ class Stopper:
             if entry.state not in ACTIVE_STATES or entry.agent is None:
                 return
             if entry.flavour == "process":
+                if entry.kill_at is None and getattr(
+                    entry.agent, "stops_by_signal", False
+                ):
+                    # Its stop was its stop signal already (a command): SIGKILL now.
+                    logger.warning(
+                        "agent %r %s: SIGKILL to its process group",
+                        entry.name,
+                        why,
+                        extra={"agent": entry.name},
+                    )
+                    entry.agent.kill()  # type: ignore[attr-defined]
+                    return
                 if entry.kill_at is None:
                     logger.warning(
                         "agent %r %s: SIGTERM to its process group",
