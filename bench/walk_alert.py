@@ -19,17 +19,26 @@ result, is recorded apart ("after receipt").
 
 Per thread, it prints:
 
-* **steps**: the calls in order, consecutive calls in the same file collapsed into one
-  step (file, and the functions called there);
-* **files** and **file-to-file steps** (steps - 1);
-* **bounces**: an object's code entered in file A, left for file B *of the same object*
-  (the same ``self``/``cls``: a class hierarchy split over files), then A re-entered,
-  by a return (B went back into A: A had called B) or by a call (B, or code B reached,
-  called A's code again). A step that hands work to another object and comes back is
-  not a bounce; only the same object's files count.
+* **files**: the project files whose code ran on the thread in the window;
+* **file steps**: file-to-file steps. Each (file, function) is taken once, at its first
+  call (a loop that goes round again, such as the router's deadline tick, or a
+  coroutine resumed after each await, is read once, as a reader reads it); consecutive
+  calls in the same file are one step; the count is steps - 1 (``--verbose`` lists
+  them, each with the line that called into it);
+* **cross-file calls**: the distinct (caller's file -> callee's file) pairs, what a
+  reader follows from one file into another (a return is not one);
+* **calls**: every call into project code (repeats included);
+* **bounces**: a call into another file *of the same object* (the same ``self``/
+  ``cls``: a class hierarchy split over files, directly or through other objects'
+  calls): when it returns, control is back in the first file of that object, A -> B
+  -> A ("return"); if B's code (or what it reached) calls into A's file of that object
+  again, A is re-entered by a call ("call back"). Handing work to another object and
+  coming back is not a bounce.
 
-``--verbose`` adds every step; ``--json`` prints everything as one JSON object. Exits 0
-once both walks are done (1 if one fails or leaves a thread or child process behind).
+A generator or coroutine frame that resumes is not a new call. ``--tree`` prints each
+thread's call tree, ``--json`` everything as one JSON object, ``--case`` one walk
+only. Exits 0 once the walks are done (1 if one fails, or leaves a thread or a child
+process behind). About 2 s.
 """
 
 from __future__ import annotations
@@ -100,6 +109,7 @@ class Node:
     parent: Node | None  # the nearest project frame below it
     call_line: int | None  # the line of the parent that called it
     before: bool  # already running when the window opened (a frame seen late)
+    at: float = 0.0  # perf_counter() when it was seen
 
     @property
     def site(self) -> str:
@@ -149,7 +159,7 @@ class Recorder:
         """Stop; each thread's nodes in call order, by "role (thread name)"."""
         self.on = False
         self.ended = time.perf_counter()
-        by_thread = {self._names[i]: nodes for i, nodes in self._nodes.items() if nodes}
+        by_thread = {self._names[i]: n for i, n in self._nodes.items() if n}
         self._frames = {}
         self._keep.clear()
         return by_thread
@@ -177,10 +187,16 @@ class Recorder:
         return info
 
     def _owner(self, frame: FrameType) -> tuple[int | None, str | None]:
+        """The object whose code this is: its ``self``/``cls`` argument, or the
+        ``self`` a closure (``Class.method.<locals>.f``) was made with."""
         code = frame.f_code
-        if not code.co_argcount or code.co_varnames[0] not in ("self", "cls"):
+        if code.co_argcount and code.co_varnames[0] in ("self", "cls"):
+            name = code.co_varnames[0]
+        elif "self" in code.co_freevars:
+            name = "self"
+        else:
             return None, None
-        obj = frame.f_locals.get(code.co_varnames[0])
+        obj = frame.f_locals.get(name)
         if obj is None:
             return None, None
         self._keep.append(obj)
@@ -212,6 +228,7 @@ class Recorder:
             parent,
             None if parent_frame is None else parent_frame.f_lineno,
             before,
+            time.perf_counter(),
         )
         self._frames[id(frame)] = (frame, node)
         nodes.append(node)
@@ -221,10 +238,21 @@ class Recorder:
         if not self.on or event != "call":
             return
         info = self._info(frame.f_code)
-        if info is None:
-            return
         ident = threading.get_ident()
         nodes = self._nodes.get(ident)
+        if info is None:
+            # Outside project code. The first time on a thread, note the project
+            # frame it runs under: a loop that only calls the standard library in
+            # the window (e.g. a thread that wakes the dispatcher's loop) shows too.
+            if nodes is None and ident not in self._names:
+                self._names[ident] = ""  # looked once
+                running = self._project_parent(frame)
+                name = threading.current_thread().name
+                if running is not None and not name.startswith(SERVERS):
+                    self._names[ident] = f"{role_of(name)} ({name})"
+                    nodes = self._nodes[ident] = []
+                    self._node(running, nodes, before=True)
+            return
         if nodes is None:
             name = threading.current_thread().name
             if name.startswith(SERVERS):
@@ -264,6 +292,18 @@ def steps_of(calls: list[Node]) -> list[Step]:
         if node.function not in steps[-1].functions:
             steps[-1].functions.append(node.function)
     return steps
+
+
+def first_calls(calls: list[Node]) -> list[Node]:
+    """Each (file, function) once, at its first call: a loop that goes round again
+    (the router's tick, a coroutine's turns) is read once, as a reader reads it."""
+    seen: set[tuple[str, str]] = set()
+    kept = []
+    for node in calls:
+        if (node.file, node.function) not in seen:
+            seen.add((node.file, node.function))
+            kept.append(node)
+    return kept
 
 
 def edges_of(calls: list[Node]) -> list[str]:
@@ -349,23 +389,25 @@ def tree_of(calls: list[Node], nodes: list[Node]) -> list[str]:
     return lines
 
 
-def analyse(by_thread: dict[str, list[Node]]) -> list[dict[str, Any]]:
+def analyse(by_thread: dict[str, list[Node]], began: float) -> list[dict[str, Any]]:
     rows = []
     for label in sorted(by_thread, key=lambda t: (thread_order(t), t)):
         nodes = by_thread[label]
         calls = [n for n in nodes if not n.before]
-        if not calls:
-            continue
-        steps = steps_of(calls)
+        sequence = steps_of(calls)
+        steps = steps_of(first_calls(calls))
         files = sorted({n.file for n in nodes})
         edges = edges_of(calls)
         rows.append(
             {
                 "thread": label,
                 "files": len(files),
-                "file_steps": len(steps) - 1,
+                "file_steps": max(len(steps) - 1, 0),
+                "sequence_steps": max(len(sequence) - 1, 0),
                 "cross_file_calls": len(edges),
                 "calls": len(calls),
+                "first_ms": round((nodes[0].at - began) * 1000, 2),
+                "last_ms": round((nodes[-1].at - began) * 1000, 2),
                 "file_list": files,
                 "steps": [s.as_dict() for s in steps],
                 "cross_file_call_list": edges,
@@ -429,7 +471,7 @@ def walk(
     trigger()
     server.wait_for(1, timeout=WAIT)  # the sendMessage has reached the server
     window = recorder.end()
-    window_ms = (recorder.ended - recorder.began) * 1000
+    began, window_ms = recorder.began, (recorder.ended - recorder.began) * 1000
     recorder.begin()
     server.release()  # now the server answers
     if not delivered.wait(WAIT):
@@ -437,8 +479,8 @@ def walk(
     after = recorder.end()
     return {
         "window_ms": round(window_ms, 2),
-        "threads": analyse(window),
-        "after_receipt": analyse(after),
+        "threads": analyse(window, began),
+        "after_receipt": analyse(after, began),
     }
 
 
@@ -521,7 +563,14 @@ def totals(rows: list[dict[str, Any]], roles: tuple[str, ...] = ()) -> dict[str,
     }
 
 
-COLUMNS = ("files", "file steps", "cross-file calls", "calls", "bounces")
+COLUMNS = (
+    "files",
+    "file steps",
+    "cross-file calls",
+    "calls",
+    "bounces",
+    "ms after the crash",
+)
 
 
 def print_case(case: dict[str, Any], verbose: bool, tree: bool) -> None:
@@ -529,8 +578,9 @@ def print_case(case: dict[str, Any], verbose: bool, tree: bool) -> None:
         f"\n### {case['case']}: {case['window_ms']:.1f} ms from the crash to the "
         "sendMessage (profiled)"
     )
-    print(f"message: {case['message']!r}\n")
-    width = 44
+    print(f"message: {case['message']!r}")
+    print("(totals: distinct files over the threads; the other columns summed)\n")
+    width = 36
     print(f"| {'thread':<{width}} | " + " | ".join(COLUMNS) + " |")
     print(
         f"|{'-' * (width + 2)}|" + "|".join("-" * (len(c) + 2) for c in COLUMNS) + "|"
@@ -544,31 +594,34 @@ def print_case(case: dict[str, Any], verbose: bool, tree: bool) -> None:
 
     for r in case["threads"]:
         row(
-            r["thread"],
+            r["thread"].split(" (")[0],
             r["files"],
             r["file_steps"],
             r["cross_file_calls"],
             r["calls"],
             len(r["bounces"]),
+            f"{r['first_ms']:.1f}-{r['last_ms']:.1f}",
         )
     for label, key in (("router + callback + loop", "three"), ("all threads", "all")):
         t = case["totals"][key]
         row(
-            f"{label} (distinct files; sums)",
+            label,
             t["files"],
             t["file_steps"],
             t["cross_file_calls"],
             t["calls"],
             t["bounces"],
+            "",
         )
     for r in case["after_receipt"]:
         row(
-            f"after receipt: {r['thread']}",
+            f"after receipt: {r['thread'].split(' (')[0]}",
             r["files"],
             r["file_steps"],
             r["cross_file_calls"],
             r["calls"],
             len(r["bounces"]),
+            f"{r['first_ms']:.1f}-{r['last_ms']:.1f}",
         )
     bounces = [(r["thread"], b) for r in case["threads"] for b in r["bounces"]]
     bounces += [
