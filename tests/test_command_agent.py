@@ -263,7 +263,7 @@ def test_clean_env_replaces_the_environment(
     recorder.attach(orchestrator)
     os.environ["PYO_CMD_INHERITED"] = "yes"
     try:
-        for name, clean in (("merged", False), ("clean", True)):
+        for name, replace in (("merged", False), ("clean", True)):
             orchestrator.register_agent(
                 CommandAgent,
                 name,
@@ -273,7 +273,7 @@ def test_clean_env_replaces_the_environment(
                     'echo "${PYO_CMD_INHERITED:-none} $ONLY"',
                 ],
                 env={"ONLY": "given"},
-                clean_env=clean,
+                clean_env=replace,
             )
         orchestrator.start()
         merged = recorder.wait_for(E.AGENT_TERMINATED, "merged")
@@ -514,7 +514,7 @@ def test_ready_after_waits_that_long_alive(
     assert entry.state is AgentState.RUNNING
     clock.advance(1.5)
     recorder.wait_for(E.AGENT_READY, "slow")
-    assert entry.state is AgentState.READY
+    assert orchestrator.get_agent("slow").state.value == "READY"
 
 
 def test_ready_pattern_gates_dependents(
