@@ -80,7 +80,8 @@ MAX_LINE_BYTES = 64 * 1024
 """The longest line stored whole; a longer one is cut into pieces of this size."""
 
 READ_SIZE = 64 * 1024
-"""Bytes read from one pipe at a time (a pipe holds 64 KiB by default)."""
+"""Bytes read from one pipe at a time (a pipe holds 64 KiB by default); no more than
+:data:`MAX_LINE_BYTES`, which :meth:`OutputStream.take` relies on."""
 
 LOG_MAX_BYTES = 10 * 1024 * 1024
 """Default size at which an output file is rotated."""
@@ -235,16 +236,26 @@ class OutputStream:
         return self._done.wait(timeout)
 
     def take(self, data: bytes) -> None:
-        """Store the complete lines of what was read; keep an unfinished rest."""
-        lines = (self._partial + data).split(b"\n")
-        rest = lines.pop()
-        if len(rest) >= MAX_LINE_BYTES or (
-            lines and max(map(len, lines)) > MAX_LINE_BYTES
-        ):
-            lines, rest = self._cut(lines, rest)
+        """Store the complete lines of what was read; keep an unfinished rest.
+
+        Works on the whole block at once (``yes`` writes 32,768 lines per read): a line
+        longer than :data:`MAX_LINE_BYTES` can only be the first or the unfinished
+        last, as a read is no longer than that.
+        """
+        buf = self._partial + data
+        end = buf.rfind(b"\n")
+        rest = buf[end + 1 :]
+        first = buf.find(b"\n")
+        if len(rest) >= MAX_LINE_BYTES or first > MAX_LINE_BYTES:
+            lines, self._partial = self._cut(
+                buf[:end].split(b"\n") if end >= 0 else [], rest
+            )
+            if lines:
+                self._store(b"\n".join(lines), len(lines))
+            return
         self._partial = rest
-        if lines:
-            self._store(lines)
+        if end >= 0:
+            self._store(buf[:end], buf.count(b"\n", 0, end) + 1)
 
     def _cut(self, lines: list[bytes], rest: bytes) -> tuple[list[bytes], bytes]:
         cut: list[bytes] = []
@@ -272,32 +283,36 @@ class OutputStream:
         self.cut_lines += pieces
         return cut, rest
 
-    def _store(self, lines: list[bytes]) -> None:
-        joined = b"\n".join(lines)
-        if not joined.isascii():
-            joined = joined.decode("utf-8", "replace").encode("utf-8")
+    def _store(self, block: bytes, count: int) -> None:
+        """Write ``block`` (``count`` lines joined by newlines) where it goes and keep
+        its last lines in the tail."""
+        if not block.isascii():
+            block = block.decode("utf-8", "replace").encode("utf-8")
+        if b"\r" in block:
+            block = block.replace(b"\r\n", b"\n").removesuffix(b"\r")
         if self.file is not None:
             prefix = format_stamp(self._wall()).encode("ascii") + b" "
         else:
             prefix = self._prefix
-        out = prefix + joined.replace(b"\n", b"\n" + prefix) + b"\n"
+        out = prefix + block.replace(b"\n", b"\n" + prefix) + b"\n"
         if self.file is not None:
             self.file.write(out)
         else:
             self._write_sink(out)
-        keep = lines[-self.tail.max_lines :]
-        text = b"\n".join(keep).decode("utf-8", "replace").split("\n")
-        self.tail.feed_many([line.rstrip("\r") for line in text], total=len(lines))
+        keep = self.tail.max_lines
+        last = block.rsplit(b"\n", keep)
+        text = b"\n".join(last[-keep:]).decode("utf-8").split("\n")
+        self.tail.feed_many(text, total=count)
         if self._on_line is not None:
-            self._call_hook(lines)
+            self._call_hook(block)
 
-    def _call_hook(self, lines: list[bytes]) -> None:
+    def _call_hook(self, block: bytes) -> None:
         hook = self._on_line
         if hook is None:
             return
         try:
-            for line in lines:
-                hook(self.stream, line.decode("utf-8", "replace").rstrip("\r"))
+            for line in block.decode("utf-8").split("\n"):
+                hook(self.stream, line)
         except Exception:
             self._on_line = None
             logger.exception(
@@ -321,7 +336,7 @@ class OutputStream:
         """The pipe ended: store an unfinished last line, close the file, mark done."""
         rest, self._partial = self._partial, b""
         if rest:
-            self._store([rest])  # its own line, not the start of whatever comes next
+            self._store(rest, 1)  # its own line, not the start of whatever comes next
         if self.file is not None:
             self.file.close()
         self._done.set()

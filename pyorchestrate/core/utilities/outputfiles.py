@@ -23,8 +23,11 @@ milliseconds (when the orchestrator read it) and one space::
 
     2026-12-03T17:40:01.123Z backup of /data started
 
-The text is UTF-8 (bytes that are not are replaced by U+FFFD) and holds no newline.
-A line longer than the reader's bound was cut into several lines.
+The text is UTF-8 (bytes that are not are replaced by U+FFFD) and holds no newline
+(a ``\r`` before one is dropped; a lone ``\r``, as progress bars write, stays: split
+stored lines on ``"\n"`` only, e.g. ``open(path, newline="\n")``, not with
+``str.splitlines``). A line longer than the reader's bound was cut into several
+lines.
 
 API for readers (``pyorchestrate logs``):
 

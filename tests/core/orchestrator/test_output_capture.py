@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from pyorchestrate import Orchestrator, OrchestratorEvent
+from pyorchestrate import ConfigError, Orchestrator, OrchestratorEvent
 from pyorchestrate.core.agent import OneShotProcessAgent
 from pyorchestrate.core.control.commands import COMMAND_TABLE
 from pyorchestrate.core.utilities.output import TAIL_BYTES, TAIL_LINES, OutputTail
@@ -323,3 +323,179 @@ def test_a_callback_may_name_output_tail_traceback_and_error_type(
     assert error_type == "ValueError"
     assert "disk /data is full" in trace and "in task" in trace
     assert tail.startswith("preparing /data")
+
+
+# ------------------------------------------------ stdout, files, bounds (issue 15)
+class PrintsAndSucceeds(OneShotProcessAgent):
+    def task(self) -> None:
+        for index in range(5):
+            print(f"stdout line {index}")  # stdout is unbuffered: no flush needed
+        print("stderr line", file=sys.stderr)
+
+
+class FloodsStdout(OneShotProcessAgent):
+    """Writes ``FLOOD`` bytes without a newline as fast as it can."""
+
+    def task(self) -> None:
+        chunk = b"x" * 65_536
+        for _ in range(FLOOD // len(chunk)):
+            os.write(1, chunk)
+
+
+FLOOD = 96 * 1024 * 1024
+
+
+def test_agent_terminated_carries_the_tail_of_both_streams(
+    make_orchestrator: MakeOrchestrator, recorder: EventRecorder, tmp_path: Path
+) -> None:
+    orchestrator = make_orchestrator(
+        agent_start_timeout=60.0, logs_dir=tmp_path, output_tail_lines=4
+    )
+    recorder.attach(orchestrator, [OrchestratorEvent.AGENT_TERMINATED])
+    orchestrator.register_agent(PrintsAndSucceeds, "worker")
+    orchestrator.start()
+    assert orchestrator.join() == []
+    [event] = recorder.of(OrchestratorEvent.AGENT_TERMINATED, "worker")
+    tail = event["output_tail"].splitlines()
+    assert len(tail) == 4
+    assert sorted(tail) == sorted(
+        ["stdout line 2", "stdout line 3", "stdout line 4", "stderr line"]
+    )
+    assert orchestrator.logs_dir == tmp_path
+    [stdout] = orchestrator.log_files("worker", "stdout")
+    assert stdout == tmp_path / "worker.stdout.log"
+    texts = [parse_line(line) for line in stdout.read_text().splitlines()]
+    assert [line.text for line in texts if line] == [
+        f"stdout line {index}" for index in range(5)
+    ]
+    assert orchestrator.log_files("worker", "stderr") == [
+        tmp_path / "worker.stderr.log"
+    ]
+
+
+def test_a_callback_on_agent_terminated_may_name_output_tail(
+    make_orchestrator: MakeOrchestrator, tmp_path: Path
+) -> None:
+    seen: list[str] = []
+    done = threading.Event()
+
+    def on_end(agent_name: str, output_tail: str) -> None:
+        seen.append(output_tail)
+        done.set()
+
+    orchestrator = make_orchestrator(agent_start_timeout=60.0, logs_dir=tmp_path)
+    orchestrator.register_event(OrchestratorEvent.AGENT_TERMINATED, on_end)
+    orchestrator.register_agent(Quiet, "worker")
+    orchestrator.start()
+    assert orchestrator.join() == []
+    assert done.wait(10)
+    assert seen == ["agent worker done"]
+
+
+def test_a_log_dir_that_cannot_be_written_fails_the_start_not_the_router(
+    make_orchestrator: MakeOrchestrator, recorder: EventRecorder, tmp_path: Path
+) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("a file where the directory should be")
+    orchestrator = make_orchestrator(
+        agent_start_timeout=60.0, logs_dir=blocker / "logs"
+    )
+    recorder.attach(orchestrator, [OrchestratorEvent.AGENT_ERROR])
+    orchestrator.register_agent(Quiet, "first")
+    orchestrator.register_agent(Quiet, "second")
+    orchestrator.start()
+    orchestrator.join()
+    for name in ("first", "second"):
+        [event] = recorder.of(OrchestratorEvent.AGENT_ERROR, name)
+        assert event["reason"] == "start_failed"
+        assert str(blocker / "logs" / f"{name}.stdout.log") in event["error_message"]
+        assert "Not a directory" in event["error_message"]
+        assert event["output_tail"] == ""
+    assert orchestrator.lifecycle.output.reopen_logs().reopened == ()
+
+
+def test_a_job_flooding_stdout_neither_stalls_ps_nor_grows_memory(
+    make_orchestrator: MakeOrchestrator, tmp_path: Path
+) -> None:
+    import psutil
+
+    orchestrator = make_orchestrator(
+        agent_start_timeout=60.0,
+        logs_dir=tmp_path,
+        log_max_bytes=1024 * 1024,
+        log_backups=1,
+    )
+    orchestrator.register_agent(FloodsStdout, "flood")
+    me = psutil.Process()
+    rss_before = me.memory_info().rss
+    orchestrator.start()
+    answers = 0
+    while answers == 0 or not orchestrator.lifecycle.is_idle():
+        reply = COMMAND_TABLE["ps"].handler(orchestrator, [])
+        assert "flood" in str(reply)
+        answers += 1
+    assert orchestrator.join() == []
+    grown = me.memory_info().rss - rss_before
+    assert grown < FLOOD // 4, grown  # far less than what went through
+    entry = orchestrator.get_agent("flood")
+    assert entry.output is not None
+    stdout = entry.output.streams["stdout"]
+    assert stdout.cut_lines == FLOOD // 65_536
+    files = orchestrator.log_files("flood", "stdout")
+    assert [path.name for path in files] == ["flood.stdout.log.1", "flood.stdout.log"]
+    assert all(path.stat().st_size <= 1024 * 1024 for path in files)
+    assert len(entry.output.tail.text().encode()) <= 32 * 1024
+
+
+def test_logs_can_be_reopened_through_the_orchestrator(
+    make_orchestrator: MakeOrchestrator, tmp_path: Path
+) -> None:
+    orchestrator = make_orchestrator(agent_start_timeout=60.0, logs_dir=tmp_path)
+    assert orchestrator.reopen_logs().reopened == ()  # nothing open yet
+    orchestrator.register_agent(Quiet, "worker")
+    orchestrator.start()
+    assert orchestrator.join() == []
+    assert orchestrator.reopen_logs().reopened == ()  # its files closed with it
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("logs_dir", "", "logs_dir: "),
+        ("logs_dir", 3, "logs_dir: "),
+        ("logs_dir", True, "logs_dir: "),
+        ("log_max_bytes", -1, "log_max_bytes: "),
+        ("log_max_bytes", True, "log_max_bytes: "),
+        ("log_backups", -1, "log_backups: "),
+        ("log_backups", "5", "log_backups: "),
+        ("output_tail_lines", 0, "output_tail_lines: "),
+        ("output_tail_bytes", 0, "output_tail_bytes: "),
+    ],
+)
+def test_bad_output_settings_are_refused_naming_the_field(
+    field: str, value: object, message: str
+) -> None:
+    with pytest.raises(ConfigError, match=message):
+        Orchestrator.Config(**{field: value})
+
+
+def test_logs_dir_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path / "state"))
+    config = Orchestrator.Config()
+    assert config.logs_dir == "auto"
+    assert config.resolve_logs_dir("my app") == (
+        tmp_path / "state/pyorchestrate/logs/my_app"
+    )
+    monkeypatch.delenv("XDG_STATE_HOME")
+    assert (
+        config.resolve_logs_dir("x")
+        == Path.home() / ".local/state/pyorchestrate/logs/x"
+    )
+    for off in (None, False, "off"):
+        assert Orchestrator.Config(logs_dir=off).resolve_logs_dir("x") is None
+    monkeypatch.chdir(tmp_path)
+    assert Orchestrator.Config(logs_dir="logs").resolve_logs_dir("x") == (
+        tmp_path / "logs"
+    )
+    assert Orchestrator.Config(logs_dir="~/l").logs_dir == Path.home() / "l"
+    assert Orchestrator.Config(logs_dir=tmp_path).to_dict()["logs_dir"] == str(tmp_path)
