@@ -307,6 +307,11 @@ def test_exit_codes_decide_success_or_error(
     assert failed["termination_status"] == "error"
     assert recorder.of(E.AGENT_ERROR, "tolerated") == []
     assert tolerated["termination_status"] == "success"
+    # A failed batch is a failed run: a script ends with exit code 1.
+    orchestrator.join()
+    assert orchestrator.exit_code == 1
+    (failure,) = orchestrator.outcome().failed
+    assert (failure.name, failure.reason) == ("fails", "exit_code")
 
 
 @pytest.mark.parametrize("kind", ["missing", "not-executable", "bad-cwd"])

@@ -99,6 +99,19 @@ def test_supervision_example(tmp_path: Path) -> None:
     assert all(line.endswith(": exited with code 1") for line in broken)
 
 
+def test_commands_example(tmp_path: Path) -> None:
+    out = run_example("commands.py", tmp_path)
+    lines = out.splitlines()
+    assert "[report] rows: 42" in lines
+    assert lines.index("prepare: READY") < lines.index("report: READY")
+    assert (
+        "ERROR upload (exit_code): exited with code 75; printed 'server busy'" in lines
+    )
+    assert "[upload] uploaded" in lines
+    assert "upload env as shown: {'UPLOAD_TOKEN': '****'}" in lines
+    assert "outcome: ok" in lines
+
+
 @contextmanager
 def daemon_example(cwd: Path) -> Iterator[subprocess.Popen[str]]:
     """The DAEMON example as a subprocess; killed and its pipes closed at the end."""
