@@ -177,6 +177,46 @@ def _history_stats_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--agent", "-a", help="Only this agent.")
 
 
+def _logs_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "agent", nargs="?", help="The process agent whose output to show."
+    )
+    parser.add_argument(
+        "--lines",
+        "-n",
+        type=_count,
+        metavar="N",
+        help="Show the last N lines first (default 100; with --since, every line "
+        "since then; 0 with --follow: only new lines).",
+    )
+    parser.add_argument(
+        "--follow",
+        "-f",
+        action="store_true",
+        help="Then print new lines as they are written, until Ctrl+C or the "
+        "orchestrator's shutdown (log rotations are followed).",
+    )
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--stdout", action="store_true", help="Only its stdout (default: both)."
+    )
+    which.add_argument(
+        "--stderr", action="store_true", help="Only its stderr (default: both)."
+    )
+    parser.add_argument(
+        "--since",
+        metavar="WHEN",
+        help="Only lines written since WHEN: a duration back from now (30s, 10m, 2h, "
+        "1d) or a timestamp (2026-12-03T14:00, local time unless it has an offset).",
+    )
+    parser.add_argument(
+        "--reopen",
+        action="store_true",
+        help="Instead: ask the orchestrator to reopen every output file (after "
+        "logrotate renamed them; not allowed by the read-only presets).",
+    )
+
+
 def _create_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("name", help="Directory of the new application.")
     parser.add_argument(
@@ -246,6 +286,11 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, list[Options
         commands.history_stats,
         "Count events by type.",
         [_history_stats_options, _remote],
+    ),
+    "logs": (
+        commands.logs,
+        "Show a process agent's output (stdout and stderr, merged in time order).",
+        [_logs_options, _remote],
     ),
     "list": (
         commands.list_orchestrators,

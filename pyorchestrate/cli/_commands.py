@@ -7,6 +7,7 @@ A command returns its exit code (0 ok, 1 failed, 2 usage, 3 cannot connect); see
 
 from __future__ import annotations
 
+import json
 import sys
 import time
 from argparse import Namespace
@@ -15,6 +16,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from ..core.control.client import ControlClient, SeveralOrchestrators, discover
+from ..core.control.logquery import DEFAULT_LINES, LOG_STREAMS, parse_since
 from ..core.errors import ControlError, ControlUnavailable
 from . import _render as render
 
@@ -30,6 +32,7 @@ __all__ = [
     "history",
     "history_stats",
     "list_orchestrators",
+    "logs",
     "ps",
     "restart",
     "shutdown",
@@ -274,6 +277,65 @@ def _print_event(event: dict[str, Any], as_json: bool) -> None:
         render.print_json(event)
     else:
         render.print_line(render.history_line(event))
+
+
+@_exit_code
+def logs(args: Namespace) -> None:
+    """A process agent's output: the last lines, then (--follow) new ones."""
+    if args.reopen:
+        if args.agent or args.follow or args.since or args.lines is not None:
+            render.error("--reopen takes no agent and no other logs option")
+            raise _Exit(EXIT_USAGE)
+        _ask(args, "reopen-logs", show=_message)
+        return
+    if not args.agent:
+        render.error("name the agent: pyorchestrate logs AGENT (or --reopen)")
+        raise _Exit(EXIT_USAGE)
+    since = None
+    if args.since:
+        try:
+            since = parse_since(args.since)
+        except ValueError as exc:
+            render.error(str(exc))
+            raise _Exit(EXIT_USAGE) from None
+    lines = args.lines
+    if lines is None:
+        lines = None if since is not None else DEFAULT_LINES
+    streams = (
+        ("stdout",) if args.stdout else ("stderr",) if args.stderr else LOG_STREAMS
+    )
+    with _client(args) as client:
+        entries = client.logs(
+            args.agent, lines=lines, follow=args.follow, streams=streams, since=since
+        )
+        try:
+            for entry in entries:
+                sys.stdout.write(_log_line(entry, args.json))
+                if args.follow:
+                    sys.stdout.flush()
+            sys.stdout.flush()
+        except KeyboardInterrupt:
+            return
+        except BrokenPipeError:  # `| head`: the reader has what it wanted
+            _quiet_stdout()
+            return
+        finally:
+            entries.close()
+
+
+def _log_line(entry: dict[str, str], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(entry, ensure_ascii=False) + "\n"
+    return f"{entry.get('ts') or '-'} {entry.get('stream')} {entry.get('line')}\n"
+
+
+def _quiet_stdout() -> None:
+    """After EPIPE: send what Python would still flush at exit to /dev/null."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    os.close(devnull)
 
 
 @_exit_code

@@ -43,6 +43,7 @@ REMOTE_COMMANDS = {
     "history",
     "history-stats",
     "shutdown",
+    "logs",
 }
 
 

@@ -27,6 +27,7 @@ if TYPE_CHECKING:
         HistoryView,
         OrchestratorSnapshot,
         PoolCounts,
+        ReopenOutcome,
         StartOutcome,
     )
 
@@ -41,6 +42,7 @@ __getattr__, __dir__ = lazy_exports(
             "HistoryView",
             "OrchestratorSnapshot",
             "PoolCounts",
+            "ReopenOutcome",
             "StartOutcome",
         ),
         ".target",
@@ -56,6 +58,7 @@ __all__ = [
     "HistoryView",
     "OrchestratorSnapshot",
     "PoolCounts",
+    "ReopenOutcome",
     "StartOutcome",
     "resolve_allowed_commands",
 ]

@@ -14,21 +14,24 @@ socket path tried), :class:`ControlTimeout`, and for error replies the
 
 from __future__ import annotations
 
+import datetime as _dt
 import os
 import socket
 import struct
 import time
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
 from .. import errors
 from ..errors import ControlError, ControlTimeout, ControlUnavailable, ProtocolError
+from .logquery import DEFAULT_LINES, LOG_STREAMS, LogStreamName, build_log_query
 from .paths import default_socket_path, private_sockets
 from .protocol import build_request, encode, parse_reply
 
 __all__ = [
     "ControlClient",
+    "LogLines",
     "SeveralOrchestrators",
     "discover",
     "live_sockets",
@@ -428,6 +431,99 @@ class ControlClient:
             if reply.get("event_name") == "EVENT":
                 event: dict[str, Any] = reply["payload"].get("event") or {}
                 yield event
+
+    def logs(
+        self,
+        agent: str,
+        *,
+        lines: int | None = DEFAULT_LINES,
+        follow: bool = False,
+        streams: tuple[LogStreamName, ...] | list[LogStreamName] = LOG_STREAMS,
+        since: _dt.datetime | None = None,
+    ) -> LogLines:
+        """Yield process agent ``agent``'s output lines, each ``{"ts", "stream",
+        "line"}``, oldest first, the streams merged in time order.
+
+        First the newest ``lines`` lines (``None``: every stored one, or every one
+        since ``since``); with ``follow``, then each new line as it is written, until
+        the orchestrator shuts down or the caller stops. The connection is closed
+        when the lines end or when the caller closes them (``close()``, or a ``with``
+        block), started or not.
+
+        Raises:
+            ControlError: the request is refused (the subclass of its code: unknown
+                agent, a thread agent, forbidden, busy), when this is called.
+            ControlUnavailable: the connection broke before the end (while
+                iterating).
+            CommandFailed: the orchestrator could not read the files (while
+                iterating).
+        """
+        query = build_log_query(
+            lines=lines, follow=follow, streams=tuple(streams), since=since
+        )
+        # Ask now, not on the first next(): errors come from this call.
+        self.call("logs", agent, query)
+        return LogLines(self, self._log_stream(follow))
+
+    def _log_stream(self, follow: bool) -> Generator[dict[str, str], None, None]:
+        try:
+            while True:
+                deadline = None if follow else time.monotonic() + self.timeout
+                try:
+                    reply = parse_reply(self._read_line(deadline))
+                except TimeoutError:
+                    raise ControlTimeout(
+                        f"the logs from {self.socket_path} stopped for "
+                        f"{self.timeout:g} s before their end"
+                    ) from None
+                except OSError as exc:
+                    raise ControlUnavailable(
+                        f"lost the connection to {self.socket_path} before the end "
+                        f"of the logs: {exc}"
+                    ) from None
+                kind = reply.get("event_name")
+                payload = reply["payload"]
+                if kind == "LOG":
+                    yield from payload.get("entries") or ()
+                elif kind == "LOG_END":
+                    if payload.get("reason") == "error":
+                        raise errors.CommandFailed(
+                            str(payload.get("error") or "reading the logs failed")
+                        )
+                    return
+        finally:
+            self.close()
+
+    def reopen_logs(self) -> dict[str, Any]:
+        """Ask the orchestrator to reopen its agents' output files (after logrotate
+        renamed them): ``reopened`` (paths) and ``failed``."""
+        return self.call("reopen-logs")
+
+
+class LogLines(Iterator[dict[str, str]]):
+    """The lines of one ``logs`` request (what :meth:`ControlClient.logs` returns):
+    an iterator of ``{"ts", "stream", "line"}``, and a context manager whose exit, like
+    :meth:`close`, closes the client's connection (the server stops the stream)."""
+
+    def __init__(
+        self, client: ControlClient, lines: Generator[dict[str, str], None, None]
+    ) -> None:
+        self._client = client
+        self._lines = lines
+
+    def __next__(self) -> dict[str, str]:
+        return next(self._lines)
+
+    def close(self) -> None:
+        """Stop: close the connection. Idempotent."""
+        self._lines.close()
+        self._client.close()
+
+    def __enter__(self) -> LogLines:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
 
 def _filters(**values: Any) -> dict[str, Any]:

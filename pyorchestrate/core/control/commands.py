@@ -3,7 +3,7 @@
 A handler takes the :class:`~pyorchestrate.core.control.target.ControlTarget` (the
 orchestrator) and the request's ``args`` and returns the reply's ``data``; it raises a
 :class:`~pyorchestrate.core.errors.ControlError` subclass for a reply with an error
-code. ``subscribe`` is served by the server itself (it streams).
+code. ``subscribe`` and ``logs`` are served by the server itself (they stream).
 """
 
 from __future__ import annotations
@@ -230,6 +230,25 @@ def _shutdown(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     return {"message": "Orchestrator shutdown initiated"}
 
 
+def _reopen_logs(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    outcome = target.reopen_logs()
+    data: dict[str, Any] = {
+        "reopened": [str(path) for path in outcome.reopened],
+        "failed": [
+            {"path": str(path), "error": error} for path, error in outcome.failed
+        ],
+    }
+    if outcome.failed:
+        first_path, first_error = outcome.failed[0]
+        raise CommandFailed(
+            f"{len(outcome.failed)} log file(s) could not be reopened "
+            f"(first: {first_path}: {first_error}); reopened {len(outcome.reopened)}",
+            data=data,
+        )
+    data["message"] = f"reopened {len(outcome.reopened)} log file(s)"
+    return data
+
+
 def _no_handler(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     raise CommandFailed("this command is served by the socket server")
 
@@ -255,6 +274,16 @@ _TABLE = [
     ),
     Command("shutdown", _shutdown, "stop every agent and the orchestrator"),
     Command("subscribe", _no_handler, "stream new events on this connection", 0, 1),
+    Command(
+        "logs",
+        _no_handler,
+        "an agent's output (logs AGENT [{lines, follow, streams, since}])",
+        1,
+        2,
+    ),
+    Command(
+        "reopen-logs", _reopen_logs, "reopen the log files (after logrotate moved them)"
+    ),
 ]
 
 COMMAND_TABLE: dict[str, Command] = {command.name: command for command in _TABLE}

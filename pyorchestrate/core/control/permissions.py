@@ -12,7 +12,9 @@ COMMANDS: frozenset[str] = frozenset(
         "dependencies",
         "history",
         "history-stats",
+        "logs",
         "ps",
+        "reopen-logs",
         "restart",
         "shutdown",
         "start",
@@ -25,8 +27,18 @@ COMMANDS: frozenset[str] = frozenset(
 """Every command the control channel knows."""
 
 _READ_ONLY = frozenset(
-    {"commands", "dependencies", "history", "history-stats", "ps", "stats", "status"}
+    {
+        "commands",
+        "dependencies",
+        "history",
+        "history-stats",
+        "logs",
+        "ps",
+        "stats",
+        "status",
+    }
 )
+"""What only reads (``reopen-logs`` is an operator's action: not here)."""
 
 PERMISSION_PRESETS: dict[str, frozenset[str]] = {
     "production": _READ_ONLY | {"subscribe"},

@@ -19,6 +19,16 @@ After a successful ``subscribe``, the server also writes one line per new event:
     {"sender": "<orchestrator>", "event_name": "EVENT", "timestamp": "…",
      "payload": {"event": {<EventRecord.to_dict()>}, "request_id": "<the subscribe's>"}}
 
+After a successful ``logs``, the server writes the agent's lines in batches, then (unless
+the connection closes first) one end line::
+
+    {"sender": "<orchestrator>", "event_name": "LOG", "timestamp": "…",
+     "payload": {"entries": [{"ts": "…", "stream": "stdout", "line": "…"}, …],
+                 "request_id": "<the logs request's>"}}
+    {"sender": "<orchestrator>", "event_name": "LOG_END", "timestamp": "…",
+     "payload": {"reason": "done"|"shutdown"|"error", "error": null|"…",
+                 "request_id": "<the logs request's>"}}
+
 Standard library only: the CLI imports it and must start fast.
 """
 
@@ -40,6 +50,8 @@ __all__ = [
     "encode",
     "error_reply",
     "event_line",
+    "log_end",
+    "log_lines",
     "now_iso",
     "parse_reply",
     "parse_request",
@@ -198,6 +210,25 @@ def event_line(
 ) -> dict[str, Any]:
     """A subscription's event envelope."""
     return _envelope(sender, "EVENT", {"event": record, "request_id": request_id})
+
+
+def log_lines(
+    entries: list[dict[str, str]], *, request_id: str | None, sender: str
+) -> dict[str, Any]:
+    """A batch of a ``logs`` stream's lines."""
+    return _envelope(sender, "LOG", {"entries": entries, "request_id": request_id})
+
+
+def log_end(
+    reason: str, *, request_id: str | None, sender: str, error: str | None = None
+) -> dict[str, Any]:
+    """The end of a ``logs`` stream: ``done`` (everything asked for was sent),
+    ``shutdown`` (the orchestrator is stopping) or ``error`` (reading failed)."""
+    return _envelope(
+        sender,
+        "LOG_END",
+        {"reason": reason, "error": error, "request_id": request_id},
+    )
 
 
 def parse_reply(line: bytes) -> dict[str, Any]:

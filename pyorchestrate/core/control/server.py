@@ -5,7 +5,9 @@ and every connection. It reads lines, answers malformed, unknown and forbidden
 requests itself, and hands the rest to a few worker threads; each request has a
 deadline, after which the server answers 500 and forgets it, so no command can hang
 the server or starve another client. Replies go only to the requesting connection.
-``subscribe`` turns a connection into an event stream fed from the history.
+``subscribe`` turns a connection into an event stream fed from the history; ``logs``
+into a stream of an agent's output, read by the server's :class:`LogStreamer` on its
+own thread (the selector thread never touches a file).
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 from ..errors import (
     CommandFailed,
     CommandForbidden,
+    Conflict,
     ControlError,
     LifecycleError,
     ProtocolError,
@@ -35,6 +38,8 @@ from ..errors import (
 )
 from ..utilities.event import EventRecord
 from .commands import COMMAND_TABLE, SUBSCRIBE_FILTERS, parse_filters
+from .logquery import parse_log_query
+from .logstream import LogStream, LogStreamer
 from .paths import MAX_SOCKET_PATH, default_socket_dir
 from .protocol import (
     MAX_LINE_BYTES,
@@ -113,6 +118,7 @@ class _Conn:
     read_closed: bool = False
     subscription: dict[str, Any] | None = None
     subscription_id: str | None = None
+    log_stream: LogStream | None = None
     registered: bool = True
 
 
@@ -133,6 +139,7 @@ class CommandServer:
         allowed: the commands this server accepts.
         timeout: seconds a command has to produce its reply.
         workers: threads that run commands.
+        max_log_streams: ``logs`` streams served at once (one more gets a 409).
     """
 
     def __init__(
@@ -144,6 +151,8 @@ class CommandServer:
         timeout: float = 5.0,
         workers: int = 4,
         max_line: int = MAX_LINE_BYTES,
+        max_log_streams: int = 64,
+        log_poll_interval: float = 0.2,
     ) -> None:
         self._target = target
         self._history = target.history
@@ -165,6 +174,17 @@ class CommandServer:
         )
         self._events: queue.SimpleQueue[EventRecord] = queue.SimpleQueue()
         self._pending: list[_Pending] = []
+        self._log_out: queue.SimpleQueue[tuple[LogStream, bytes, bool]] = (
+            queue.SimpleQueue()
+        )
+        self._log_conns: dict[LogStream, _Conn] = {}
+        self._streamer = LogStreamer(
+            target,
+            sender=self._name,
+            deliver=self._on_log_data,
+            poll_interval=log_poll_interval,
+            max_streams=max_log_streams,
+        )
         self._conns: dict[socket.socket, _Conn] = {}
         self._unsubscribe: Callable[[], None] | None = None
         self._stopping = False
@@ -218,6 +238,9 @@ class CommandServer:
         """
         if self._closed:
             return True
+        # The log streams end first (each with what its files hold and a LOG_END):
+        # the loop below still runs and queues their last lines before the flush.
+        streamer_ended = self._streamer.close(timeout)
         self._stopping = True
         self._wake()
         ended = True
@@ -234,7 +257,12 @@ class CommandServer:
                 thread.join(max(deadline - time.monotonic(), 0))
         if ended:
             self._close_all()
-        return ended
+        return ended and streamer_ended
+
+    @property
+    def log_streams(self) -> int:
+        """``logs`` streams being served now (followers included)."""
+        return self._streamer.open_streams
 
     def _close_all(self) -> None:
         self._closed = True
@@ -268,8 +296,10 @@ class CommandServer:
                             self._selector.unregister(self._listener)
                 # In-flight requests count too: a `shutdown` reply is made after
                 # its handler has already set the orchestrator stopping.
-                unsent = bool(self._pending) or any(
-                    c.outbox for c in self._conns.values()
+                unsent = (
+                    bool(self._pending)
+                    or not self._log_out.empty()
+                    or any(c.outbox for c in self._conns.values())
                 )
                 if not unsent or time.monotonic() > deadline_flush:
                     return
@@ -283,6 +313,7 @@ class CommandServer:
                 for key, mask in ready:
                     self._on_ready(key, mask)
                 self._collect_completed()
+                self._collect_logs()
                 self._push_events()
                 self._expire()
             except Exception:
@@ -340,6 +371,9 @@ class CommandServer:
             return
         if not chunk:
             conn.read_closed = True
+            if conn.log_stream is not None and conn.log_stream.query.follow:
+                self._drop(conn)  # a follower hung up: its stream ends now
+                return
             self._finish_or_close(conn)
             return
         conn.inbox += chunk
@@ -390,6 +424,9 @@ class CommandServer:
                 raise UnknownCommand(f"{usage} argument(s), got {len(request.args)}")
             if request.command == "subscribe":
                 self._subscribe(conn, request)
+                return
+            if request.command == "logs":
+                self._logs(conn, request)
                 return
         except ControlError as error:
             if request_id is None:
@@ -477,6 +514,12 @@ class CommandServer:
                 self._drop(conn)
                 return
             del conn.outbox[:sent]
+        stream = conn.log_stream
+        if stream is not None:
+            stream.delivered = stream.collected - len(conn.outbox)
+            if stream.paused and stream.unsent < self._streamer.max_unsent // 2:
+                stream.paused = False
+                self._streamer.wake()
         self._finish_or_close(conn)
 
     def _finish_or_close(self, conn: _Conn) -> None:
@@ -490,7 +533,10 @@ class CommandServer:
             want |= selectors.EVENT_WRITE
         if not want:
             finished = conn.closing or (
-                conn.read_closed and not conn.pending and conn.subscription is None
+                conn.read_closed
+                and not conn.pending
+                and conn.subscription is None
+                and conn.log_stream is None
             )
             if finished:
                 self._drop(conn)
@@ -508,6 +554,10 @@ class CommandServer:
     def _drop(self, conn: _Conn) -> None:
         if self._conns.pop(conn.sock, None) is None:
             return
+        if conn.log_stream is not None:
+            self._streamer.cancel(conn.log_stream)
+            self._log_conns.pop(conn.log_stream, None)
+            conn.log_stream = None
         if conn.registered:
             with contextlib.suppress(KeyError, ValueError):
                 self._selector.unregister(conn.sock)
@@ -583,3 +633,36 @@ class CommandServer:
             record.to_dict(), request_id=conn.subscription_id, sender=self._name
         )
         self._reply(conn, message)
+
+    # ------------------------------------------------------------ logs
+    def _logs(self, conn: _Conn, request: Request) -> None:
+        query = parse_log_query(request.args)
+        if conn.log_stream is not None:
+            raise Conflict(
+                "this connection is already streaming logs; open another connection"
+            )
+        stream = LogStream(query, request.request_id)
+        self._streamer.open(stream)  # Conflict when busy
+        conn.log_stream = stream
+        self._log_conns[stream] = conn
+
+    def _on_log_data(self, stream: LogStream, data: bytes, finished: bool) -> None:
+        # Called on the streamer's thread: only queue.
+        self._log_out.put((stream, data, finished))
+        self._wake()
+
+    def _collect_logs(self) -> None:
+        while True:
+            try:
+                stream, data, finished = self._log_out.get_nowait()
+            except queue.Empty:
+                return
+            conn = self._log_conns.get(stream)
+            if conn is None or conn.sock not in self._conns:
+                continue  # its connection is gone (and the stream cancelled)
+            if finished:
+                del self._log_conns[stream]
+                conn.log_stream = None
+            conn.outbox += data
+            stream.collected += len(data)
+            self._flush(conn)

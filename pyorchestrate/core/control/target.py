@@ -17,6 +17,8 @@ from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 if TYPE_CHECKING:  # annotations only: the CLI imports this package, and stays light
+    from pathlib import Path
+
     from ..utilities.event import EventRecord
     from .process_stats import ProcessStats
 
@@ -27,6 +29,7 @@ __all__ = [
     "HistoryView",
     "OrchestratorSnapshot",
     "PoolCounts",
+    "ReopenOutcome",
     "StartOutcome",
 ]
 
@@ -113,6 +116,20 @@ class StartOutcome(Protocol):
     @property
     def reason(self) -> str:
         """Why, for a person."""
+        ...
+
+
+class ReopenOutcome(Protocol):
+    """What a reopen of the log files did (``Orchestrator.reopen_logs``'s result)."""
+
+    @property
+    def reopened(self) -> tuple[Path, ...]:
+        """The files reopened."""
+        ...
+
+    @property
+    def failed(self) -> tuple[tuple[Path, str], ...]:
+        """The files that could not be, with the error."""
         ...
 
 
@@ -208,6 +225,17 @@ class ControlTarget(Protocol):
     def output_tail(self, name: str) -> str | None:
         """The last stderr lines of process agent ``name`` (``None``: a thread
         agent, or not started)."""
+        ...
+
+    @property
+    def logs_dir(self) -> Path | None:
+        """The directory of the process agents' output files (``None``: they are not
+        written to files); ``logs`` reads them there."""
+        ...
+
+    def reopen_logs(self) -> ReopenOutcome:
+        """Close and open again every output file in use, at its path (after
+        logrotate renamed them)."""
         ...
 
     def start_agent(self, name: str) -> StartOutcome:

@@ -23,8 +23,9 @@ READ_ONLY = {
     "history",
     "history-stats",
     "commands",
+    "logs",
 }
-MUTATING = {"start", "stop", "restart", "shutdown"}
+MUTATING = {"start", "stop", "restart", "shutdown", "reopen-logs"}
 
 
 def test_the_known_commands() -> None:
@@ -41,6 +42,8 @@ def test_the_known_commands() -> None:
         "history-stats",
         "shutdown",
         "subscribe",
+        "logs",
+        "reopen-logs",
     } == COMMANDS
 
 
@@ -132,7 +135,8 @@ def test_monitoring_server_answers_403_listing_allowed(
 def test_monitoring_still_serves_its_own_commands(serve: Serve) -> None:
     served = serve(allowed_commands="monitoring")
     client = served.client()
-    for command in sorted(PERMISSION_PRESETS["monitoring"] - {"subscribe"}):
+    # subscribe and logs stream (tests/test_logs_command.py reads logs read-only)
+    for command in sorted(PERMISSION_PRESETS["monitoring"] - {"subscribe", "logs"}):
         assert isinstance(client.call(command), dict), command
     info = client.commands()
     assert info["allowed_commands"] == sorted(PERMISSION_PRESETS["monitoring"])

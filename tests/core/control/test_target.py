@@ -23,7 +23,7 @@ from pyorchestrate.core.control.client import ControlClient
 from pyorchestrate.core.control.permissions import COMMANDS
 from pyorchestrate.core.control.server import CommandServer
 from pyorchestrate.core.control.target import ControlTarget
-from pyorchestrate.core.errors import AgentNotFound
+from pyorchestrate.core.errors import AgentNotFound, Conflict
 from pyorchestrate.testing import wait_until
 
 from .conftest import FAST, REPLY_TIMEOUT
@@ -66,6 +66,8 @@ def test_the_protocol_names_what_the_commands_ask_for() -> None:
         "stop_agent",
         "restart_agent",
         "request_shutdown",
+        "logs_dir",
+        "reopen_logs",
     } == MEMBERS
 
 
@@ -105,6 +107,9 @@ def test_every_command_needs_only_the_control_target(short_tmp: Path) -> None:
         events = watcher.subscribe(agent="w", after_seq=0, idle_timeout=REPLY_TIMEOUT)
         assert next(events)["agent"] == "w"  # the backlog, from the history
 
+        with pytest.raises(Conflict, match="thread agent"):
+            client.logs("w")  # served by the server's log streamer, via the proxy
+        assert client.reopen_logs()["failed"] == []
         assert "message" in client.restart("w")
         assert "message" in client.stop("w")
         assert client.shutdown() == {"message": "Orchestrator shutdown initiated"}
@@ -121,8 +126,8 @@ _PROBE = """
 import sys
 import pyorchestrate.core.control
 from pyorchestrate.core.control import (
-    client, commands, paths, permissions, process_stats, protocol, reports, server,
-    target,
+    client, commands, logfiles, logquery, logstream, paths, permissions,
+    process_stats, protocol, reports, server, target,
 )
 print("LOADED", sorted(m for m in sys.modules
                        if m.startswith("pyorchestrate.core.orchestrator")))
