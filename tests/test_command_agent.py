@@ -34,6 +34,7 @@ from pyorchestrate import (
     Orchestrator,
     OrchestratorEvent,
 )
+from pyorchestrate.core.control.client import ControlClient
 from pyorchestrate.testing import EventRecorder, FakeClock, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -657,3 +658,52 @@ def test_commands_end_when_the_orchestrator_is_sigkilled(marker: str) -> None:
         proc.wait(10)
         if proc.stdout is not None:
             proc.stdout.close()
+
+
+def test_ps_and_status_over_the_socket_show_the_command_with_secrets_masked(
+    short_tmp: Path, make: MakeOrchestrator, recorder: EventRecorder
+) -> None:
+    # short_tmp first: it is checked for sockets after the orchestrator shut down.
+    socket_path = short_tmp / "o.sock"
+    orchestrator = make(
+        enable_command_interface=True, command_socket_path=str(socket_path)
+    )
+    recorder.attach(orchestrator)
+    orchestrator.register_agent(
+        CommandAgent,
+        "backup",
+        command=["sleep", "30"],
+        cwd=str(short_tmp),
+        env={"RESTIC_PASSWORD": "correct horse", "RESTIC_REPOSITORY": "/srv/repo"},
+    )
+    orchestrator.start()
+    recorder.wait_for(E.AGENT_READY, "backup")
+    with ControlClient(socket_path, timeout=5.0) as client:
+        listing = json.dumps(client.ps())
+        status = client.status("backup")
+    assert "CommandAgent" in listing
+    shown = json.dumps(status)
+    assert "correct horse" not in shown
+    assert "correct horse" not in listing
+    (config,) = _find_key(status, "config")
+    assert config["command_line"] == "sleep 30"
+    assert config["command"] == ["sleep", "30"]
+    assert config["cwd"] == str(short_tmp)
+    assert config["env"] == {
+        "RESTIC_PASSWORD": "****",
+        "RESTIC_REPOSITORY": "/srv/repo",
+    }
+
+
+def _find_key(data: object, key: str) -> list[Any]:
+    """Every value stored under ``key`` anywhere in ``data``."""
+    found: list[Any] = []
+    if isinstance(data, dict):
+        for k, value in data.items():
+            if k == key:
+                found.append(value)
+            found.extend(_find_key(value, key))
+    elif isinstance(data, list):
+        for value in data:
+            found.extend(_find_key(value, key))
+    return found

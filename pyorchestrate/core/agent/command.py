@@ -101,6 +101,10 @@ SECRET_ENV_KEY = re.compile(r"TOKEN|SECRET|PASSWORD|KEY", re.IGNORECASE)
 
 MASK = "****"
 
+MIN_BEAT_INTERVAL = 0.05
+"""Seconds between two heartbeats from output lines, at least: a program printing
+100,000 lines a second sends no more than 20 heartbeats a second."""
+
 
 def mask_env(env: Mapping[str, str]) -> dict[str, str]:
     """A copy of ``env`` with the values of secret-looking keys replaced by ``****``."""
@@ -280,6 +284,11 @@ class CommandConfig(AgentConfig):
     @field_serializer("stop_signal", when_used="json")
     def _signal_name(self, value: signal.Signals) -> str:
         return value.name
+
+    def to_dict(self) -> dict[str, Any]:
+        """The config as JSON-safe data, ``env`` masked, with ``command_line`` (the
+        command as one line) first: what ``status NAME`` shows."""
+        return {"command_line": self.command_line, **super().to_dict()}
 
     def __repr_args__(self) -> Iterator[tuple[str | None, Any]]:
         for key, value in super().__repr_args__():
@@ -589,7 +598,12 @@ class CommandAgent(BaseAgent):
             if not early:
                 self._report_ready()
         if self.command_config.heartbeat_on_output and self._ready:
-            self._beat_if_due()
+            interval = self.beat_interval
+            now = time.monotonic()
+            if interval is not None and now - self._last_beat >= max(
+                interval, MIN_BEAT_INTERVAL
+            ):
+                self.heartbeat()
 
     def check_timers(self, now: float) -> float | None:
         """``ready_after``: report READY once due (on the router thread, ``now`` from
