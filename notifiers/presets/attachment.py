@@ -291,7 +291,7 @@ class Attachment:
             )
             severity = max(notification.severity, event_severity(kwargs))
             forward = severity >= self.min_severity
-            if severity != notification.severity:
+            if severity is not notification.severity:  # members: no text equality
                 notification = dataclasses.replace(notification, severity=severity)
         else:  # only watched by the pipeline: never sent, so not rendered
             notification = observed(kwargs)
