@@ -22,8 +22,9 @@ receives only those its signature names (or all of them if it takes ``**kwargs``
 ``error_message``   AGENT_ERROR only: what went wrong, e.g. ``ValueError: boom``
 ``error_type``      AGENT_ERROR of an exception: its class name (``ValueError``)
 ``traceback``       AGENT_ERROR of an exception: the formatted traceback
-``output_tail``     AGENT_ERROR of a process agent: the last lines it wrote to
-                    stderr (``""`` if none); ``None`` for threads
+``output_tail``     AGENT_ERROR and AGENT_TERMINATED of a process agent: the last
+                    lines it wrote to stdout and stderr (``""`` if none); absent
+                    for threads
 ``reason``          AGENT_ERROR: ``exception``, ``config``, ``killed``, ``exited``,
                     ``start_timeout``, ``start_failed``, ``dependency_failed``,
                     ``watchdog``, ``ready_timeout``, ``abandoned``;
