@@ -183,6 +183,7 @@ class LogFile:
         self._fd = -1
         self._size = 0
         self._failing = False
+        self._closed = False
         self.dropped_bytes = 0
         """Bytes that could not be written."""
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
@@ -203,6 +204,9 @@ class LogFile:
         """Append ``data`` (whole lines), rotating first if it would not fit."""
         with self._lock:
             remaining = len(data)
+            if self._closed:
+                self.dropped_bytes += remaining
+                return
             try:
                 if self._fd < 0:
                     self._open()  # a failed rotation or reopen: try again
@@ -250,8 +254,10 @@ class LogFile:
     def reopen(self) -> OSError | None:
         """Close the file and open its path again (after something else renamed or
         removed it); return the error if it cannot be opened (writes are dropped
-        until a later reopen succeeds)."""
+        until a later reopen succeeds). A closed file stays closed."""
         with self._lock:
+            if self._closed:
+                return None
             if self._fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)
@@ -266,8 +272,9 @@ class LogFile:
             return None
 
     def close(self) -> None:
-        """Close the file. Idempotent."""
+        """Close the file for good. Idempotent."""
         with self._lock:
+            self._closed = True
             if self._fd >= 0:
                 with contextlib.suppress(OSError):
                     os.close(self._fd)

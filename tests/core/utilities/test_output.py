@@ -270,3 +270,35 @@ def test_agent_names_that_are_not_file_names_stay_inside_the_directory(
     assert log_path(tmp_path, "50%", "stdout").name == "50%25.stdout.log"
     with pytest.raises(ValueError, match="stream"):
         log_path(tmp_path, "job", "both")  # type: ignore[arg-type]
+
+
+def test_a_closed_file_is_not_reopened_nor_written(
+    tmp_path: Path, fds_closed: None
+) -> None:
+    """reopen_logs() may race with the end of a stream: the reader closes the file
+    between the moment reopen_logs() listed it and its reopen()."""
+    path = tmp_path / "job.stdout.log"
+    file = LogFile(path, max_bytes=0, backups=0)
+    file.write(b"x\n")
+    file.close()
+    path.unlink()
+    assert file.reopen() is None
+    file.write(b"y\n")
+    assert not path.exists()
+    assert file.dropped_bytes == 2
+    file.close()
+
+
+def test_a_full_disk_drops_counts_and_says_so_once(
+    caplog: pytest.LogCaptureFixture, fds_closed: None
+) -> None:
+    file = LogFile(Path("/dev/full"), max_bytes=0, backups=0)  # ENOSPC on write
+    try:
+        with caplog.at_level(logging.WARNING, "pyorchestrate.output"):
+            for _ in range(3):
+                file.write(b"a line\n")
+    finally:
+        file.close()
+    assert file.dropped_bytes == 3 * len(b"a line\n")
+    said = [r.getMessage() for r in caplog.records]
+    assert len(said) == 1 and "No space left on device" in said[0], said
