@@ -29,6 +29,7 @@ from pyorchestrate.core.control.permissions import PERMISSION_PRESETS
 from pyorchestrate.core.control.server import CommandServer
 from pyorchestrate.core.errors import (
     AgentNotFound,
+    CommandFailed,
     CommandForbidden,
     Conflict,
     UnknownCommand,
@@ -74,6 +75,19 @@ def _lines(entries: list[Any]) -> list[str]:
 def _writer(logs_dir: Path, stream: str, **kwargs: int) -> LogFile:
     settings = {"max_bytes": 0, "backups": 5, **kwargs}
     return LogFile(log_path(logs_dir, "job", stream), **settings)  # type: ignore[arg-type]
+
+
+def _open_under(directory: Path) -> list[str]:
+    """The files under ``directory`` this process holds open."""
+    found = []
+    for fd in Path("/proc/self/fd").iterdir():
+        try:
+            target = str(fd.readlink())
+        except OSError:
+            continue
+        if target.startswith(str(directory)):
+            found.append(target)
+    return found
 
 
 def _read_all(reader: LogReader) -> list[Any]:
@@ -158,11 +172,13 @@ def test_following_through_the_writers_rotations_loses_no_line(
                 out.write(_stored(f"line {n}", T0 + n))
                 n += 1
             got += _lines(_read_all(reader))
+        assert len(_open_under(logs_dir)) == 2  # the writer's file and the reader's
     finally:
         reader.close()
         out.close()
     assert got == [f"line {i}" for i in range(n)]
     assert len(log_files(logs_dir, "job", "stdout")) > 10
+    assert _open_under(logs_dir) == []
 
 
 def test_following_through_a_rename_and_a_reopen_loses_no_line(
@@ -438,6 +454,9 @@ def test_beyond_max_log_streams_a_request_is_refused_as_busy(
         "busy", Orchestrator.Config(enable_command_interface=False, logs_dir=logs_dir)
     )
     orchestrator.register_agent(agent("forever", "process"), "job")
+    out = _writer(logs_dir, "stdout")  # the agent never runs: its file is written here
+    out.write(_stored("one", T0))
+    out.close()
     server = CommandServer(
         orchestrator,
         str(short_tmp / "busy.sock"),
@@ -451,9 +470,11 @@ def test_beyond_max_log_streams_a_request_is_refused_as_busy(
         stream = first.logs("job", follow=True)
         with pytest.raises(Conflict, match="busy: 1 log streams are open"):
             second.logs("job")
+        assert _open_under(logs_dir)  # the follower's reader holds the file
         stream.close()  # the caller stops: the connection closes, the place frees
         assert wait_until(lambda: server.log_streams == 0, WAIT)
-        assert list(second.logs("job")) == []
+        assert _open_under(logs_dir) == []
+        assert _lines(list(second.logs("job"))) == ["one"]
     finally:
         first.close()
         second.close()
@@ -495,6 +516,9 @@ def test_a_slow_reader_gets_every_line(make: Make, logs_dir: Path) -> None:
         server = fleet.orchestrator.command_server
         assert server is not None
         time.sleep(0.3)  # not reading (not a timing assert: only lets it fill up)
+        # The paused stream holds no thread of the socket's: others are served.
+        with ControlClient(fleet.socket, timeout=WAIT) as other:
+            assert other.ps()["agents"][0]["name"] == "job"
         entries, end = _read_stream(conn)
         assert end["reason"] == "done"
         assert len(entries) == count
@@ -664,3 +688,28 @@ def test_client_logs_is_refused_with_the_fields_name() -> None:
     assert query == LogQuery("job", None, True, ("stderr",), since)
     with pytest.raises(UnknownCommand, match="unknown field 'agent'"):
         parse_log_query(["job", {"agent": "other"}])
+
+
+def test_a_file_that_cannot_be_read_is_an_error_not_silence(
+    make: Make, logs_dir: Path
+) -> None:
+    """At the start, the reply is the error; while following, the stream ends with
+    reason ``error``, which the client raises (a directory stands for an unreadable
+    file: the tests run as root, for whom permissions do not apply)."""
+    fleet = make({"job": agent("forever", "process")})
+    fleet.wait_state("job", "READY")
+    stderr_path = log_path(logs_dir, "job", "stderr")
+    stderr_path.unlink()
+    stderr_path.mkdir()
+    with (
+        ControlClient(fleet.socket, timeout=WAIT) as client,
+        pytest.raises(CommandFailed, match="cannot read the log files of 'job'"),
+    ):
+        client.logs("job")
+    stderr_path.rmdir()
+    with ControlClient(fleet.socket, timeout=WAIT) as client:
+        stream = client.logs("job", follow=True, streams=["stderr"])
+        stderr_path.mkdir()  # appears where the next file would
+        with pytest.raises(CommandFailed, match="reading the log files failed"):
+            next(stream)
+    assert fleet.answers()

@@ -90,11 +90,23 @@ class _Open(NamedTuple):
 
 
 def _open(path: Path) -> _Open | None:
+    """``path`` open for reading, or ``None`` if it does not exist (any other error,
+    such as a permission denied, is raised: the stream ends with it, visibly)."""
     try:
         fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
-    except OSError:
+    except FileNotFoundError:
         return None
-    return _Open(fd, _identity(os.fstat(fd)))
+    try:
+        return _Open(fd, _identity(os.fstat(fd)))
+    except BaseException:
+        os.close(fd)
+        raise
+
+
+def _close_all(files: list[_Open]) -> None:
+    for file in files:
+        with contextlib.suppress(OSError):
+            os.close(file.fd)
 
 
 class StreamCursor:
@@ -219,11 +231,15 @@ class StreamCursor:
     # ------------------------------------------------------------ backwards
     def scan_files(self) -> list[_Open]:
         """The stream's files, open, newest first: the current one, ``.1``, …"""
-        found = []
-        for path in reversed(self._files()):
-            opened = _open(path)
-            if opened is not None:
-                found.append(opened)
+        found: list[_Open] = []
+        try:
+            for path in reversed(self._files()):
+                opened = _open(path)
+                if opened is not None:
+                    found.append(opened)
+        except BaseException:
+            _close_all(found)
+            raise
         return found
 
     @staticmethod
@@ -298,8 +314,10 @@ class LogReader:
             raise
 
     def _place(self, query: LogQuery) -> None:
-        scans = [cursor.scan_files() for cursor in self.cursors]
+        scans: list[list[_Open]] = []
         try:
+            for cursor in self.cursors:
+                scans.append(cursor.scan_files())
             since = None if query.since is None else query.since.timestamp()
             if query.lines is None and since is None:  # everything there is
                 for cursor, files in zip(self.cursors, scans, strict=True):
@@ -321,13 +339,11 @@ class LogReader:
                 if start is not None:
                     cursor.place(files.pop(start[0]), start[1])
                 elif files:  # nothing of it first: from the end of what is there
-                    newest = files.pop(0)
-                    cursor.place(newest, StreamCursor.end_of_lines(newest))
+                    end = StreamCursor.end_of_lines(files[0])
+                    cursor.place(files.pop(0), end)
         finally:
             for files in scans:
-                for file in files:
-                    with contextlib.suppress(OSError):
-                        os.close(file.fd)
+                _close_all(files)
 
     def close(self) -> None:
         """Close every open file. Idempotent."""

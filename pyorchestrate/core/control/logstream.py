@@ -273,6 +273,10 @@ class LogStreamer:
             logger.warning("logs of %r: reading failed: %s", stream.query.agent, exc)
             self._end(stream, "error", f"reading the log files failed: {exc}")
             return False
+        except Exception as exc:  # one stream's failure ends it, not the others
+            logger.exception("logs of %r: reading failed", stream.query.agent)
+            self._end(stream, "error", f"{type(exc).__name__}: {exc}")
+            return False
         if entries:
             data = encode(
                 log_lines(
