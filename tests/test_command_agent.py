@@ -11,6 +11,7 @@ fixture SIGKILLs whatever still carries its token when the test ends.
 from __future__ import annotations
 
 import contextlib
+import gc
 import json
 import logging
 import os
@@ -707,3 +708,34 @@ def _find_key(data: object, key: str) -> list[Any]:
         for value in data:
             found.extend(_find_key(value, key))
     return found
+
+
+def _open_fds() -> dict[str, str]:
+    """This process's descriptors and what each is open on."""
+    found = {}
+    for path in Path("/proc/self/fd").iterdir():
+        with contextlib.suppress(OSError):  # the listing's own descriptor is gone
+            found[path.name] = str(path.readlink())
+    return found
+
+
+def test_no_descriptor_is_left_behind() -> None:
+    """pidfds, link pipes, output pipes and the guard's pipe are all closed once the
+    orchestrator is shut down and gone."""
+    gc.collect()
+    before = _open_fds()
+    orchestrator = Orchestrator("fds", Orchestrator.Config(**FAST, logs_dir=None))
+    recorder = EventRecorder().attach(orchestrator)
+    orchestrator.register_agent(CommandAgent, "ok", command=["true"])
+    orchestrator.register_agent(CommandAgent, "bad", command=["sh", "-c", "exit 3"])
+    orchestrator.register_agent(CommandAgent, "missing", command=["no-such-pyo"])
+    orchestrator.register_agent(CommandAgent, "long", command=["sleep", "30"])
+    orchestrator.start()
+    for name in ("ok", "bad"):
+        recorder.wait_for(E.AGENT_TERMINATED, name)
+    recorder.wait_for(E.AGENT_READY, "long")
+    assert orchestrator.shutdown(timeout=3.0) == []
+    del orchestrator, recorder
+    gc.collect()
+    left = {fd: what for fd, what in _open_fds().items() if before.get(fd) != what}
+    assert left == {}

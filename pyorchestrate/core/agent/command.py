@@ -80,9 +80,11 @@ from pydantic import (
 from ..errors import PyOrchestrateError
 from ..events import AgentEvent
 from ..utilities.fdwait import readable
+from ..utilities.messaging import MessageChannel
 from .base import AgentConfig, BaseAgent
-from .flags import Flavour
-from .flavours import ORPHAN_GRACE
+from .flags import ControlEvents, Flavour, StateEvents
+from .flavours import ORPHAN_GRACE, raise_open_files_limit
+from .plugins import AgentPlugin
 from .status import AgentTerminationStatus
 
 __all__ = [
@@ -483,8 +485,33 @@ class CommandAgent(BaseAgent):
     _guard: ProcessGroupGuard | None = None
     _output_w: tuple[int, int] | None = None
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def __init__(
+        self,
+        name: str | None = None,
+        config: AgentConfig | Mapping[str, Any] | None = None,
+        plugin: AgentPlugin | None = None,
+        control_events: ControlEvents | None = None,
+        state_events: StateEvents | None = None,
+        msg_channel: MessageChannel | None = None,
+        generation_id: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(
+            name,
+            config,
+            plugin,
+            control_events,
+            state_events,
+            msg_channel,
+            generation_id,
+            **kwargs,
+        )
+        # Nothing crosses a process boundary here: thread events, not one eventfd
+        # each (six descriptors per command saved), unless the caller gave its own.
+        if control_events is None:
+            self.control_events = ControlEvents().filled("thread")
+        if state_events is None:
+            self.state_events = StateEvents().filled("thread")
         self._proc_lock = threading.RLock()
         """Held while the process is signalled or reaped (a reaped pid can be
         reused: no signal may go out after it)."""
@@ -530,6 +557,7 @@ class CommandAgent(BaseAgent):
         """
         if self._popen is not None:
             raise RuntimeError(f"agent {self.name!r} can only be started once")
+        _raise_limit_once()
         config = self.command_config
         argv = config.argv
         out, err = self._output_w if self._output_w is not None else (None, None)
@@ -754,6 +782,18 @@ class CommandAgent(BaseAgent):
 
     def __repr__(self) -> str:
         return f"<CommandAgent {self.name!r} {self.command_config.command_line!r}>"
+
+
+_limit = threading.Lock()
+_limit_raised: list[int] = []
+
+
+def _raise_limit_once() -> None:
+    """Raise the soft limit of open files, once (five descriptors per command: see
+    :func:`~pyorchestrate.core.agent.flavours.raise_open_files_limit`)."""
+    with _limit:
+        if not _limit_raised:
+            _limit_raised.append(raise_open_files_limit())
 
 
 def _close_fd(fd: int) -> None:
