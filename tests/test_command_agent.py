@@ -25,6 +25,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import psutil
 import pytest
 
 from pyorchestrate import (
@@ -739,3 +740,39 @@ def test_no_descriptor_is_left_behind() -> None:
     gc.collect()
     left = {fd: what for fd, what in _open_fds().items() if before.get(fd) != what}
     assert left == {}
+
+
+def test_a_restart_runs_the_program_again_and_no_python_runs_for_it(
+    make: MakeOrchestrator, recorder: EventRecorder
+) -> None:
+    orchestrator = make()
+    recorder.attach(orchestrator)
+    entry = orchestrator.register_agent(CommandAgent, "svc", command=["sleep", "30"])
+    orchestrator.start()
+    first = recorder.wait_for(E.AGENT_READY, "svc")
+    # The orchestrator's children: the program and the guard's sh, no interpreter.
+    helpers = _session_helpers()
+    children = [c for c in psutil.Process().children() if c.pid not in helpers]
+    assert sorted(c.name() for c in children) == ["sh", "sleep"]
+    orchestrator.restart_agent("svc")
+    second = recorder.wait_for(E.AGENT_READY, "svc", count=2)
+    assert second["pid"] != first["pid"]
+    assert second["generation_id"] == first["generation_id"] + 1
+    assert entry.state is AgentState.READY
+    assert recorder.of(E.AGENT_ERROR, "svc") == []
+
+
+def _session_helpers() -> set[int]:
+    """multiprocessing's forkserver and resource tracker, if an earlier test of the
+    session started them (they are not this test's)."""
+    import multiprocessing.forkserver
+    import multiprocessing.resource_tracker
+
+    found = set()
+    for pid in (
+        getattr(multiprocessing.forkserver._forkserver, "_forkserver_pid", None),
+        getattr(multiprocessing.resource_tracker._resource_tracker, "_pid", None),
+    ):
+        if pid:
+            found.add(pid)
+    return found

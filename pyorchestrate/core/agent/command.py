@@ -14,6 +14,8 @@ process agent's (``pyorchestrate.core.utilities.output``).
 
 The life of one run:
 
+Linux only (a pidfd per program: Linux 5.3 or later).
+
 * **start**: the program starts with stdin ``/dev/null``, stdout and stderr on the
   orchestrator's pipes, in a process group of its own (``setpgid`` in the child, as
   ``subprocess`` does it), in ``cwd``, with ``env`` over the orchestrator's environment
@@ -576,13 +578,18 @@ class CommandAgent(BaseAgent):
             )
         except OSError as exc:
             raise CommandSpawnError(argv[0], exc) from exc
-        self._popen = popen
         try:
-            self._pidfd = os.pidfd_open(popen.pid)
-        except OSError:  # pragma: no cover - Linux >= 5.3 has pidfds
-            self._pidfd = None
-        else:
-            weakref.finalize(self, _close_fd, self._pidfd)
+            pidfd = os.pidfd_open(popen.pid)
+        except (AttributeError, OSError) as exc:  # pragma: no cover - Linux < 5.3
+            with contextlib.suppress(OSError):
+                os.killpg(popen.pid, signal.SIGKILL)
+            popen.wait()
+            raise CommandSpawnError(
+                argv[0], OSError(getattr(exc, "errno", None), f"no pidfd here ({exc})")
+            ) from exc
+        self._popen = popen
+        self._pidfd = pidfd
+        weakref.finalize(self, _close_fd, pidfd)
         if self._guard is not None:
             self._guard.add(popen.pid)
         logger.debug(
@@ -706,8 +713,7 @@ class CommandAgent(BaseAgent):
             return False
         if self._reaped:
             return True
-        if self._pidfd is None:  # pragma: no cover - no pidfd
-            return self._peek_exit() is not None
+        assert self._pidfd is not None
         return readable(self._pidfd, timeout)
 
     def join(self, timeout: float | None = None) -> None:
