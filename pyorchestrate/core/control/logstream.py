@@ -179,7 +179,8 @@ class LogStreamer:
         streams: list[LogStream] = []
         try:
             while True:
-                self._wakeup.wait(self.poll_interval)
+                # Idle (no stream): sleep until a request or the close wakes it.
+                self._wakeup.wait(self.poll_interval if streams else None)
                 self._wakeup.clear()
                 with self._lock:
                     new, self._new = self._new, []
