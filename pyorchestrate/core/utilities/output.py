@@ -236,11 +236,11 @@ class OutputCapture:
             except OSError as exc:
                 for file in files.values():
                     file.close()
-                where = exc.filename or path
+                why = exc.strerror or str(exc)
+                if exc.filename and str(exc.filename) != str(path):
+                    why = f"{exc.filename}: {why}"  # a directory on the way
                 raise OSError(
-                    exc.errno,
-                    f"cannot write its {stream} to {path} ({where}: "
-                    f"{exc.strerror or exc})",
+                    exc.errno, f"cannot write its {stream} to {path} ({why})"
                 ) from exc
         return files
 

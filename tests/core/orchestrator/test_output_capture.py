@@ -430,8 +430,10 @@ def test_a_job_flooding_stdout_neither_stalls_ps_nor_grows_memory(
     rss_before = me.memory_info().rss
     orchestrator.start()
     answers = 0
+    ps = COMMAND_TABLE["ps"].handler
+    assert ps is not None
     while answers == 0 or not orchestrator.lifecycle.is_idle():
-        reply = COMMAND_TABLE["ps"].handler(orchestrator, [])
+        reply = ps(orchestrator, [])
         assert "flood" in str(reply)
         answers += 1
     assert orchestrator.join() == []
@@ -475,8 +477,9 @@ def test_logs_can_be_reopened_through_the_orchestrator(
 def test_bad_output_settings_are_refused_naming_the_field(
     field: str, value: object, message: str
 ) -> None:
+    settings: dict[str, Any] = {field: value}
     with pytest.raises(ConfigError, match=message):
-        Orchestrator.Config(**{field: value})
+        Orchestrator.Config(**settings)
 
 
 def test_logs_dir_values(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -99,6 +99,7 @@ def test_each_stream_goes_to_its_file_each_line_stamped(
     assert sorted(output.tail.lines()) == ["no end", "one", "three", "two"]
     assert output.tail.total_lines == 4
     assert oct(stdout.stat().st_mode & 0o777) == "0o600"
+    assert capture.log_files("job") == output.files
 
 
 def test_with_logs_off_lines_go_to_the_sinks_after_the_agents_name(
@@ -184,6 +185,14 @@ def test_a_directory_that_cannot_be_written_is_refused_at_open(
         with pytest.raises(OSError, match="Not a directory") as raised:
             capture.open("job")
         assert str(blocker / "logs" / "job.stdout.log") in str(raised.value)
+        (blocker.parent / "dir.stdout.log").mkdir()
+        capture.settings = OutputSettings(logs_dir=blocker.parent)
+        with pytest.raises(OSError) as raised:
+            capture.open("dir")
+        assert str(raised.value) == (
+            f"[Errno 21] cannot write its stdout to {blocker.parent}/dir.stdout.log "
+            "(Is a directory)"
+        )
     finally:
         assert capture.close()
 
@@ -244,7 +253,8 @@ def test_reopen_writes_to_a_new_file_at_the_path(
         result = capture.reopen_logs()
         assert sorted(result.reopened) == sorted(output.files.values())
         assert result.failed == ()
-        assert process.communicate(b"go\n", timeout=60) == (None, None)
+        process.communicate(b"go\n", timeout=60)
+        assert process.returncode == 0
         assert output.wait(60)
     finally:
         capture.close()
