@@ -312,3 +312,23 @@ def test_a_full_disk_drops_counts_and_says_so_once(
     assert file.dropped_bytes == 3 * len(b"a line\n")
     said = [r.getMessage() for r in caplog.records]
     assert len(said) == 1 and "No space left on device" in said[0], said
+
+
+def test_rotated_files_are_found_for_names_with_glob_characters(
+    tmp_path: Path,
+) -> None:
+    name = "job [1]*?"
+    file = LogFile(log_path(tmp_path, name, "stdout"), max_bytes=30, backups=3)
+    try:
+        for index in range(3):
+            file.write(f"{STAMP} {index}\n".encode())
+    finally:
+        file.close()
+    (tmp_path / "job 1x.stdout.log.1").write_text("another agent's file\n")
+    files = log_files(tmp_path, name, "stdout")
+    assert [p.name for p in files] == [
+        "job [1]*?.stdout.log.2",
+        "job [1]*?.stdout.log.1",
+        "job [1]*?.stdout.log",
+    ]
+    assert [text for p in files for text in _texts(p)] == ["0", "1", "2"]
