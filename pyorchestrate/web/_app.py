@@ -1,0 +1,114 @@
+"""``build_app``: the dashboard as a Starlette application.
+
+It holds one :class:`Dashboard` (the link to the orchestrator, the event hub, the
+metrics registry) in ``app.state.dashboard``; the hub follows the orchestrator's
+events for as long as the application runs (its lifespan).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import anyio.to_thread
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    generate_latest,
+)
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from ..core.control.client import resolve_socket_path
+from ._api import routes_for
+from ._config import WebConfig
+from ._hub import EventHub
+from ._link import OrchestratorLink
+from ._metrics import EventTally, OrchestratorCollector
+
+__all__ = ["Dashboard", "build_app"]
+
+
+@dataclass(eq=False)
+class Dashboard:
+    """What one dashboard holds: its settings, link, hub and metrics."""
+
+    config: WebConfig
+    link: OrchestratorLink
+    hub: EventHub
+    registry: CollectorRegistry
+    tally: EventTally
+
+    @classmethod
+    def from_config(cls, config: WebConfig) -> Dashboard:
+        """Build the parts (nothing connects yet).
+
+        Raises:
+            SeveralOrchestrators: no socket or name given and several run.
+        """
+        path = resolve_socket_path(config.socket_path, name=config.name)
+        link = OrchestratorLink(path, timeout=config.timeout)
+        registry = CollectorRegistry(auto_describe=False)
+        tally = EventTally(registry)
+        hub = EventHub(
+            link,
+            queue_size=config.sse_queue_size,
+            refresh_interval=config.refresh_interval,
+            reconnect_interval=config.reconnect_interval,
+            on_event=tally.on_event,
+        )
+        registry.register(OrchestratorCollector(link, hub, tally))
+        return cls(config, link, hub, registry, tally)
+
+    _loop: asyncio.AbstractEventLoop | None = None
+
+    def end_pages(self) -> None:
+        """End every live page's stream, from any thread (the server stops)."""
+        loop = self._loop
+        if loop is not None and not loop.is_closed():
+            with contextlib.suppress(RuntimeError):  # the loop closed meanwhile
+                loop.call_soon_threadsafe(self.hub.close)
+
+    async def metrics(self, request: Request) -> Response:
+        body = await anyio.to_thread.run_sync(generate_latest, self.registry)
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        self._loop = asyncio.get_running_loop()
+        task = self._loop.create_task(self.hub.run(), name="pyorchestrate-web-hub")
+        try:
+            yield
+        finally:
+            self.hub.close()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+            self.link.close()
+            self._loop = None
+
+
+def build_app(config: WebConfig | None = None, **settings: Any) -> Starlette:
+    """The dashboard for ``config`` (or a ``WebConfig`` of ``settings``).
+
+    Raises:
+        ConfigError: a bad setting (it names the field).
+        SeveralOrchestrators: no socket or name given and several run.
+    """
+    if config is None:
+        config = WebConfig(**settings)
+    elif settings:
+        config = WebConfig(**{**config.model_dump(), **settings})
+    dashboard = Dashboard.from_config(config)
+    routes = [
+        Route(path, endpoint) for path, endpoint in routes_for(dashboard.link).items()
+    ]
+    routes.append(Route("/metrics", dashboard.metrics))
+    app = Starlette(routes=routes, lifespan=dashboard.lifespan)
+    app.state.dashboard = dashboard
+    return app

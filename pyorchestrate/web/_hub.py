@@ -1,0 +1,206 @@
+"""``EventHub``: one subscription to the orchestrator, fanned out to every live page.
+
+The hub runs two tasks on the server's loop:
+
+* **follow**: reads the orchestrator's ``subscribe`` stream; each event is counted
+  (``on_event``, the metrics' counter), sent to every page whose filter it passes,
+  and marks the agent table stale. When the stream ends or cannot be opened, the hub
+  is *disconnected*: pages are told, and it tries again every
+  ``reconnect_interval`` seconds, on its own.
+* **refresh**: runs ``ps`` when the table is stale (at once after an event) or every
+  ``refresh_interval`` seconds, and sends the table to every page. One ``ps`` serves
+  every page, however many are open.
+
+Each page gets a bounded queue (``queue_size`` messages). A page that falls that far
+behind is dropped (its stream ends; the browser's ``EventSource`` reconnects and
+starts from a fresh table), so a slow client never makes the server buffer without
+limit, and never slows the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..core.errors import ControlError
+from ._link import OrchestratorLink
+
+__all__ = ["EventHub", "Message", "PageStream"]
+
+logger = logging.getLogger(__name__)
+
+Message = tuple[str, dict[str, Any]]
+"""``(kind, data)``: ``event`` (a record), ``agents`` (the ``ps`` data) or
+``status`` (``{"connected": bool, "error": str | None}``)."""
+
+_QUIET_EVENTS = frozenset({"agent_heartbeat"})
+"""Counted, but not sent to pages (one per agent per interval)."""
+
+
+@dataclass(eq=False)
+class PageStream:
+    """One live page: its filter and its bounded queue (``None`` ends it)."""
+
+    queue: asyncio.Queue[Message | None]
+    agent: str | None = None
+    event_name: str | None = None
+    dropped: bool = field(default=False)
+
+    def wants(self, event: dict[str, Any]) -> bool:
+        if event.get("event_name") in _QUIET_EVENTS:
+            return False
+        if self.agent is not None and event.get("agent") != self.agent:
+            return False
+        return self.event_name is None or event.get("event_name") == self.event_name
+
+
+class EventHub:
+    """Follows one orchestrator's events and feeds every live page.
+
+    Args:
+        link: the way to the orchestrator.
+        queue_size: messages buffered per page before it is dropped.
+        refresh_interval: seconds between agent-table refreshes.
+        reconnect_interval: seconds between attempts to reach the orchestrator.
+        on_event: called with each event as it arrives (on the loop; must be quick).
+    """
+
+    def __init__(
+        self,
+        link: OrchestratorLink,
+        *,
+        queue_size: int = 256,
+        refresh_interval: float = 2.0,
+        reconnect_interval: float = 1.0,
+        on_event: Callable[[dict[str, Any]], None] | None = None,
+    ) -> None:
+        self.link = link
+        self.queue_size = queue_size
+        self.refresh_interval = refresh_interval
+        self.reconnect_interval = reconnect_interval
+        self.on_event = on_event
+        self.connected = False
+        self.error: str | None = None
+        self.agents: dict[str, Any] | None = None
+        self.last_seq: int | None = None
+        self.dropped_total = 0
+        self._pages: set[PageStream] = set()
+        self._stale = asyncio.Event()
+        self._subscribed = False
+
+    # ------------------------------------------------------------ pages
+    @property
+    def page_count(self) -> int:
+        """Live pages now."""
+        return len(self._pages)
+
+    def open_page(
+        self, *, agent: str | None = None, event_name: str | None = None
+    ) -> PageStream:
+        """A new page's stream, primed with the connection state and the table."""
+        page = PageStream(asyncio.Queue(self.queue_size), agent, event_name)
+        page.queue.put_nowait(("status", self._status()))
+        if self.agents is not None:
+            page.queue.put_nowait(("agents", self.agents))
+        self._pages.add(page)
+        return page
+
+    def close_page(self, page: PageStream) -> None:
+        self._pages.discard(page)
+
+    def close(self) -> None:
+        """End every page's stream (the server is stopping). Idempotent."""
+        for page in list(self._pages):
+            self._end(page)
+
+    def _end(self, page: PageStream) -> None:
+        self._pages.discard(page)
+        while not page.queue.empty():
+            page.queue.get_nowait()
+        page.queue.put_nowait(None)
+
+    def _send(self, message: Message, *, event: dict[str, Any] | None = None) -> None:
+        for page in list(self._pages):
+            if event is not None and not page.wants(event):
+                continue
+            try:
+                page.queue.put_nowait(message)
+            except asyncio.QueueFull:
+                page.dropped = True
+                self.dropped_total += 1
+                logger.warning(
+                    "a live page fell %d messages behind: dropped", self.queue_size
+                )
+                self._end(page)
+
+    def _status(self) -> dict[str, Any]:
+        return {"connected": self.connected, "error": self.error}
+
+    def _set_connected(self, connected: bool, error: str | None = None) -> None:
+        changed = connected != self.connected or error != self.error
+        self.connected, self.error = connected, error
+        if changed:
+            if connected:
+                logger.info(
+                    "connected to the orchestrator at %s", self.link.socket_path
+                )
+            else:
+                logger.warning("orchestrator unreachable: %s", error)
+            self._send(("status", self._status()))
+
+    # ------------------------------------------------------------ tasks
+    async def run(self) -> None:
+        """Follow and refresh until cancelled."""
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._follow(), name="pyorchestrate-web-follow")
+            group.create_task(self._refresh(), name="pyorchestrate-web-refresh")
+
+    async def _follow(self) -> None:
+        while True:
+            try:
+                async for event in self.link.subscribe(
+                    self.last_seq, on_subscribed=self._on_subscribed
+                ):
+                    self._on_event(event)
+                reason = "the orchestrator closed the event stream"
+            except ControlError as exc:
+                reason = str(exc)
+            self._set_connected(False, reason)
+            self._stale.set()
+            await asyncio.sleep(self.reconnect_interval)
+
+    def _on_subscribed(self) -> None:
+        self._set_connected(True)
+        self._stale.set()
+
+    def _on_event(self, event: dict[str, Any]) -> None:
+        seq = event.get("seq")
+        if isinstance(seq, int):
+            self.last_seq = seq if self.last_seq is None else max(self.last_seq, seq)
+        if self.on_event is not None:
+            self.on_event(event)
+        if event.get("event_name") in _QUIET_EVENTS:
+            return
+        self._send(("event", event), event=event)
+        self._stale.set()
+
+    async def _refresh(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stale.wait(), self.refresh_interval)
+            self._stale.clear()
+            await self.refresh()
+
+    async def refresh(self) -> None:
+        """Read the agent table now and send it to every page."""
+        try:
+            agents = await self.link.acall("ps")
+        except ControlError as exc:
+            self._set_connected(False, str(exc))
+            return
+        self.agents = agents
+        self._send(("agents", agents))

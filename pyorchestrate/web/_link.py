@@ -1,0 +1,143 @@
+"""``OrchestratorLink``: the dashboard's way to the orchestrator's command socket.
+
+Commands go through the same :class:`~pyorchestrate.core.control.client.ControlClient`
+the CLI uses, run on worker threads (the client blocks) from a small pool of open
+connections, so a request costs one round trip and no connect. At most ``size``
+commands are in flight at once; more wait for a connection.
+
+The event stream (``subscribe``) is read by :meth:`subscribe`, an async iterator on the
+server's own loop: cancelling the task that reads it closes the connection at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import threading
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import anyio.to_thread
+from anyio import CapacityLimiter
+
+from ..core.control.client import ControlClient
+from ..core.control.protocol import build_request, encode, parse_reply
+from ..core.errors import ControlUnavailable, ProtocolError
+
+__all__ = ["OrchestratorLink"]
+
+_STREAM_LIMIT = 16 * 1024 * 1024
+"""Longest event line read from the subscription (the server caps what it sends)."""
+
+
+class OrchestratorLink:
+    """Pooled connections to one orchestrator.
+
+    Args:
+        socket_path: the command socket.
+        timeout: seconds to wait for connecting and for each reply.
+        size: connections kept open (and commands in flight) at most.
+    """
+
+    def __init__(self, socket_path: str, *, timeout: float = 5.0, size: int = 4):
+        self.socket_path = socket_path
+        self.timeout = timeout
+        self.size = size
+        self._idle: list[ControlClient] = []
+        self._lock = threading.Lock()
+        self._limiter: CapacityLimiter | None = None
+        self._closed = False
+
+    def call(self, command: str, *args: Any) -> dict[str, Any]:
+        """Run one command and return its ``data`` (blocking).
+
+        Raises:
+            ControlUnavailable: nothing answers on the socket.
+            ControlTimeout: no reply within ``timeout``.
+            ControlError: the reply's error (``AgentNotFound`` for 404, ...).
+        """
+        with self._lock:
+            client = self._idle.pop() if self._idle else None
+        if client is None:
+            client = ControlClient(self.socket_path, timeout=self.timeout, sender="web")
+        try:
+            return client.call(command, *args)
+        finally:
+            with self._lock:
+                if self._closed or len(self._idle) >= self.size:
+                    client.close()
+                else:
+                    self._idle.append(client)
+
+    async def acall(self, command: str, *args: Any) -> dict[str, Any]:
+        """:meth:`call` on a worker thread, from the server's loop."""
+        if self._limiter is None:
+            self._limiter = CapacityLimiter(self.size)
+        return await anyio.to_thread.run_sync(
+            functools.partial(self.call, command, *args), limiter=self._limiter
+        )
+
+    async def subscribe(
+        self,
+        after_seq: int | None = None,
+        *,
+        on_subscribed: Callable[[], None] | None = None,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """Yield every new event (``EventRecord.to_dict()``); after ``after_seq``,
+        the stored ones first. Ends when the orchestrator closes the connection.
+        ``on_subscribed`` is called once the orchestrator has accepted.
+
+        Raises:
+            ControlUnavailable: cannot connect.
+            ControlError: the orchestrator refused the subscription.
+        """
+        try:
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_unix_connection(self.socket_path, limit=_STREAM_LIMIT),
+                self.timeout,
+            )
+        except (OSError, TimeoutError) as exc:
+            raise ControlUnavailable(
+                f"Cannot connect to an orchestrator at {self.socket_path} ({exc})"
+            ) from None
+        try:
+            filters = {} if after_seq is None else {"after_seq": after_seq}
+            request = build_request("subscribe", [filters], sender="web")
+            writer.write(encode(request))
+            await writer.drain()
+            while True:
+                try:
+                    line = await reader.readline()
+                except (OSError, ValueError):
+                    return  # reset, or a line over the limit: the caller reconnects
+                if not line:
+                    return
+                try:
+                    reply = parse_reply(line)
+                except ProtocolError:
+                    return
+                payload = reply.get("payload") or {}
+                if reply.get("event_name") == "EVENT":
+                    event = payload.get("event")
+                    if isinstance(event, dict):
+                        yield event
+                elif payload.get("status") != "success":
+                    raise ControlUnavailable(
+                        f"the orchestrator at {self.socket_path} refused to stream "
+                        f"events: {payload.get('error')}"
+                    )
+                elif on_subscribed is not None:
+                    on_subscribed()
+        finally:
+            writer.close()
+            with contextlib.suppress(OSError):
+                await writer.wait_closed()
+
+    def close(self) -> None:
+        """Close every pooled connection. Idempotent."""
+        with self._lock:
+            self._closed = True
+            idle, self._idle = self._idle, []
+        for client in idle:
+            client.close()
