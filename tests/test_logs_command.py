@@ -23,7 +23,7 @@ import pytest
 from pyorchestrate import Orchestrator
 from pyorchestrate.core.agent import LoopingProcessAgent
 from pyorchestrate.core.control.client import ControlClient
-from pyorchestrate.core.control.logfiles import LogReader
+from pyorchestrate.core.control.logfiles import LogReader, parse_stored_line
 from pyorchestrate.core.control.logquery import LogQuery, parse_since
 from pyorchestrate.core.control.permissions import PERMISSION_PRESETS
 from pyorchestrate.core.control.server import CommandServer
@@ -240,6 +240,34 @@ def test_an_unfinished_line_waits_for_its_end(logs_dir: Path) -> None:
         assert entries[1].ts == entries[0].ts  # a line without one takes the last
     finally:
         reader.close()
+
+
+@pytest.mark.parametrize(
+    "stored",
+    [
+        _stored("plain", T0),
+        _stored("", T0 + 0.5),
+        _stored(" leading space and ünïcode", T0 + 86_400 * 400),
+        b"no timestamp at all",
+        b"2026-12-03T10:00:00.000Z",  # a stamp and nothing after it: not one
+        b"2026-12-03 10:00:00.000Z text",
+        b"2026-12-03T10:00:00.000+00:00 text",
+        b"\xff\xfe binary",
+    ],
+)
+def test_the_reader_parses_a_stored_line_as_the_writer_defines_it(
+    stored: bytes,
+) -> None:
+    """The reader checks a line's shape only (it reads millions for a tail); it
+    agrees with outputfiles.parse_line, the writer's definition."""
+    raw = stored.removesuffix(b"\n")
+    stamp, text = parse_stored_line(raw)
+    expected = parse_line(raw.decode("utf-8", "replace"))
+    if expected is None:
+        assert (stamp, text) == (None, raw.decode("utf-8", "replace"))
+    else:
+        assert text == expected.text
+        assert stamp == format_stamp(expected.timestamp.timestamp())
 
 
 def test_parse_since_takes_durations_and_timestamps() -> None:

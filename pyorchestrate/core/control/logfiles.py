@@ -27,22 +27,23 @@ from __future__ import annotations
 
 import contextlib
 import heapq
-import math
 import os
 from collections import deque
 from collections.abc import Iterator
 from pathlib import Path
 from typing import NamedTuple
 
-from ..utilities.outputfiles import Stream, log_files, log_path, parse_line
+from ..utilities.outputfiles import Stream, format_stamp, log_files, log_path
 from .logquery import LogQuery
 
 __all__ = [
     "MAX_LINE_BYTES",
+    "STAMP_LEN",
     "LogEntry",
     "LogReader",
     "StreamCursor",
     "parse_stored_line",
+    "stamp_of",
 ]
 
 MAX_LINE_BYTES = 1_048_576
@@ -52,11 +53,11 @@ _BLOCK = 65_536
 
 
 class LogEntry(NamedTuple):
-    """One stored line: when (``key``, seconds since the epoch, orders the merge;
-    ``ts``, the timestamp as stored), which stream, and its text."""
+    """One stored line: its timestamp as stored, which stream, and its text."""
 
-    key: float
     ts: str
+    """``2026-12-03T17:40:01.123Z``; a line stored without one has the one of the
+    line before it (``""`` if none). Fixed width, UTC: it orders the merge as text."""
     stream: str
     line: str
 
@@ -65,19 +66,43 @@ class LogEntry(NamedTuple):
         return {"ts": self.ts, "stream": self.stream, "line": self.line}
 
 
-def parse_stored_line(raw: bytes) -> tuple[float | None, str, str]:
-    """One stored line (without its newline): ``(seconds since the epoch, timestamp
-    as stored, text)``.
+STAMP_LEN = len(format_stamp(0.0))
+"""The width of a stored line's timestamp (``2026-12-03T17:40:01.123Z``)."""
+
+_NEWEST = "\uffff"  # sorts after every timestamp
+
+
+def stamp_of(moment: float) -> str:
+    """``moment`` (seconds since the epoch) as a stored timestamp, to compare with
+    the ones in the files."""
+    return format_stamp(moment)
+
+
+def _stamp(raw: bytes) -> str | None:
+    """The timestamp a stored line starts with, or ``None``: the check of
+    :func:`~pyorchestrate.core.utilities.outputfiles.parse_line` on its shape, without
+    parsing the date (a tail may read millions of lines)."""
+    if (
+        len(raw) > STAMP_LEN
+        and raw[STAMP_LEN] == 0x20  # " "
+        and raw[STAMP_LEN - 1] == 0x5A  # "Z"
+        and raw[10] == 0x54  # "T"
+        and raw[:4].isdigit()
+    ):
+        return raw[:STAMP_LEN].decode("ascii", "replace")
+    return None
+
+
+def parse_stored_line(raw: bytes) -> tuple[str | None, str]:
+    """One stored line (without its newline): ``(timestamp, text)``.
 
     A line that does not start with a timestamp (written by something else) gives
-    ``(None, "", the whole line)``; bytes that are not UTF-8 are replaced.
+    ``(None, the whole line)``; bytes that are not UTF-8 are replaced.
     """
-    text = raw.decode("utf-8", "replace")
-    parsed = parse_line(text)
-    if parsed is None:
-        return None, "", text
-    stamp = text[: len(text) - len(parsed.text) - 1]
-    return parsed.timestamp.timestamp(), stamp, parsed.text
+    stamp = _stamp(raw)
+    if stamp is None:
+        return None, raw.decode("utf-8", "replace")
+    return stamp, raw[STAMP_LEN + 1 :].decode("utf-8", "replace")
 
 
 def _identity(info: os.stat_result) -> tuple[int, int]:
@@ -127,8 +152,7 @@ class StreamCursor:
         self._agent = agent
         self._file: _Open | None = None
         self._offset = 0
-        self._key = 0.0  # the last timestamp read: a line without one takes it
-        self._ts = ""
+        self._ts = ""  # the last timestamp read: a line without one takes it
 
     def place(self, file: _Open | None, offset: int) -> None:
         """Start at ``offset`` of ``file`` (already open; ``None``: the current file
@@ -144,10 +168,10 @@ class StreamCursor:
             self._file = None
 
     def _entry(self, raw: bytes) -> LogEntry:
-        key, stamp, text = parse_stored_line(raw.removesuffix(b"\r"))
-        if key is not None:
-            self._key, self._ts = key, stamp
-        return LogEntry(self._key, self._ts, self.stream, text)
+        stamp, text = parse_stored_line(raw.removesuffix(b"\r"))
+        if stamp is not None:
+            self._ts = stamp
+        return LogEntry(self._ts, self.stream, text)
 
     def read(self, budget: int) -> tuple[list[LogEntry], bool]:
         """Complete lines from where the cursor is, about ``budget`` bytes of them;
@@ -243,11 +267,11 @@ class StreamCursor:
         return found
 
     @staticmethod
-    def backwards(files: list[_Open]) -> Iterator[tuple[float, int, int]]:
+    def backwards(files: list[_Open]) -> Iterator[tuple[str, int, int]]:
         """Every complete line of ``files`` (newest first), newest line first, as
         ``(key, file index, offset of the line)``. A line without a timestamp takes
-        the key of the newer line before it (``inf`` for the newest)."""
-        key = math.inf
+        the key of the newer line before it (after every timestamp for the newest)."""
+        key = _NEWEST
         for index, file in enumerate(files):
             position = StreamCursor.end_of_lines(file) - 1  # before the last newline
             if position < 0:
@@ -264,11 +288,9 @@ class StreamCursor:
                     found.append((offset, raw))
                     offset += len(raw) + 1
                 for offset, raw in reversed(found):
-                    stamp = parse_stored_line(raw)[0]
-                    key = key if stamp is None else stamp
+                    key = _stamp(raw) or key
                     yield key, index, offset
-            stamp = parse_stored_line(tail)[0]
-            key = key if stamp is None else stamp
+            key = _stamp(tail) or key
             yield key, index, 0
 
     @staticmethod
@@ -285,12 +307,12 @@ class StreamCursor:
         return 0
 
 
-def _newest_first(n: int, files: list[_Open]) -> Iterator[tuple[float, int, int, int]]:
-    """Stream ``n``'s lines newest first, keyed for ``heapq.merge`` (ascending).
-    At equal times the later stream counts as newer, as the forward merge puts it
-    after the earlier one."""
+def _newest_first(n: int, files: list[_Open]) -> Iterator[tuple[str, int, int, int]]:
+    """Stream ``n``'s lines newest first, for ``heapq.merge(reverse=True)``: at equal
+    times the later stream counts as newer, as the forward merge puts it after the
+    earlier one."""
     for key, index, offset in StreamCursor.backwards(files):
-        yield -key, -n, index, offset
+        yield key, n, index, offset
 
 
 class LogReader:
@@ -318,7 +340,7 @@ class LogReader:
         try:
             for cursor in self.cursors:
                 scans.append(cursor.scan_files())
-            since = None if query.since is None else query.since.timestamp()
+            since = None if query.since is None else stamp_of(query.since.timestamp())
             if query.lines is None and since is None:  # everything there is
                 for cursor, files in zip(self.cursors, scans, strict=True):
                     if files:
@@ -326,14 +348,15 @@ class LogReader:
                 return
             starts: list[tuple[int, int] | None] = [None for _ in self.cursors]
             merged = heapq.merge(
-                *(_newest_first(n, files) for n, files in enumerate(scans))
+                *(_newest_first(n, files) for n, files in enumerate(scans)),
+                reverse=True,
             )
-            for taken, (negative_key, minus_n, index, offset) in enumerate(merged):
+            for taken, (key, n, index, offset) in enumerate(merged):
                 if query.lines is not None and taken >= query.lines:
                     break
-                if since is not None and -negative_key < since:
+                if since is not None and key < since:
                     break
-                starts[-minus_n] = (index, offset)
+                starts[n] = (index, offset)
             for n, (cursor, files) in enumerate(zip(self.cursors, scans, strict=True)):
                 start = starts[n]
                 if start is not None:
@@ -372,9 +395,9 @@ class LogReader:
                     out.extend(buffers[n])
                     buffers[n].clear()
                 if len(waiting) > 1:
-                    out.sort(key=lambda entry: entry.key)
+                    out.sort(key=lambda entry: entry.ts)
                 break
-            n = min(waiting, key=lambda i: buffers[i][0].key)
+            n = min(waiting, key=lambda i: buffers[i][0].ts)
             out.append(buffers[n].popleft())
         caught_up = all(self._ended) and not any(buffers)
         return out, caught_up
