@@ -11,9 +11,11 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import random
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -740,4 +742,50 @@ def test_a_file_that_cannot_be_read_is_an_error_not_silence(
         stderr_path.mkdir()  # appears where the next file would
         with pytest.raises(CommandFailed, match="reading the log files failed"):
             next(stream)
+    assert fleet.answers()
+
+
+def test_random_logs_queries_each_get_one_answer(make: Make, logs_dir: Path) -> None:
+    """400 random queries (fields of every type, unknown ones, JSON strings): each
+    gets one reply, an error naming what is wrong or a stream that ends; the server
+    serves on."""
+    fleet = make({"job": agent("forever", "process"), "th": agent("forever", "thread")})
+    fleet.wait_state("job", "READY")
+    _write_job_files(logs_dir, 20)
+    rng = random.Random(20261203)
+    values: list[Any] = [
+        None, True, False, 0, 1, -1, 7, 2**70, 1.5, "", "x", "stdout", "stderr",
+        "10m", "2026-12-03T10:00:05+00:00", "2026-12-03", [], ["stdout"],
+        ["stderr", "stdout"], ["both"], {}, {"lines": 1},
+    ]  # fmt: skip
+    fields = ["lines", "follow", "streams", "since", "agent", "colour"]
+    conn = RawConn(fleet.socket, WAIT)
+    outcomes: Counter[str] = Counter()
+    try:
+        for _ in range(400):
+            query: Any = {
+                rng.choice(fields): rng.choice(values) for _ in range(rng.randint(0, 4))
+            }
+            if rng.random() < 0.1:
+                query = json.dumps(query) if rng.random() < 0.5 else rng.choice(values)
+            target = rng.choice(["job", "job", "th", "ghost", "", 5])
+            payload = conn.reply("logs", target, query)
+            outcomes[payload["status"]] += 1
+            if payload["status"] == "error":
+                assert payload["code"] in (400, 404, 409), payload
+                assert payload["error"], payload
+                continue
+            if payload["data"]["query"]["follow"]:
+                conn.close()  # a follower: hang up, on to a new connection
+                conn = RawConn(fleet.socket, WAIT)
+                continue
+            entries, end = _read_stream(conn)
+            assert end["reason"] == "done", end
+            assert all(e["line"].startswith("line ") for e in entries)
+    finally:
+        conn.close()
+    assert min(outcomes["success"], outcomes["error"]) >= 20, outcomes  # both paths
+    server = fleet.orchestrator.command_server
+    assert server is not None
+    assert wait_until(lambda: server.log_streams == 0, WAIT)
     assert fleet.answers()
