@@ -521,7 +521,6 @@ class CommandAgent(BaseAgent):
         self._started = False
         self._ready = False
         self._matched_early = False
-        self._ready_at: float | None = None
         self._exit: int | None = None
         self._reaped = False
         self._pattern = (
@@ -640,16 +639,17 @@ class CommandAgent(BaseAgent):
             ):
                 self.heartbeat()
 
-    def check_timers(self, now: float) -> float | None:
-        """``ready_after``: report READY once due (on the router thread, ``now`` from
-        the orchestrator's clock); return when it is due, or ``None``."""
+    def check_timers(self, now: float, started: float) -> float | None:
+        """``ready_after``: report READY once due; return when it is due, or ``None``.
+
+        Called on the router thread; ``now`` and ``started`` (when the program was
+        started) are read on the orchestrator's clock.
+        """
         after = self.command_config.ready_after
         if after is None or self._ready or not self._started or self._exit is not None:
             return None
-        if self._ready_at is None:
-            self._ready_at = now + after
-        if now < self._ready_at:
-            return self._ready_at
+        if now < started + after:
+            return started + after
         if self.is_alive():
             self._report_ready()
         return None

@@ -693,8 +693,9 @@ class LifecycleManager:
                     isinstance(entry.agent, CommandAgent)
                     and entry.state in ACTIVE_STATES
                     and not entry.exit_seen
+                    and entry.started_mono is not None
                 ):
-                    timer = entry.agent.check_timers(now)  # ready_after
+                    timer = entry.agent.check_timers(now, entry.started_mono)
                     if timer is not None:
                         upcoming.append(timer)
                 hold = entry.error_hold_until
