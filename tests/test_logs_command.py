@@ -14,6 +14,7 @@ import os
 import random
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -789,3 +790,48 @@ def test_random_logs_queries_each_get_one_answer(make: Make, logs_dir: Path) -> 
     assert server is not None
     assert wait_until(lambda: server.log_streams == 0, WAIT)
     assert fleet.answers()
+
+
+def test_logrotate_renames_then_reopen_and_a_follower_loses_no_line(
+    make: Make, logs_dir: Path
+) -> None:
+    """logrotate's way, end to end: the agent's file is renamed under the running
+    writer, ``pyorchestrate logs --reopen`` makes the orchestrator start a new one,
+    and a follower reads the renamed file to its end, then the new one."""
+    fleet = make({"ticker": TickingPrinter}, log_max_bytes=0)
+    path = log_path(logs_dir, "ticker", "stdout")
+    assert wait_until(lambda: path.exists() and path.stat().st_size > 200, WAIT)
+    got: list[int] = []
+    failure: list[BaseException] = []
+    client = ControlClient(fleet.socket, timeout=WAIT)
+    stream = client.logs("ticker", lines=1, follow=True, streams=["stdout"])
+
+    def follow() -> None:
+        try:
+            got.extend(int(entry["line"].split()[1]) for entry in stream)
+        except BaseException as exc:  # reported below
+            failure.append(exc)
+
+    follower = threading.Thread(target=follow, name="test-follower")
+    follower.start()
+    try:
+        assert wait_until(lambda: len(got) >= 3, WAIT)
+        rotated = path.with_name(path.name + ".1")
+        path.rename(rotated)
+        seen = len(got)  # the writer goes on in the renamed file: still followed
+        assert wait_until(lambda: len(got) >= seen + 3, WAIT)
+        result = invoke_cli("logs", "--reopen", "--socket", fleet.socket)
+        assert result.exit_code == 0, result.stderr
+        assert wait_until(lambda: path.exists() and path.stat().st_size > 200, WAIT)
+        first_new = parse_stored_line(path.read_bytes().split(b"\n")[0])[1]
+        assert wait_until(
+            lambda: bool(got) and got[-1] > int(first_new.split()[1]), WAIT
+        )
+        fleet.close()
+        follower.join(WAIT)
+    finally:
+        stream.close()
+        follower.join(WAIT)
+    assert not follower.is_alive()
+    assert failure == []
+    assert got == list(range(got[0], got[0] + len(got)))  # no gap, no repeat
