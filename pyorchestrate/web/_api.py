@@ -40,8 +40,10 @@ from ..core.events import OrchestratorEvent
 from ._link import OrchestratorLink
 
 __all__ = [
+    "EventQuery",
     "HistoryQuery",
     "HistoryStatsQuery",
+    "QueryError",
     "error_response",
     "mask_secrets",
     "parse_query",
@@ -80,13 +82,10 @@ class _Query(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class HistoryQuery(_Query):
-    """``/api/history``'s query parameters."""
+class EventQuery(_Query):
+    """An ``event_type`` filter: one of the orchestrator's event names."""
 
-    last: int = Field(default=100, ge=0, le=100_000)
-    agent: str | None = Field(default=None, min_length=1)
     event_type: str | None = None
-    after_seq: int | None = Field(default=None, ge=0)
 
     @field_validator("event_type")
     @classmethod
@@ -96,6 +95,14 @@ class HistoryQuery(_Query):
                 f"unknown event {value!r}; known: {', '.join(_EVENT_NAMES)}"
             )
         return value
+
+
+class HistoryQuery(EventQuery):
+    """``/api/history``'s query parameters."""
+
+    last: int = Field(default=100, ge=0, le=100_000)
+    agent: str | None = Field(default=None, min_length=1)
+    after_seq: int | None = Field(default=None, ge=0)
 
     def filters(self) -> dict[str, Any]:
         """The ``history`` command's filter object."""

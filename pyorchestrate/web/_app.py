@@ -22,14 +22,17 @@ from prometheus_client import (
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
+from starlette.routing import BaseRoute, Mount, Route
+from starlette.staticfiles import StaticFiles
 
 from ..core.control.client import resolve_socket_path
 from ._api import routes_for
 from ._config import WebConfig
 from ._hub import EventHub
 from ._link import OrchestratorLink
+from ._live import stream_endpoint
 from ._metrics import EventTally, OrchestratorCollector
+from ._pages import Pages
 
 __all__ = ["Dashboard", "build_app"]
 
@@ -105,10 +108,22 @@ def build_app(config: WebConfig | None = None, **settings: Any) -> Starlette:
     elif settings:
         config = WebConfig(**{**config.model_dump(), **settings})
     dashboard = Dashboard.from_config(config)
-    routes = [
+    routes: list[BaseRoute] = [
         Route(path, endpoint) for path, endpoint in routes_for(dashboard.link).items()
     ]
-    routes.append(Route("/metrics", dashboard.metrics))
+    pages = Pages(dashboard.link, config)
+    routes += [
+        Route("/", pages.overview, name="overview"),
+        Route("/events", pages.events, name="events"),
+        Route("/agents/{name:path}", pages.agent, name="agent"),
+        Route("/api/stream", stream_endpoint(dashboard.hub)),
+        Route("/metrics", dashboard.metrics),
+        Mount(
+            "/static",
+            StaticFiles(packages=[("pyorchestrate.web", "static")]),
+            name="static",
+        ),
+    ]
     app = Starlette(routes=routes, lifespan=dashboard.lifespan)
     app.state.dashboard = dashboard
     return app

@@ -1,0 +1,120 @@
+"""Live updates: the server-sent event stream through uvicorn on 127.0.0.1, and the
+hub's bound on a slow page."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from pyorchestrate.web._hub import EventHub
+from pyorchestrate.web._link import OrchestratorLink
+
+from .conftest import Fleet, MakeServer
+
+
+class SseReader:
+    """Reads ``(event, data)`` pairs from a server-sent event response."""
+
+    def __init__(self, lines: Iterator[str]) -> None:
+        self.lines = lines
+
+    def next(self) -> tuple[str, Any]:
+        kind, data = "message", ""
+        for line in self.lines:
+            if line.startswith("event:"):
+                kind = line.partition(":")[2].strip()
+            elif line.startswith("data:"):
+                data += line.partition(":")[2].strip()
+            elif line == "" and data:
+                return kind, json.loads(data)
+        raise AssertionError("the stream ended")
+
+    def until(self, predicate: Any, limit: int = 200) -> tuple[str, Any]:
+        for _ in range(limit):
+            kind, data = self.next()
+            if predicate(kind, data):
+                return kind, data
+        raise AssertionError("no such message in the stream")
+
+
+def test_the_stream_follows_the_orchestrator_and_reconnects(
+    fleet: Fleet, make_server: MakeServer, short_tmp: Path
+) -> None:
+    server = make_server(socket_path=fleet.socket, reconnect_interval=0.1)
+    timeout = httpx.Timeout(10.0)
+    with (
+        httpx.Client(timeout=timeout) as http,
+        http.stream("GET", f"{server.url}/api/stream") as response,
+    ):
+        assert response.status_code == 200
+        assert response.headers["content-type"].startswith("text/event-stream")
+        sse = SseReader(response.iter_lines())
+        sse.until(lambda kind, data: kind == "status" and data["connected"])
+        _, table = sse.until(lambda kind, data: kind == "agents")
+        assert {row["name"] for row in table["agents"]} == {"worker", "boom"}
+        fleet.orchestrator.restart_agent("worker")
+        _, event = sse.until(
+            lambda kind, data: kind == "event" and data["event_name"] == "agent_ready"
+        )
+        assert event["agent"] == "worker"
+        # The orchestrator goes away: the page is told, then reconnected by itself.
+        fleet.close()
+        sse.until(lambda kind, data: kind == "status" and not data["connected"])
+        again = Fleet(Path(fleet.socket))
+        try:
+            sse.until(lambda kind, data: kind == "status" and data["connected"])
+            sse.until(lambda kind, data: kind == "agents")
+        finally:
+            again.close()
+        # The server stops with this stream still open (its pages are ended).
+        server.stop()
+
+
+def test_a_slow_page_is_dropped_and_the_others_go_on(fleet: Fleet) -> None:
+    async def scenario() -> None:
+        link = OrchestratorLink(fleet.socket)
+        hub = EventHub(link, queue_size=3, refresh_interval=60)
+        task = asyncio.create_task(hub.run())
+        try:
+            await eventually(lambda: hub.connected)
+            slow = hub.open_page()  # never read
+            fast = hub.open_page()
+            seen: list[str] = []
+
+            async def read_fast() -> None:
+                while (message := await fast.queue.get()) is not None:
+                    if message[0] == "event":
+                        seen.append(message[1]["event_name"])
+
+            reader = asyncio.create_task(read_fast())
+            for _ in range(2):
+                await asyncio.to_thread(fleet.orchestrator.restart_agent, "worker")
+                await asyncio.to_thread(fleet.wait_state, "worker", "READY")
+            await eventually(lambda: seen.count("agent_ready") >= 2)
+            assert slow.dropped
+            assert hub.dropped_total == 1
+            assert hub.page_count == 1  # the fast one
+            assert slow.queue.qsize() == 1 and slow.queue.get_nowait() is None
+            assert not fast.dropped
+            hub.close()
+            await reader
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            link.close()
+
+    asyncio.run(scenario())
+
+
+async def eventually(predicate: Callable[[], bool]) -> None:
+    """Wait for ``predicate`` (10 s at most)."""
+    for _ in range(1000):
+        if predicate():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError("not within the deadline")
