@@ -448,7 +448,11 @@ class ControlClient:
         since ``since``); with ``follow``, then each new line as it is written, until
         the orchestrator shuts down or the caller stops. The connection is closed
         when the lines end or when the caller closes them (``close()``, or a ``with``
-        block), started or not.
+        block), started or not::
+
+            with client.logs("backup", lines=20, follow=True) as lines:
+                for entry in lines:
+                    print(entry["ts"], entry["stream"], entry["line"])
 
         Raises:
             ControlError: the request is refused (the subclass of its code: unknown
