@@ -163,8 +163,12 @@ def test_the_generated_app_runs_as_generated(
     )
     assert made.returncode == 0, made.stderr
     root = tmp_path / name
-    # Its own default socket lives in a private directory of this test.
-    env = _no_channels(cli_env(XDG_RUNTIME_DIR=str(short_tmp)))
+    # Its own default socket and output files live in private directories of this
+    # test.
+    state = tmp_path / "state"
+    env = _no_channels(
+        cli_env(XDG_RUNTIME_DIR=str(short_tmp), XDG_STATE_HOME=str(state))
+    )
     tests = subprocess.run(
         [sys.executable, "-m", "pytest", "tests", "-q", "-p", "no:cacheprovider"],
         cwd=root,
@@ -189,7 +193,9 @@ def test_the_generated_app_runs_as_generated(
     socket_path = short_tmp / "pyorchestrate" / f"{name}.sock"
     assert f"socket: {socket_path}" in starter.stdout
     assert f"{name} finished" in starter.stdout
-    assert "worker: unit 5 of 5" in starter.stdout
+    # The worker's output goes to its file (issue 15), not to the starter's stdout.
+    output = state / "pyorchestrate" / "logs" / name / "worker.stdout.log"
+    assert "worker: unit 5 of 5" in output.read_text()
     assert "No alert channel configured" in starter.stdout  # the hint
     assert "ERROR" not in starter.stdout and "Traceback" not in starter.stderr
     assert not socket_path.exists()
@@ -380,11 +386,19 @@ def test_the_generated_daemon_stops_on_ctrl_c(
 ) -> None:
     """``python starter.py --daemon`` stays up after its worker is done, until Ctrl+C."""
     assert cli("create", tmp_path / "demo_app").exit_code == 0
-    env = _no_channels(cli_env(XDG_RUNTIME_DIR=str(short_tmp)))
+    state = tmp_path / "state"
+    env = _no_channels(
+        cli_env(XDG_RUNTIME_DIR=str(short_tmp), XDG_STATE_HOME=str(state))
+    )
     socket_path = short_tmp / "pyorchestrate" / "demo_app.sock"
+    output = state / "pyorchestrate" / "logs" / "demo_app" / "worker.stdout.log"
     argv = [sys.executable, "starter.py", "--daemon"]
     with CliProcess(argv, env=env, cwd=tmp_path / "demo_app") as app:
-        app.read_until(lambda out: "worker: unit 5 of 5" in out, 30)
+        # The worker's output goes to its file (issue 15).
+        assert wait_until(
+            lambda: output.exists() and "worker: unit 5 of 5" in output.read_text(),
+            30,
+        )
         # The worker is done, and the daemon is still up and answering.
         assert wait_until(
             lambda: (
