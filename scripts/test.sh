@@ -22,6 +22,30 @@ newest_python() {
     return 1
 }
 
+install_web_binaries() {
+    # The dashboard's browser and Prometheus tests (tests/web) drive Debian's
+    # chromium, chromedriver and prometheus; a fresh machine lacks them. On CI
+    # (CI=true) those tests fail rather than skip when they are missing.
+    local browser=() server=()
+    command -v chromium >/dev/null || browser+=(chromium)
+    command -v chromedriver >/dev/null || browser+=(chromium-driver)
+    command -v prometheus >/dev/null || server+=(prometheus)
+    [ $((${#browser[@]} + ${#server[@]})) -eq 0 ] && return 0
+    if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then
+        echo "missing ${browser[*]} ${server[*]}: the browser and Prometheus tests" \
+            "will skip (install them with apt-get)" >&2
+        return 0
+    fi
+    echo "== apt-get install ${browser[*]} ${server[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    [ ${#browser[@]} -eq 0 ] || apt-get install -y -qq "${browser[@]}" >/dev/null
+    # No recommends: they add node-exporter, a service listening on every interface.
+    [ ${#server[@]} -eq 0 ] || apt-get install -y -qq --no-install-recommends \
+        "${server[@]}" >/dev/null
+}
+
+install_web_binaries
 setup .venv "$PY"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
