@@ -15,6 +15,7 @@ import gc
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
@@ -776,3 +777,30 @@ def _session_helpers() -> set[int]:
         if pid:
             found.add(pid)
     return found
+
+
+class SlowToStop(CommandAgent):
+    """Its ``on_stop`` returns only after the program has died of the stop signal, so
+    the stop event (set after ``on_stop``) comes after the end is seen."""
+
+    def on_stop(self) -> None:
+        super().on_stop()
+        sentinel = self.sentinel
+        assert sentinel is not None
+        select.select([sentinel], [], [], 5.0)  # the program has ended
+        time.sleep(0.2)  # and the router has seen it
+
+
+def test_an_end_by_the_stop_signal_is_no_error_even_before_the_stop_event(
+    make: MakeOrchestrator, recorder: EventRecorder
+) -> None:
+    orchestrator = make()
+    recorder.attach(orchestrator)
+    orchestrator.register_agent(SlowToStop, "slow", command=["sleep", "30"])
+    orchestrator.start()
+    recorder.wait_for(E.AGENT_READY, "slow")
+    orchestrator.stop_agent("slow")
+    ended = recorder.wait_for(E.AGENT_TERMINATED, "slow")
+    assert ended["signal"] == "SIGTERM"
+    assert ended["termination_status"] == "success"
+    assert recorder.of(E.AGENT_ERROR, "slow") == []

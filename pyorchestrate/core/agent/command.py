@@ -523,6 +523,10 @@ class CommandAgent(BaseAgent):
         self._matched_early = False
         self._exit: int | None = None
         self._reaped = False
+        self._stop_sent = False
+        self._end_reported = False
+        """Whether we sent ``stop_signal``: set before the signal goes, so an end by it
+        is known as asked even before ``stop()`` sets the stop event."""
         self._pattern = (
             re.compile(self.command_config.ready_pattern)
             if self.command_config.ready_pattern is not None
@@ -660,15 +664,19 @@ class CommandAgent(BaseAgent):
         Python agent would: ERROR for a failed exit code, then CLOSE. A death by a
         signal nobody asked for is left for the orchestrator to report."""
         with self._proc_lock:
-            if self._exit is not None or self._popen is None:
+            if self._end_reported or self._popen is None:
                 return
-            code = self._peek_exit()
+            code = self._exit if self._exit is not None else self._peek_exit()
             if code is None:
                 return
             self._exit = code
+            self._end_reported = True
         config = self.command_config
         stop_signal = int(config.stop_signal)
-        asked = self.stop_requested and code in (-stop_signal, 128 + stop_signal)
+        asked = (self._stop_sent or self.stop_requested) and code in (
+            -stop_signal,
+            128 + stop_signal,
+        )
         status = AgentTerminationStatus.SUCCESS
         if code < 0 and not asked:
             # Like a Python agent killed by it: no CLOSE, the orchestrator reports it.
@@ -747,10 +755,12 @@ class CommandAgent(BaseAgent):
     def on_stop(self) -> None:
         """A stop: ``stop_signal`` to the program's group (SIGKILL follows after
         ``stop_timeout``). Extend with ``super().on_stop()``."""
-        self.signal_group(self.command_config.stop_signal)
+        self.terminate()
 
     def terminate(self) -> None:
-        """``stop_signal`` to the group (a hung command: the watchdog, a timeout)."""
+        """``stop_signal`` to the group (a stop, or a hung command: the watchdog, a
+        readiness timeout)."""
+        self._stop_sent = True
         self.signal_group(self.command_config.stop_signal)
 
     def kill(self) -> None:
