@@ -682,6 +682,8 @@ class CommandAgent(BaseAgent):
             # Like a Python agent killed by it: no CLOSE, the orchestrator reports it.
             self._close_link()
             return
+        if asked:
+            status = AgentTerminationStatus.WARNING  # ended by the signal, as asked
         codes = self.config.supervision.success_exit_codes
         if code >= 0 and code not in codes and not asked:
             status = AgentTerminationStatus.ERROR

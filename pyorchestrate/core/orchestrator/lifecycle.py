@@ -597,11 +597,9 @@ class LifecycleManager:
                     exit_code=code,
                     signal=signame,
                 )
-            elif signame and not (
-                # A command ended by its stop_signal after a stop closed as asked.
-                isinstance(instance, CommandAgent)
-                and entry.termination_status is AgentTerminationStatus.SUCCESS
-            ):
+            # A command closes after a signal only when that was its stop_signal, sent
+            # by a stop: it ended as asked.
+            elif signame and not isinstance(instance, CommandAgent):
                 self.record_error(
                     entry,
                     f"terminated by {signame}",
