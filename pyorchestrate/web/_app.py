@@ -26,6 +26,7 @@ from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from ..core.control.client import resolve_socket_path
+from ._actions import action_endpoint
 from ._api import routes_for
 from ._config import WebConfig
 from ._hub import EventHub
@@ -117,6 +118,11 @@ def build_app(config: WebConfig | None = None, **settings: Any) -> Starlette:
         Route("/events", pages.events, name="events"),
         Route("/agents/{name:path}", pages.agent, name="agent"),
         Route("/api/stream", stream_endpoint(dashboard.hub)),
+        Route(
+            "/api/agents/{name:path}/{action}",
+            action_endpoint(dashboard.link, config),
+            methods=["POST"],
+        ),
         Route("/metrics", dashboard.metrics),
         Mount(
             "/static",

@@ -142,3 +142,53 @@ def test_a_killed_process_agent_turns_its_row_without_reload(
     )
     assert "SIGKILL" in error
     fleet.orchestrator.stop_agent("proc")
+
+
+def test_the_restart_button_needs_the_token(
+    make_fleet: MakeFleet, make_server: MakeServer, browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    token = "b7e1-tok-4c2a"
+    fleet = make_fleet(
+        lambda orchestrator: orchestrator.register_agent(
+            agent("forever", "thread"), "worker"
+        )
+    )
+    fleet.wait_state("worker", "READY")
+    plain = make_server(socket_path=fleet.socket)
+    operator = make_server(
+        socket_path=fleet.socket, token=token, permissions="operator"
+    )
+    driver = browser
+    driver.get(plain.url + "/agents/worker")  # type: ignore[attr-defined]
+    assert driver.find_elements(By.CSS_SELECTOR, "button[data-action]") == []  # type: ignore[attr-defined]
+
+    before = fleet.orchestrator.agent_status("worker")["generation_id"]
+    driver.get(operator.url + "/agents/worker")  # type: ignore[attr-defined]
+    _wait(
+        driver,
+        lambda d: d.find_element("id", "connection").text == "live",
+        "the page never went live",
+    )
+    driver.find_element(By.CSS_SELECTOR, 'button[data-action="restart"]').click()  # type: ignore[attr-defined]
+    prompt = _wait(driver, lambda d: d.switch_to.alert, "no token prompt")
+    prompt.send_keys(token)  # type: ignore[attr-defined]
+    prompt.accept()  # type: ignore[attr-defined]
+    _wait(
+        driver,
+        lambda d: fleet.orchestrator.agent_status("worker")["generation_id"] > before,
+        "the agent was not restarted",
+    )
+    _wait(
+        driver,
+        lambda d: (
+            "restart" in d.find_element("id", "action-result").text.lower()
+            or "stop" in d.find_element("id", "action-result").text.lower()
+        ),
+        "no result shown",
+    )
+    # The token stays in the tab (sessionStorage), never in a URL or a cookie.
+    assert token not in driver.current_url  # type: ignore[attr-defined]
+    assert driver.get_cookies() == []  # type: ignore[attr-defined]
+    fleet.wait_state("worker", "READY")
