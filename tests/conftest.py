@@ -28,8 +28,29 @@ os.environ["XDG_RUNTIME_DIR"] = str(_RUNTIME_DIR)
 os.environ["XDG_STATE_HOME"] = str(_RUNTIME_DIR / "state")
 
 
+# What the user's own state directory holds before the run: no test may add to it
+# (a subprocess started with a bare environment would, without XDG_STATE_HOME).
+_USER_STATE = Path.home() / ".local" / "state" / "pyorchestrate"
+
+
+def _user_state() -> set[str]:
+    if not _USER_STATE.is_dir():
+        return set()
+    return {str(p.relative_to(_USER_STATE)) for p in _USER_STATE.rglob("*")}
+
+
+_USER_STATE_BEFORE = _user_state()
+
+
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     shutil.rmtree(_RUNTIME_DIR, ignore_errors=True)
+    added = sorted(_user_state() - _USER_STATE_BEFORE)
+    if added:
+        print(
+            f"\nERROR: the tests wrote into {_USER_STATE} (pass XDG_STATE_HOME to "
+            f"subprocesses started with a bare environment): {added[:10]}"
+        )
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED
 
 
 @pytest.fixture(params=["thread", "process"])

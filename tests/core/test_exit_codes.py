@@ -6,6 +6,7 @@ Each test runs a real script in a subprocess, as a user would: it ends with
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -97,7 +98,13 @@ def _script(tmp_path: Path) -> Path:
 
 
 def _env() -> dict[str, str]:
-    return {"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT)}
+    # A bare environment, as a user's, but for the run's own state directory:
+    # process agents' log files go there, not to ~/.local/state.
+    return {
+        "PATH": "/usr/bin:/bin",
+        "PYTHONPATH": str(ROOT),
+        "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"],
+    }
 
 
 def _run(

@@ -4,6 +4,7 @@ top-level code runs again in every process agent, the guarded part does not."""
 from __future__ import annotations
 
 import inspect
+import os
 import subprocess
 import sys
 import textwrap
@@ -52,7 +53,12 @@ def test_the_scripts_top_level_runs_in_every_process_agent(
     result = subprocess.run(
         [sys.executable, str(script)],
         cwd=ROOT,
-        env={"PATH": "/usr/bin:/bin", "PYTHONPATH": str(ROOT), "LOG": str(log)},
+        env={
+            "PATH": "/usr/bin:/bin",
+            "PYTHONPATH": str(ROOT),
+            "LOG": str(log),
+            "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"],  # its log files
+        },
         capture_output=True,
         text=True,
         timeout=120,

@@ -69,7 +69,11 @@ def _run(tmp_path: Path, start_method: str, logging_mode: str) -> list[str]:
         text=True,
         timeout=60,
         cwd=tmp_path,
-        env={"PYTHONPATH": str(ROOT), "PATH": "/usr/bin:/bin"},
+        env={
+            "PYTHONPATH": str(ROOT),
+            "PATH": "/usr/bin:/bin",
+            "XDG_STATE_HOME": os.environ["XDG_STATE_HOME"],  # its log files
+        },
     )
     assert result.returncode == 0, result.stderr
     return result.stderr.splitlines()
