@@ -7,10 +7,13 @@ baselines must not pay for importing anything heavy.
 
 from __future__ import annotations
 
+import atexit
 import math
 import os
 import platform
+import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Sequence
@@ -21,6 +24,23 @@ if TYPE_CHECKING:
 
 HEADER = ("name", "p50", "p95", "baseline p50", "baseline p95", "target")
 _WIDTHS = (44, 12, 12, 12, 12, 28)
+
+_STATE_MARK = "PYORCHESTRATE_BENCH_STATE"
+
+
+def _private_state_home() -> None:
+    """Process agents write their output to files under ``$XDG_STATE_HOME``: a
+    benchmark's go to a directory of its own, removed at exit, not to the user's
+    ``~/.local/state``. Its children (spawn and forkserver re-run this module) find
+    it already set."""
+    if os.environ.get(_STATE_MARK):
+        return
+    path = tempfile.mkdtemp(prefix="po-bench-state-")
+    os.environ["XDG_STATE_HOME"] = os.environ[_STATE_MARK] = path
+    atexit.register(shutil.rmtree, path, True)
+
+
+_private_state_home()
 
 WAIT_TIMEOUT = 10.0
 """Longest any benchmark waits for one event before giving up (seconds)."""
