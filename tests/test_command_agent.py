@@ -37,6 +37,7 @@ from pyorchestrate import (
     Orchestrator,
     OrchestratorEvent,
 )
+from pyorchestrate.core.agent.command import ProcessGroupGuard
 from pyorchestrate.core.control.client import ControlClient
 from pyorchestrate.testing import EventRecorder, FakeClock, wait_until
 
@@ -804,3 +805,42 @@ def test_an_end_by_the_stop_signal_is_no_error_even_before_the_stop_event(
     assert ended["signal"] == "SIGTERM"
     assert ended["termination_status"] == "warning"  # ended by a signal, as asked
     assert recorder.of(E.AGENT_ERROR, "slow") == []
+
+
+def test_a_killed_guard_is_replaced_and_close_ends_what_is_still_listed(
+    marker: str,
+) -> None:
+    """Someone kills the guard: the next change starts another with every group.
+    Closing with groups still listed (abandoned commands) ends them."""
+    env = {**os.environ, MARKER_ENV: marker}
+    sleeps = [
+        subprocess.Popen(["sleep", "30"], env=env, process_group=0) for _ in range(3)
+    ]
+    guard = ProcessGroupGuard("test")
+    try:
+        guard.add(sleeps[0].pid)
+        guard.add(sleeps[1].pid)
+        first = guard.pid
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+        assert wait_until(lambda: _dead(first))
+        guard.add(sleeps[2].pid)  # fails on the dead guard: a new one takes over
+        guard.discard(sleeps[1].pid)  # no longer ours to end
+        assert guard.pid not in (None, first)
+        assert guard.close(timeout=3.0)
+        for proc in (sleeps[0], sleeps[2]):
+            assert proc.wait(5) == -signal.SIGTERM
+        assert sleeps[1].poll() is None
+    finally:
+        guard.close(timeout=3.0)
+        for proc in sleeps:
+            proc.kill()
+            proc.wait(5)
+
+
+def _dead(pid: int) -> bool:
+    """Whether ``pid`` has ended (gone, or a zombie: no command line)."""
+    try:
+        return not Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return True

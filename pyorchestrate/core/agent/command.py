@@ -371,39 +371,73 @@ class ProcessGroupGuard:
         self._name = name
         self._lock = threading.Lock()
         self._proc: subprocess.Popen[bytes] | None = None
+        self._groups: set[int] = set()
         self._closed = False
         self._broken = False
 
     def add(self, pgid: int) -> None:
         """List ``pgid``: it is ended if the orchestrator dies."""
-        self._send(f"+{pgid}\n")
+        with self._lock:
+            self._groups.add(pgid)
+            self._send(f"+{pgid}\n")
 
     def discard(self, pgid: int) -> None:
         """Take ``pgid`` off the list (its command ended: the id may be reused)."""
-        self._send(f"-{pgid}\n")
+        with self._lock:
+            if pgid in self._groups:
+                self._groups.discard(pgid)
+                self._send(f"-{pgid}\n")
 
     def _send(self, line: str) -> None:
-        with self._lock:
-            if self._closed or self._broken:
+        """Under the lock: write ``line`` to the guard, starting it (again) if need
+        be: a guard that died (someone killed it) is replaced, with every group."""
+        if self._closed or self._broken:
+            return
+        if self._proc is None:
+            self._proc = self._start()
+            if self._proc is None:
                 return
-            proc = self._proc
-            if proc is None and line.startswith("-"):
-                return  # nothing was ever listed
-            if proc is None:
-                proc = self._proc = self._start()
-                if proc is None:
-                    return
-            assert proc.stdin is not None
+            line = "".join(f"+{pgid}\n" for pgid in sorted(self._groups))
+        try:
+            self._write(self._proc, line)
+        except OSError as exc:  # it died, or stopped reading (a full pipe)
+            old, self._proc = self._proc, None
+            with contextlib.suppress(OSError):
+                old.kill()
+            if old.stdin is not None:
+                with contextlib.suppress(OSError):
+                    old.stdin.close()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                old.wait(1.0)
+            logger.warning(
+                "orchestrator %r: the guard that ends commands if it dies failed "
+                "(%s): starting another",
+                self._name,
+                exc,
+            )
+            self._proc = self._start()
+            if self._proc is None:
+                return
             try:
-                os.write(proc.stdin.fileno(), line.encode("ascii"))
-            except OSError as exc:  # it died, or stopped reading (a full pipe)
+                self._write(
+                    self._proc, "".join(f"+{pgid}\n" for pgid in sorted(self._groups))
+                )
+            except OSError as again:
                 self._broken = True
                 logger.error(
                     "orchestrator %r: the guard that ends commands if it dies is "
                     "gone (%s); commands outlive a crash of this process",
                     self._name,
-                    exc,
+                    again,
                 )
+
+    @staticmethod
+    def _write(proc: subprocess.Popen[bytes], data: str) -> None:
+        """Write it all, or raise ``OSError`` (never waits: a full pipe raises)."""
+        assert proc.stdin is not None
+        view = memoryview(data.encode("ascii"))
+        while view:
+            view = view[os.write(proc.stdin.fileno(), view) :]
 
     def _start(self) -> subprocess.Popen[bytes] | None:
         script = _GUARD_SCRIPT % {"grace": f"{ORPHAN_GRACE:g}"}
