@@ -823,7 +823,8 @@ def test_a_killed_guard_is_replaced_and_close_ends_what_is_still_listed(
         first = guard.pid
         assert first is not None
         os.kill(first, signal.SIGKILL)
-        assert wait_until(lambda: _dead(first))
+        # A zombie: it has closed its end of the pipe (an empty cmdline comes first).
+        assert wait_until(lambda: _exited_child(first))
         guard.add(sleeps[2].pid)  # fails on the dead guard: a new one takes over
         guard.discard(sleeps[1].pid)  # no longer ours to end
         assert guard.pid not in (None, first)
@@ -838,9 +839,6 @@ def test_a_killed_guard_is_replaced_and_close_ends_what_is_still_listed(
             proc.wait(5)
 
 
-def _dead(pid: int) -> bool:
-    """Whether ``pid`` has ended (gone, or a zombie: no command line)."""
-    try:
-        return not Path(f"/proc/{pid}/cmdline").read_bytes()
-    except OSError:
-        return True
+def _exited_child(pid: int) -> bool:
+    """Whether our child ``pid`` has exited (not reaped)."""
+    return os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT | os.WNOHANG) is not None

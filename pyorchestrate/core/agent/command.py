@@ -10,11 +10,10 @@ orchestrator-side :class:`CommandAgent` object speaks for it: it sends the messa
 Python agent sends about itself (START, READY, HEARTBEAT, ERROR, CLOSE) over its link,
 and its sentinel is a pidfd of the program, which the router watches with every other
 agent's. What a command prints goes through the same output capture as a Python
-process agent's (``pyorchestrate.core.utilities.output``).
+process agent's (``pyorchestrate.core.utilities.output``). Linux only: a pidfd per
+program needs Linux 5.3 or later.
 
 The life of one run:
-
-Linux only (a pidfd per program: Linux 5.3 or later).
 
 * **start**: the program starts with stdin ``/dev/null``, stdout and stderr on the
   orchestrator's pipes, in a process group of its own (``setpgid`` in the child, as
@@ -558,9 +557,9 @@ class CommandAgent(BaseAgent):
         self._exit: int | None = None
         self._reaped = False
         self._stop_sent = False
-        self._end_reported = False
         """Whether we sent ``stop_signal``: set before the signal goes, so an end by it
         is known as asked even before ``stop()`` sets the stop event."""
+        self._end_reported = False
         self._pattern = (
             re.compile(self.command_config.ready_pattern)
             if self.command_config.ready_pattern is not None
