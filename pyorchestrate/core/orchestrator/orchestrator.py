@@ -511,12 +511,14 @@ class Orchestrator:
             },
         )
         self._survivors = tuple(survivors)
+        # The agents' last output reaches their files before the command server
+        # ends the `logs --follow` streams reading them.
+        if not self.lifecycle.close_io(2.0):
+            self.logger.error("agents' log and output threads did not stop within 2 s")
         if self.command_server is not None and not self.command_server.stop(2.0):
             self.logger.error("command server thread did not stop within 2 s")
         if not self.router.stop(2.0):
             self.logger.error("router thread did not stop within 2 s")
-        if not self.lifecycle.close_io(2.0):
-            self.logger.error("agents' log and output threads did not stop within 2 s")
         self.event_bus.close(max(budget, 2.0))
         for entry in self.registry:
             if entry.reader is not None and entry.name not in survivors:
