@@ -21,12 +21,15 @@ from typing import Any
 from .base import Notification, Severity, TextFormat
 
 __all__ = [
+    "ALERT_TAIL_CHARS",
+    "ALERT_TAIL_LINES",
     "CODE_FENCE",
     "DEFAULT_TEMPLATES",
     "MAX_FRAMES",
     "PIPELINE_TEMPLATES",
     "TRUNCATION_MARKER",
     "Template",
+    "alert_tail",
     "code_block",
     "escape",
     "format_duration",
@@ -61,7 +64,9 @@ class Template:
     render as ``-``); ``error_type``, ``end`` (``exit code 1``, ``signal SIGKILL``,
     ``no exit code (a thread)`` or ``exit code unknown``), ``traceback`` (the
     last frames, ``file:line in function`` and the source line, as a code block),
-    ``output_tail`` (the last lines a process agent wrote to stderr, as a code block)
+    ``output_tail`` (the last lines a process agent wrote, at most
+    :data:`ALERT_TAIL_LINES` lines and :data:`ALERT_TAIL_CHARS` characters, as a code
+    block)
     and ``status_command`` (``pyorchestrate status AGENT --name ORCHESTRATOR``) render
     as empty text when there is nothing to show.
     """
@@ -190,6 +195,37 @@ def traceback_frames(text: str, limit: int = MAX_FRAMES) -> list[str]:
     return frames[-limit:] if limit > 0 else []
 
 
+ALERT_TAIL_LINES = 20
+"""Lines of an agent's output tail an alert shows (its newest)."""
+
+ALERT_TAIL_CHARS = 2_000
+"""Characters of an agent's output tail an alert shows (its newest lines)."""
+
+
+def alert_tail(tail: str) -> str:
+    """The newest :data:`ALERT_TAIL_LINES` lines of ``tail`` within
+    :data:`ALERT_TAIL_CHARS` characters, after a line saying how many were left out.
+
+    The orchestrator keeps a longer tail (200 lines, 32 KiB by default) for
+    ``status`` and ``logs``; an alert is read on a phone, and a channel that cuts a
+    long message would drop the traceback's frames before the tail's old lines.
+    """
+    lines = tail.strip("\n").split("\n")
+    kept: list[str] = []
+    used = 0
+    for line in reversed(lines[-ALERT_TAIL_LINES:]):
+        if kept and used + len(line) + 1 > ALERT_TAIL_CHARS:
+            break
+        if not kept and len(line) > ALERT_TAIL_CHARS:
+            line = "…" + line[-(ALERT_TAIL_CHARS - 1) :]
+        kept.append(line)
+        used += len(line) + 1
+    left_out = len(lines) - len(kept)
+    if left_out:
+        kept.append(f"… {left_out} earlier line(s) not shown")
+    return "\n".join(reversed(kept))
+
+
 def code_block(text: str) -> str:
     """``text`` between :data:`CODE_FENCE` lines ("" for blank text)."""
     text = text.strip("\n")
@@ -246,7 +282,9 @@ def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
     frames = traceback_frames(trace) if isinstance(trace, str) else []
     fields["traceback"] = code_block("\n".join(frames))
     tail = kwargs.get("output_tail")
-    fields["output_tail"] = code_block(tail) if isinstance(tail, str) else ""
+    fields["output_tail"] = (
+        code_block(alert_tail(tail)) if isinstance(tail, str) else ""
+    )
     fields["end"] = _end(kwargs)
     command = f"pyorchestrate status {fields['agent']}"
     if kwargs.get("orchestrator"):

@@ -10,9 +10,12 @@ import pytest
 
 from notifiers import Notification, Severity, TextFormat
 from notifiers.templates import (
+    ALERT_TAIL_CHARS,
+    ALERT_TAIL_LINES,
     DEFAULT_TEMPLATES,
     TRUNCATION_MARKER,
     Template,
+    alert_tail,
     escape,
     format_text,
     render,
@@ -429,3 +432,52 @@ class TestFormatText:
         out = format_text(notification, TextFormat.HTML, 4096, compose=counting)
         assert len(out) <= 4096
         assert out.endswith(TRUNCATION_MARKER)
+
+
+# ------------------------------------------------------------------ the output tail
+
+
+class TestAlertTail:
+    def test_a_short_tail_is_shown_whole(self) -> None:
+        assert alert_tail("a\nb\n") == "a\nb"
+
+    def test_only_the_newest_lines_are_shown_after_a_count_of_the_others(
+        self,
+    ) -> None:
+        tail = "\n".join(f"line {n}" for n in range(200))
+        shown = alert_tail(tail).split("\n")
+        assert shown[0] == f"… {200 - ALERT_TAIL_LINES} earlier line(s) not shown"
+        assert shown[1:] == [f"line {n}" for n in range(200 - ALERT_TAIL_LINES, 200)]
+
+    def test_long_lines_are_bounded_by_characters_newest_kept(self) -> None:
+        tail = "\n".join(f"{n:03d}" + "x" * 600 for n in range(10))
+        shown = alert_tail(tail)
+        assert len(shown) <= ALERT_TAIL_CHARS + 50
+        assert shown.split("\n")[-1].startswith("009")
+        assert shown.startswith("… 7 earlier line(s) not shown")
+        one = alert_tail("y" * 10_000)
+        assert len(one) == ALERT_TAIL_CHARS and one.endswith("y")
+
+    def test_telegram_keeps_the_traceback_and_the_newest_output_of_a_long_tail(
+        self,
+    ) -> None:
+        """With the orchestrator's 200-line tail, a Telegram alert (cut at 4,096
+        characters) still shows the traceback's frames and the last output line."""
+        traceback = (
+            "Traceback (most recent call last):\n"
+            '  File "/srv/etl/load.py", line 42, in task\n'
+            "    load(batch)\n"
+            "RuntimeError: batch 7 failed\n"
+        )
+        tail = "\n".join(f"progress {n}: " + "." * 60 for n in range(200))
+        notification = render(
+            kwargs_for(
+                OrchestratorEvent.AGENT_ERROR,
+                traceback=traceback,
+                output_tail=tail + "\nlast words",
+            )
+        )
+        text = format_text(notification, TextFormat.HTML, 4096)
+        assert "/srv/etl/load.py:42 in task" in text
+        assert "last words" in text
+        assert "earlier line(s) not shown" in text
