@@ -382,7 +382,7 @@ def screenshot(path: Path) -> int:
                 supervision={
                     "restart": "on-failure",
                     "immediate_restarts": 0,
-                    "backoff_initial": 60.0,
+                    "backoff_initial": 30.0,
                     "backoff_jitter": 0,
                 },
             )

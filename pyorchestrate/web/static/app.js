@@ -104,7 +104,7 @@
       link.textContent = agent.name;
       cell(tr, "").appendChild(link);
       cell(tr, "").appendChild(stateBadge(agent.lifecycle_state));
-      cell(tr, agent.pid);
+      cell(tr, agent.alive ? agent.pid : "");
       cell(tr, duration(agent.uptime));
       cell(tr, agent.restarts || 0);
       cell(tr, exitText(agent));
@@ -130,7 +130,7 @@
     var badge = document.getElementById("agent-state");
     if (badge) badge.replaceWith(Object.assign(stateBadge(agent.lifecycle_state), { id: "agent-state" }));
     var fields = {
-      pid: agent.pid, uptime: duration(agent.uptime), restarts: agent.restarts || 0,
+      pid: agent.alive ? agent.pid : "", uptime: duration(agent.uptime), restarts: agent.restarts || 0,
       next_start_in: nextRun(agent.next_start_in), exit: exitText(agent),
       fatal_reason: agent.fatal_reason || "", last_error: agent.last_error || ""
     };
