@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ __all__ = ["EventHub", "Message", "PageStream"]
 
 logger = logging.getLogger(__name__)
 
-Message = tuple[str, dict[str, Any]]
-"""``(kind, data)``: ``event`` (a record), ``agents`` (the ``ps`` data) or
-``status`` (``{"connected": bool, "error": str | None}``)."""
+Message = tuple[str, str]
+"""``(kind, JSON text)``: ``event`` (a record), ``agents`` (the ``ps`` data; only the
+page's agent for an agent's page) or ``status`` (``{"connected": bool, "error":
+str | None}``). Each is encoded once, however many pages it goes to."""
 
 _QUIET_EVENTS = frozenset({"agent_heartbeat"})
 """Counted, but not sent to pages (one per agent per interval)."""
@@ -48,6 +50,8 @@ class PageStream:
     queue: asyncio.Queue[Message | None]
     agent: str | None = None
     event_name: str | None = None
+    table: bool = True
+    """Whether the page shows agents (the events page does not)."""
     dropped: bool = field(default=False)
 
     def wants(self, event: dict[str, Any]) -> bool:
@@ -99,13 +103,17 @@ class EventHub:
         return len(self._pages)
 
     def open_page(
-        self, *, agent: str | None = None, event_name: str | None = None
+        self,
+        *,
+        agent: str | None = None,
+        event_name: str | None = None,
+        table: bool = True,
     ) -> PageStream:
         """A new page's stream, primed with the connection state and the table."""
-        page = PageStream(asyncio.Queue(self.queue_size), agent, event_name)
-        page.queue.put_nowait(("status", self._status()))
-        if self.agents is not None:
-            page.queue.put_nowait(("agents", self.agents))
+        page = PageStream(asyncio.Queue(self.queue_size), agent, event_name, table)
+        page.queue.put_nowait(("status", _encode(self._status())))
+        if self.agents is not None and table:
+            page.queue.put_nowait(("agents", _encode(_table_for(self.agents, agent))))
         self._pages.add(page)
         return page
 
@@ -123,19 +131,38 @@ class EventHub:
             page.queue.get_nowait()
         page.queue.put_nowait(None)
 
-    def _send(self, message: Message, *, event: dict[str, Any] | None = None) -> None:
+    def _put(self, page: PageStream, message: Message) -> None:
+        try:
+            page.queue.put_nowait(message)
+        except asyncio.QueueFull:
+            page.dropped = True
+            self.dropped_total += 1
+            logger.warning(
+                "a live page fell %d messages behind: dropped", self.queue_size
+            )
+            self._end(page)
+
+    def _send_status(self) -> None:
+        message = ("status", _encode(self._status()))
         for page in list(self._pages):
-            if event is not None and not page.wants(event):
+            self._put(page, message)
+
+    def _send_event(self, event: dict[str, Any]) -> None:
+        message: Message | None = None
+        for page in list(self._pages):
+            if page.wants(event):
+                message = message or ("event", _encode(event))
+                self._put(page, message)
+
+    def _send_table(self, agents: dict[str, Any]) -> None:
+        encoded: dict[str | None, Message] = {}
+        for page in list(self._pages):
+            if not page.table:
                 continue
-            try:
-                page.queue.put_nowait(message)
-            except asyncio.QueueFull:
-                page.dropped = True
-                self.dropped_total += 1
-                logger.warning(
-                    "a live page fell %d messages behind: dropped", self.queue_size
-                )
-                self._end(page)
+            if page.agent not in encoded:
+                table = _table_for(agents, page.agent)
+                encoded[page.agent] = ("agents", _encode(table))
+            self._put(page, encoded[page.agent])
 
     def _status(self) -> dict[str, Any]:
         return {"connected": self.connected, "error": self.error}
@@ -150,7 +177,7 @@ class EventHub:
                 )
             else:
                 logger.warning("orchestrator unreachable: %s", error)
-            self._send(("status", self._status()))
+            self._send_status()
 
     # ------------------------------------------------------------ tasks
     async def run(self) -> None:
@@ -185,7 +212,7 @@ class EventHub:
             self.on_event(event)
         if event.get("event_name") in _QUIET_EVENTS:
             return
-        self._send(("event", event), event=event)
+        self._send_event(event)
         self._stale.set()
 
     async def _refresh(self) -> None:
@@ -203,4 +230,16 @@ class EventHub:
             self._set_connected(False, str(exc))
             return
         self.agents = agents
-        self._send(("agents", agents))
+        self._send_table(agents)
+
+
+def _encode(data: dict[str, Any]) -> str:
+    return json.dumps(data, separators=(",", ":"))
+
+
+def _table_for(agents: dict[str, Any], agent: str | None) -> dict[str, Any]:
+    """The ``ps`` data a page shows: all of it, or one agent's row and the counts."""
+    if agent is None:
+        return agents
+    rows = [row for row in agents.get("agents") or [] if row.get("name") == agent]
+    return {**agents, "agents": rows}

@@ -4,12 +4,12 @@ Each connection is one :class:`~pyorchestrate.web._hub.PageStream`: a bounded qu
 the hub fills; a page that falls ``sse_queue_size`` messages behind is dropped, and a
 send that blocks for ``SEND_TIMEOUT`` seconds drops it too (the browser reconnects by
 itself and starts from a fresh table). Messages: ``status`` (connected or not),
-``agents`` (the ``ps`` data) and ``event`` (one history record), each JSON.
+``agents`` (the ``ps`` data; with ``agent=NAME`` only that agent's row; none with
+``table=false``) and ``event`` (one history record), each JSON.
 """
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 from pydantic import Field
@@ -32,6 +32,8 @@ class StreamQuery(EventQuery):
     """``/api/stream``'s filters (events only; status and agents always come)."""
 
     agent: str | None = Field(default=None, min_length=1)
+    table: bool = True
+    """``false``: no ``agents`` messages (a page that shows no agent table)."""
 
 
 def stream_endpoint(hub: EventHub) -> Callable[[Request], Awaitable[Response]]:
@@ -42,7 +44,9 @@ def stream_endpoint(hub: EventHub) -> Callable[[Request], Awaitable[Response]]:
             query = parse_query(StreamQuery, request)
         except QueryError as exc:
             return error_response(exc, hub.link)
-        page = hub.open_page(agent=query.agent, event_name=query.event_type)
+        page = hub.open_page(
+            agent=query.agent, event_name=query.event_type, table=query.table
+        )
 
         async def messages() -> AsyncIterator[ServerSentEvent]:
             try:
@@ -50,8 +54,8 @@ def stream_endpoint(hub: EventHub) -> Callable[[Request], Awaitable[Response]]:
                     message = await page.queue.get()
                     if message is None:
                         return
-                    kind, data = message
-                    yield ServerSentEvent(json.dumps(data), event=kind)
+                    kind, text = message
+                    yield ServerSentEvent(text, event=kind)
             finally:
                 hub.close_page(page)
 

@@ -240,7 +240,7 @@ class Pages:
             filters["agent"] = query.agent
         if query.event_type:
             filters["event_name"] = query.event_type
-        stream: dict[str, str] = {}
+        stream: dict[str, str] = {"table": "false"}
         if query.agent:
             stream["agent"] = query.agent
         if query.event_type:
@@ -248,7 +248,7 @@ class Pages:
         common: dict[str, Any] = {
             "page": "events",
             "title": "Events",
-            "stream_url": "/api/stream" + ("?" + _query(stream) if stream else ""),
+            "stream_url": "/api/stream?" + _query(stream),
             "query": query,
             "event_names": sorted(event.value for event in OrchestratorEvent),
             "severities": [severity.name for severity in Severity],

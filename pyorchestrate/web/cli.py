@@ -22,6 +22,11 @@ EXIT_BIND = 1
 EXIT_INTERRUPTED = 130
 EXIT_USAGE = 2
 
+_EXTRA = frozenset(
+    {"starlette", "uvicorn", "sse_starlette", "prometheus_client", "jinja2", "anyio"}
+)
+"""What the ``[web]`` extra installs (their absence is a usage error)."""
+
 app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
@@ -82,12 +87,16 @@ def serve(
     ] = 5.0,
 ) -> None:
     """Serve the dashboard until Ctrl+C."""
+    from ..core.errors import ConfigError, ControlUnavailable
+
     try:
-        from ..core.errors import ConfigError, ControlUnavailable
         from ._server import WebServer
     except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in _EXTRA:
+            raise  # a bug, not a missing extra
         raise _fail(
-            f"the dashboard needs the [web] extra ({exc.name} is missing): "
+            f"the dashboard needs the [web] extra ({missing} is missing): "
             "pip install 'pyorchestrate[web]'",
             EXIT_USAGE,
         ) from None

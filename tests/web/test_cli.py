@@ -125,3 +125,25 @@ def test_the_core_and_the_web_help_load_no_web_library() -> None:
         "    assert run(['web', '--help']) == 0"
     )
     assert _loaded(help_probe) == []
+
+
+def test_without_the_web_extra_it_says_what_to_install() -> None:
+    probe = (
+        "import sys\n"
+        "sys.modules['starlette'] = None  # as if the [web] extra were not installed\n"
+        "sys.argv = ['pyorchestrate-web']\n"
+        "from pyorchestrate.web.cli import main\n"
+        "main()\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=_env(),
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "needs the [web] extra (starlette is missing)" in result.stderr
+    assert "pip install 'pyorchestrate[web]'" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -75,6 +75,30 @@ def test_the_stream_follows_the_orchestrator_and_reconnects(
         server.stop()
 
 
+def test_a_page_gets_the_table_it_shows(fleet: Fleet, make_server: MakeServer) -> None:
+    """An agent's page gets that agent's row only; the events page (table=false)
+    gets no table at all, only its events."""
+    server = make_server(socket_path=fleet.socket)
+    with (
+        httpx.Client(timeout=httpx.Timeout(10.0)) as http,
+        http.stream("GET", f"{server.url}/api/stream?agent=worker") as one,
+        http.stream("GET", f"{server.url}/api/stream?table=false") as events,
+    ):
+        agent_page = SseReader(one.iter_lines())
+        events_page = SseReader(events.iter_lines())
+        _, table = agent_page.until(lambda kind, data: kind == "agents")
+        assert [row["name"] for row in table["agents"]] == ["worker"]
+        fleet.orchestrator.restart_agent("worker")
+        kinds = []
+        while True:
+            kind, data = events_page.next()
+            kinds.append(kind)
+            if kind == "event" and data["event_name"] == "agent_ready":
+                break
+        assert "agents" not in kinds
+        assert "event" in kinds
+
+
 def test_a_slow_page_is_dropped_and_the_others_go_on(fleet: Fleet) -> None:
     async def scenario() -> None:
         link = OrchestratorLink(fleet.socket)
@@ -89,7 +113,7 @@ def test_a_slow_page_is_dropped_and_the_others_go_on(fleet: Fleet) -> None:
             async def read_fast() -> None:
                 while (message := await fast.queue.get()) is not None:
                     if message[0] == "event":
-                        seen.append(message[1]["event_name"])
+                        seen.append(json.loads(message[1])["event_name"])
 
             reader = asyncio.create_task(read_fast())
             for _ in range(2):
