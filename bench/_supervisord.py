@@ -54,7 +54,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench import _stats
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Iterator, Mapping, Sequence
 
 SUPERVISOR_REQUIREMENT = "supervisor>=4.2,<5"
 """What :func:`ensure_supervisor` installs into its private virtual environment."""
@@ -291,14 +291,35 @@ class Supervisord:
         return self.directory / "supervisord.log"
 
 
-def _config(directory: Path, n_programs: int) -> str:
-    """supervisord.conf text: unix socket only, nodaemon, n identical programs."""
+def _config(
+    directory: Path,
+    n_programs: int,
+    command: Sequence[str] | None = None,
+    options: Mapping[str, str] | None = None,
+) -> str:
+    """supervisord.conf text: unix socket only, nodaemon, n identical programs.
+
+    ``command`` is the programs' argv (default: ``sys.executable worker.py``);
+    ``options`` are ``[program:x]`` settings added to (or replacing) the defaults.
+    """
 
     def value(text: str | os.PathLike[str]) -> str:
         return os.fspath(text).replace("%", "%%")  # supervisor expands %(name)s
 
     worker = directory / "worker.py"
-    command = value(f"{shlex.quote(sys.executable)} {shlex.quote(str(worker))}")
+    argv = command if command is not None else (sys.executable, str(worker))
+    command_line = value(shlex.join(argv))
+    settings = {
+        "command": command_line,
+        "directory": value(directory),
+        "autostart": "false",
+        "autorestart": "true",
+        "startsecs": "0",
+        "startretries": "3",
+        "stopwaitsecs": str(STOPWAITSECS),
+        "stopsignal": "TERM",
+    }
+    settings.update({key: value(text) for key, text in (options or {}).items()})
     lines = [
         "[unix_http_server]",
         f"file={value(directory / 'supervisor.sock')}",
@@ -315,18 +336,8 @@ def _config(directory: Path, n_programs: int) -> str:
         "supervisor.rpcinterface_factory = supervisor.rpcinterface:make_main_rpcinterface",
     ]
     for i in range(n_programs):
-        lines += [
-            "",
-            f"[program:w{i}]",
-            f"command={command}",
-            f"directory={value(directory)}",
-            "autostart=false",
-            "autorestart=true",
-            "startsecs=0",
-            "startretries=3",
-            f"stopwaitsecs={STOPWAITSECS}",
-            "stopsignal=TERM",
-        ]
+        lines += ["", f"[program:w{i}]"]
+        lines += [f"{key}={text}" for key, text in settings.items()]
     return "\n".join(lines) + "\n"
 
 
@@ -418,9 +429,20 @@ def _log_tail(path: Path, lines: int = 30) -> str:
 
 @contextlib.contextmanager
 def supervisord(
-    n_programs: int, workdir: Path, *, bin_dir: Path | None = None
+    n_programs: int,
+    workdir: Path,
+    *,
+    bin_dir: Path | None = None,
+    command: Sequence[str] | None = None,
+    options: Mapping[str, str] | None = None,
 ) -> Iterator[Supervisord]:
     """Run supervisord with ``n_programs`` idle programs; yield a :class:`Supervisord`.
+
+    ``command`` (an argv, e.g. ``["sleep", "1000"]``) replaces the Python worker
+    below as every program's command; ``options`` add or replace ``[program:x]``
+    settings (literal values: ``%`` is escaped), e.g. ``{"stdout_logfile": path}``.
+    A program that is not the worker is found at exit as supervisord's descendant
+    only (taken before it shuts down), not by the worker's path.
 
     A temporary directory is made inside ``workdir`` for the config, the unix socket
     (the only listener: no ``inet_http_server``), supervisord's log, pid file and the
@@ -451,7 +473,7 @@ def supervisord(
             )
         (directory / "worker.py").write_text(_WORKER)
         config = directory / "supervisord.conf"
-        config.write_text(_config(directory, n_programs))
+        config.write_text(_config(directory, n_programs, command, options))
         with (directory / "supervisord.out").open("wb") as out:
             began = time.perf_counter()
             # Its own session: a Ctrl-C meant for the benchmark does not reach it, so

@@ -19,6 +19,7 @@ BENCHMARKS = (
     "bench_notify.py",
     "bench_alerts.py",
     "bench_supervision.py",
+    "bench_commands.py",
 )
 
 
