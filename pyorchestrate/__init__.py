@@ -22,6 +22,7 @@ if TYPE_CHECKING:
         CommandConfig,
         CommandSpawnError,
         ControlEvents,
+        ExternalJob,
         LoopingProcessAgent,
         LoopingThreadAgent,
         OneShotProcessAgent,
@@ -65,6 +66,7 @@ if TYPE_CHECKING:
         StartStatus,
         WorkerStartResult,
     )
+    from .core.schedule import Schedule
     from .core.supervision_config import SupervisionConfig
     from .core.utilities.messaging import MessageChannel, ServiceMessage
 
@@ -93,6 +95,7 @@ _LAZY: dict[str, str] = {
     "DependencyError": ".core.errors",
     "EventRecord": ".core.events",
     "ExitCode": ".core.orchestrator",
+    "ExternalJob": ".core.agent",
     "LifecycleError": ".core.errors",
     "LoopingProcessAgent": ".core.agent",
     "LoopingThreadAgent": ".core.agent",
@@ -112,6 +115,7 @@ _LAZY: dict[str, str] = {
     "RegistrationError": ".core.errors",
     "RunMode": ".core.orchestrator",
     "RunOutcome": ".core.orchestrator",
+    "Schedule": ".core.schedule",
     "ServiceMessage": ".core.utilities.messaging",
     "Severity": ".core.events",
     "StartStatus": ".core.orchestrator",
@@ -168,6 +172,7 @@ __all__ = [
     "DependencyError",
     "EventRecord",
     "ExitCode",
+    "ExternalJob",
     "LifecycleError",
     "LoopingProcessAgent",
     "LoopingThreadAgent",
@@ -187,6 +192,7 @@ __all__ = [
     "RegistrationError",
     "RunMode",
     "RunOutcome",
+    "Schedule",
     "ServiceMessage",
     "Severity",
     "StartStatus",

@@ -35,10 +35,19 @@ class FakeClock:
 
     Keep real agents cooperative under a fake clock: a shutdown waits for them on this
     clock too, and it does not move by itself.
+
+    It keeps a wall clock beside it (seconds since the epoch, ``wall``), for
+    schedules: :meth:`advance` moves both, :meth:`jump_wall` moves only the wall
+    clock, as an NTP step or a suspend does::
+
+        orchestrator = Orchestrator("t", config, clock=clock, wall_clock=clock.wall)
     """
 
-    def __init__(self, start: float = 1_000.0) -> None:
+    def __init__(
+        self, start: float = 1_000.0, *, wall: float = 1_800_000_000.0
+    ) -> None:
         self._now = float(start)
+        self._wall = float(wall)
         self._lock = threading.Lock()
         self._listeners: list[Callable[[], None]] = []
 
@@ -55,10 +64,25 @@ class FakeClock:
             raise ValueError(f"seconds: a monotonic clock cannot go back ({seconds})")
         with self._lock:
             self._now += seconds
+            self._wall += seconds
             listeners = list(self._listeners)
         for listener in listeners:
             listener()
         return self._now
+
+    def wall(self) -> float:
+        """The fake wall-clock time (seconds since the epoch)."""
+        return self._wall
+
+    def jump_wall(self, seconds: float) -> float:
+        """Move only the wall clock, by ``seconds`` (either way), and wake whoever
+        listens; return the new wall time."""
+        with self._lock:
+            self._wall += seconds
+            listeners = list(self._listeners)
+        for listener in listeners:
+            listener()
+        return self._wall
 
     def sleep(self, seconds: float) -> None:
         """What ``time.sleep`` becomes under this clock: time moves, nobody waits."""

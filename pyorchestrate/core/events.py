@@ -27,14 +27,20 @@ receives only those its signature names (or all of them if it takes ``**kwargs``
                     for threads
 ``reason``          AGENT_ERROR: ``exception``, ``config``, ``killed``, ``exited``,
                     ``start_timeout``, ``start_failed``, ``dependency_failed``,
-                    ``watchdog``, ``ready_timeout``, ``abandoned``;
+                    ``watchdog``, ``ready_timeout``, ``abandoned``, ``max_runtime``,
+                    ``ping_fail``; AGENT_MISSED: ``not_started``, ``late``,
+                    ``down``, ``no_ping``; AGENT_LATE: ``warn_after``;
                     AGENT_RESTARTING: why the agent ended (``exited with code 3``);
                     AGENT_FATAL: ``flapping`` or ``max_restarts``
 ``attempt``         AGENT_RESTARTING: the restart's number since the agent was last
                     stable (1 = first); AGENT_FATAL: restarts made before giving up
 ``delay``           AGENT_RESTARTING: seconds until the restart
 ``restarts``        AGENT_FATAL: restarts within the flap window
-``timeout``         AGENT_WATCHDOG_TIMEOUT: the ``heartbeat_timeout`` that passed
+``timeout``         AGENT_WATCHDOG_TIMEOUT: the ``heartbeat_timeout`` that passed;
+                    AGENT_LATE: ``warn_after``; AGENT_ERROR ``max_runtime``: it
+``due``             AGENT_MISSED: the missed run's due time (ISO 8601, in the
+                    schedule's time zone)
+``runtime``         AGENT_LATE: seconds the run has been going
 ``exit_code``       AGENT_TERMINATED/AGENT_ERROR of process agents: the exit code,
                     negative for a signal (``-9``); ``None`` for threads
 ``signal``          the signal's name when a process was killed (``SIGKILL``)
@@ -80,6 +86,11 @@ class OrchestratorEvent(enum.Enum):
     """An agent flapped or used up ``max_restarts``: no more automatic restarts."""
     AGENT_WATCHDOG_TIMEOUT = "agent_watchdog_timeout"
     """An agent sent no heartbeat for ``heartbeat_timeout`` seconds."""
+    AGENT_MISSED = "agent_missed"
+    """A scheduled run did not start within ``grace`` of its due time, or an
+    external job sent no ping for it (the dead man's switch)."""
+    AGENT_LATE = "agent_late"
+    """A scheduled run is still going ``warn_after`` seconds after its start."""
 
 
 class AgentEvent(enum.Enum):
@@ -174,6 +185,8 @@ _EVENT_SEVERITY: dict[object, Severity] = {
     OrchestratorEvent.AGENT_RESTARTING: Severity.WARNING,
     OrchestratorEvent.AGENT_FATAL: Severity.CRITICAL,
     OrchestratorEvent.AGENT_HEARTBEAT: Severity.DEBUG,
+    OrchestratorEvent.AGENT_MISSED: Severity.ERROR,
+    OrchestratorEvent.AGENT_LATE: Severity.WARNING,
 }
 # AGENT_TERMINATED: by the status the agent reported (AgentTerminationStatus values).
 _TERMINATION_SEVERITY: dict[str, Severity] = {
@@ -190,8 +203,9 @@ def severity_of(
     """How bad ``event`` is: the one place that decides it.
 
     The history stores it in :attr:`EventRecord.severity`, and ``notifiers`` sends
-    alerts at it (a template may only raise it). ERROR for ``AGENT_ERROR`` and
-    ``AGENT_WATCHDOG_TIMEOUT``, WARNING for ``AGENT_RESTARTING``, CRITICAL for
+    alerts at it (a template may only raise it). ERROR for ``AGENT_ERROR``,
+    ``AGENT_WATCHDOG_TIMEOUT`` and ``AGENT_MISSED`` (a job that did not run is a
+    failure), WARNING for ``AGENT_RESTARTING`` and ``AGENT_LATE``, CRITICAL for
     ``AGENT_FATAL``, DEBUG for ``AGENT_HEARTBEAT``; ``AGENT_TERMINATED`` by the
     ``termination_status`` in ``context`` (``success`` INFO, ``warning`` WARNING,
     ``error`` ERROR, ``critical`` CRITICAL); INFO otherwise.
@@ -211,6 +225,7 @@ CALLBACK_KEYWORDS: tuple[str, ...] = (
     "agent_name",
     "attempt",
     "delay",
+    "due",
     "error_message",
     "error_type",
     "event",
@@ -224,6 +239,7 @@ CALLBACK_KEYWORDS: tuple[str, ...] = (
     "reason",
     "record",
     "restarts",
+    "runtime",
     "seq",
     "signal",
     "termination_status",

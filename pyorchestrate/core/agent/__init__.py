@@ -21,6 +21,7 @@ from ..._lazy import lazy_exports
 from ..errors import NonRecoverableException, RecoverableException, TerminateAgent
 from .base import AgentConfig, BaseAgent, build_agent_config
 from .command import CommandAgent, CommandConfig, CommandSpawnError
+from .external import ExternalJob
 from .flags import (
     AnyEvent,
     ControlEvents,
@@ -62,6 +63,7 @@ __all__ = [
     "CommandConfig",
     "CommandSpawnError",
     "ControlEvents",
+    "ExternalJob",
     "Flavour",
     "LoopingAgent",
     "LoopingConfig",

@@ -29,7 +29,8 @@ def _rounded(seconds: float | None) -> float | None:
 def build_agent_summary(agent: AgentSnapshot) -> dict[str, Any]:
     """What ``ps`` shows of one agent: name, class and state, whether it is alive,
     started or queued, pid, uptime, restarts, the last exit code or signal, the time
-    to its next try, and its last error."""
+    to its next try, and its last error; a scheduled agent's next run and last
+    result."""
     return {
         "name": agent.name,
         "agent_name": agent.name,  # the reference protocol's key for ps rows
@@ -46,6 +47,8 @@ def build_agent_summary(agent: AgentSnapshot) -> dict[str, Any]:
         "next_start_in": _rounded(agent.next_start_in),
         "fatal_reason": agent.fatal_reason,
         "last_error": agent.last_error,
+        "next_run": agent.next_run,
+        "last_result": agent.last_result,
     }
 
 

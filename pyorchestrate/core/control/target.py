@@ -61,6 +61,11 @@ class AgentSnapshot(NamedTuple):
     """Time left before a scheduled restart (``None`` if none is scheduled)."""
     fatal_reason: str | None
     last_error: str | None
+    next_run: str | None = None
+    """A scheduled agent's next due time (ISO 8601 in its schedule's time zone)."""
+    last_result: str | None = None
+    """A scheduled agent's last run: ``success``, ``failed``, ``max_runtime`` or
+    ``missed`` (``None``: not scheduled, or no run yet)."""
 
 
 @dataclass(frozen=True, slots=True)

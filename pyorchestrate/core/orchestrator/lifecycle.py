@@ -14,7 +14,9 @@ with its own job and state, which change state only through it:
 * :attr:`LifecycleManager.stopper`, a :class:`~.stopping.Stopper`: stop requests, the
   reverse-order stop of everything, the stop and kill deadlines (SIGTERM, SIGKILL). Its
   :meth:`~.stopping.Stopper.shutdown_agents` is the one wait on agents, on the
-  condition (which releases the lock).
+  condition (which releases the lock);
+* :attr:`LifecycleManager.scheduler`, a :class:`~.scheduler.Scheduler`: scheduled
+  runs (cron, ``every``), their grace, ``warn_after`` and ``max_runtime``.
 """
 
 from __future__ import annotations
@@ -24,9 +26,11 @@ import threading
 import time
 from collections.abc import Callable
 from multiprocessing.connection import Connection
+from pathlib import Path
 from typing import Any
 
 from ..agent.command import CommandAgent, CommandSpawnError, ProcessGroupGuard
+from ..agent.external import ExternalJob
 from ..agent.flavours import StartMethod, expected_exit_code
 from ..agent.status import AgentTerminationStatus
 from ..errors import LifecycleError
@@ -37,6 +41,7 @@ from ..utilities.output import OutputCapture, OutputSettings
 from .callbacks import EventBus
 from .dependencies import DependencyGraph
 from .registry import AgentEntry, AgentRegistry
+from .scheduler import Scheduler
 from .states import ACTIVE_STATES, FINAL_STATES, LIVE_STATES, AgentState, can_transition
 from .stopping import Stopper, call_stop
 from .supervisor import Supervisor, describe_end, signal_name
@@ -77,6 +82,9 @@ class LifecycleManager:
         start_method: how process agents start.
         wake: called when the router must re-read what it watches.
         clock: monotonic clock.
+        wall_clock: wall clock (seconds since the epoch): when scheduled runs are due.
+        schedule_state: where scheduled agents' last runs are kept (``None``:
+            nowhere).
         name: the orchestrator's name, for the names of its threads.
         output: where process agents' stdout and stderr go (default: passed on to
             ours, prefixed with the agent's name).
@@ -95,6 +103,8 @@ class LifecycleManager:
         stop_timeout: float = 10.0,
         wake: Callable[[], None] = lambda: None,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        schedule_state: Path | None = None,
         name: str = "orchestrator",
         output: OutputSettings | None = None,
     ) -> None:
@@ -141,6 +151,18 @@ class LifecycleManager:
             wake=wake_router,
         )
         """Start, ready and watchdog deadlines; restart policies."""
+        self.scheduler = Scheduler(
+            registry,
+            pool,
+            self,
+            self.stopper,
+            submit=bus.executor.submit,
+            clock=clock,
+            wall_clock=wall_clock,
+            wake=wake_router,
+            state_file=schedule_state,
+        )
+        """Scheduled runs: due times, overlap, grace, warn_after, max_runtime."""
 
     # ------------------------------------------------------------- the writer
     def change_state(
@@ -258,6 +280,11 @@ class LifecycleManager:
                     f"cannot accept new starts: shutting down (agent {name!r})"
                 )
             entry = self.registry.require(name)
+            if issubclass(entry.agent_class, ExternalJob):
+                raise LifecycleError(
+                    f"agent {name!r} is an external job: it runs elsewhere and "
+                    f"reports with `pyorchestrate ping {name}`"
+                )
             if entry.state in ACTIVE_STATES:
                 raise LifecycleError(f"agent {name!r} is already {entry.state.value}")
             if entry.state is S.QUEUED:
@@ -300,6 +327,14 @@ class LifecycleManager:
         if agent is not None:
             call_stop(agent)  # the user's on_stop: in the caller's thread, unlocked
         return f"agent {name!r} asked to stop; it starts again once it has ended"
+
+    def waiting_reason(self, entry: AgentEntry) -> str:
+        """Why the queued agent ``entry`` has not started (for the scheduler)."""
+        return self._waiting_reason(entry)
+
+    def failed_end(self, entry: AgentEntry) -> bool:
+        """Whether ``entry``'s last generation ended in failure (for the scheduler)."""
+        return self.supervisor.failed_end(entry, entry.exit_code)
 
     def _waiting_reason(self, entry: AgentEntry) -> str:
         pending = [
@@ -705,6 +740,7 @@ class LifecycleManager:
             for later in (
                 self.supervisor.check_deadlines(now),
                 self.stopper.check_deadlines(now),
+                self.scheduler.check_deadlines(now),
             ):
                 if later is not None:
                     upcoming.append(later)

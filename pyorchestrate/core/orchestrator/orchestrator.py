@@ -19,7 +19,7 @@ import weakref
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import Any, Literal
 
 from ..agent.base import AgentConfig, BaseAgent, build_agent_config, check_agent_kwargs
 from ..agent.flags import ControlEvents, StateEvents
@@ -39,6 +39,7 @@ from ..control.target import (
     PoolCounts,
 )
 from ..errors import LifecycleError
+from ..schedule import Schedule
 from ..supervision_config import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
 from ..utilities.messaging import MessageChannel
@@ -58,6 +59,7 @@ from .registry import (
     check_agent_name_type,
 )
 from .router import MessageRouter
+from .scheduler import check_schedule, default_state_file
 from .states import ACTIVE_STATES, AgentState
 from .stopping import OPERATOR_REASONS
 from .workers import StartStatus, WorkerPool, WorkerStartResult
@@ -84,6 +86,11 @@ class Orchestrator:
         clock: the monotonic clock every deadline is measured on (backoff, watchdog,
             start/ready/stop timeouts); inject ``pyorchestrate.testing.FakeClock`` to
             test supervision policies without waiting.
+        wall_clock: the wall clock scheduled runs are due on (seconds since the
+            epoch; ``FakeClock.wall`` in tests).
+        schedule_state: the file scheduled agents' last runs are kept in (default
+            ``$XDG_STATE_HOME/pyorchestrate/schedules/<name>.json``; ``None``: none,
+            so runs missed while down are not known).
 
     Example::
 
@@ -102,6 +109,8 @@ class Orchestrator:
         config: OrchestratorConfig | Mapping[str, Any] | None = None,
         *,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], float] = time.time,
+        schedule_state: Path | Literal["auto"] | None = "auto",
     ) -> None:
         if isinstance(name, OrchestratorConfig) and config is None:
             # The original's stale examples pass the config first: accept it.
@@ -147,6 +156,14 @@ class Orchestrator:
             start_method=config.start_method,
             stop_timeout=config.agent_stop_timeout,
             clock=clock,
+            wall_clock=wall_clock,
+            schedule_state=(
+                default_state_file(name)
+                if schedule_state == "auto"
+                else None
+                if schedule_state is None
+                else Path(schedule_state)
+            ),
             name=name,
             output=config.output_settings(name),
         )
@@ -198,6 +215,7 @@ class Orchestrator:
         msg_channel: MessageChannel | None = None,
         *,
         supervision: SupervisionConfig | Mapping[str, Any] | None = None,
+        schedule: Schedule | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> AgentEntry:
         """Register an agent to run; it starts with :meth:`start` (or :meth:`start_agent`).
@@ -208,6 +226,11 @@ class Orchestrator:
         set those fields of its config (``command=`` of a ``CommandAgent``); other
         keyword arguments become attributes of the agent.
 
+        ``schedule`` (a :class:`~pyorchestrate.Schedule` or a mapping) runs it on a
+        cron or ``every`` schedule instead of at :meth:`start`; only one-shot agents,
+        commands and external jobs (:class:`~pyorchestrate.ExternalJob`, which needs
+        one) can be scheduled. See :mod:`pyorchestrate.core.orchestrator.scheduler`.
+
         ``name`` defaults to the class name (only when ``None``); it must be a
         non-empty string of printable characters without whitespace at either end.
 
@@ -217,7 +240,9 @@ class Orchestrator:
                 ``name`` is not a string.
             ConfigError: ``custom_config`` is invalid (names the field).
             RegistrationError: the name is taken (a ``ValueError``; the first stays),
-                empty, padded with whitespace or holds a control character.
+                empty, padded with whitespace or holds a control character; a
+                schedule on an agent that cannot be scheduled (a looping agent), or
+                an external job without one.
         """
         _check_agent_class(agent_class)
         name = check_agent_name(agent_class.__name__ if name is None else name)
@@ -235,6 +260,7 @@ class Orchestrator:
             if events is not None:
                 events.check_flavour(flavour)
         check_agent_kwargs(agent_class, kwargs)
+        schedule = check_schedule(agent_class, name, schedule)
         spec = AgentSpec(
             agent_class=agent_class,
             name=name,
@@ -244,6 +270,7 @@ class Orchestrator:
             state_events=state_events,
             msg_channel=msg_channel,
             kwargs=dict(kwargs),
+            schedule=schedule,
         )
         with self.lifecycle.lock:
             entry = self.registry.add(spec)
@@ -260,6 +287,7 @@ class Orchestrator:
             control_events=spec.control_events,
             state_events=spec.state_events,
             msg_channel=spec.msg_channel,
+            schedule=spec.schedule,
             **dict(spec.kwargs),
         )
 
@@ -313,7 +341,8 @@ class Orchestrator:
     def start(self) -> list[WorkerStartResult]:
         """Start every registered agent, dependencies first, up to ``max_workers``.
 
-        Returns one result per agent (``started`` or ``queued``, or ``failed_clean``).
+        Returns one result per agent (``started`` or ``queued``, or ``failed_clean``;
+        ``scheduled`` for an agent with a schedule, which starts when due).
 
         Raises:
             LifecycleError: called twice, or after shutdown.
@@ -333,6 +362,10 @@ class Orchestrator:
         # or death), instead of waiting for the hundredth launch.
         results: list[WorkerStartResult] = []
         for name in order:
+            entry = self.registry.require(name)
+            if entry.spec.schedule is not None:
+                results.append(self._scheduled_result(name))
+                continue
             try:
                 results.append(self.lifecycle.request_start(name))
             except LifecycleError as exc:  # shut down while starting
@@ -383,7 +416,30 @@ class Orchestrator:
             server.start()  # raises before any agent starts if the socket is taken
             self.command_server = server
         _live.add(self)
+        self.lifecycle.scheduler.arm()
         self.router.start()
+
+    def _scheduled_result(self, name: str) -> WorkerStartResult:
+        due = self.lifecycle.scheduler.next_run(name)
+        when = (
+            ""
+            if due is None
+            else time.strftime("next run %Y-%m-%d %H:%M:%S %z", time.localtime(due))
+        )
+        return WorkerStartResult(StartStatus.SCHEDULED, when)
+
+    def ping(self, name: str, *, failed: bool = False, message: str = "") -> str:
+        """An external job (:class:`~pyorchestrate.ExternalJob`) reports a run:
+        success, or a failure (AGENT_ERROR ``reason="ping_fail"``); what
+        ``pyorchestrate ping NAME [--fail]`` sends. Return a reply.
+
+        Raises:
+            TypeError: ``name`` is not a string. RegistrationError: unknown agent.
+            LifecycleError: ``name`` is not an external job.
+        """
+        check_agent_name_type(name)
+        with self.lifecycle.lock:
+            return self.lifecycle.scheduler.ping(name, failed=failed, message=message)
 
     def stop_agent(self, name: str) -> str:
         """Ask one agent to stop (or take it off the queue); return what happened.
@@ -745,6 +801,8 @@ class Orchestrator:
             next_start_in=next_start_in,
             fatal_reason=entry.fatal_reason,
             last_error=entry.last_error,
+            next_run=self.lifecycle.scheduler.next_run_iso(entry.name),
+            last_result=self.lifecycle.scheduler.last_result(entry.name),
         )
 
     def agent_summary(self, name: str) -> dict[str, Any]:

@@ -18,6 +18,7 @@ from ..agent.plugins import AgentPlugin
 from ..agent.status import AgentTerminationStatus
 from ..errors import RegistrationError
 from ..names import check_agent_name, check_agent_name_type
+from ..schedule import Schedule
 from ..supervision_config import RestartTracker, SupervisionConfig
 from ..utilities.messaging import AgentLink, MessageChannel
 from ..utilities.output import AgentOutput
@@ -47,6 +48,8 @@ class AgentSpec:
     state_events: StateEvents | None = None
     msg_channel: MessageChannel | None = None
     kwargs: Mapping[str, Any] = field(default_factory=dict)
+    schedule: Schedule | None = None
+    """When it runs on its own (``None``: when started)."""
 
     def __post_init__(self) -> None:
         check_agent_name(self.name)

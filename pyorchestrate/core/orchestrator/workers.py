@@ -18,6 +18,8 @@ class StartStatus(enum.StrEnum):
     CANCELLED = "cancelled"
     FAILED_CLEAN = "failed_clean"
     FAILED_LIVE = "failed_live"
+    SCHEDULED = "scheduled"
+    """It has a schedule: it starts when due."""
 
 
 @dataclass(frozen=True, slots=True)
