@@ -22,6 +22,7 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import _commands as commands
+from . import _fleet as fleet
 from . import _render as render
 from ._commands import EXIT_INTERRUPTED, EXIT_USAGE
 
@@ -234,6 +235,23 @@ def _list_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _fleet_file(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("file", help="The fleet file (TOML).")
+
+
+def _run_options(parser: argparse.ArgumentParser) -> None:
+    _fleet_file(parser)
+    parser.add_argument(
+        "--once",
+        action="store_true",
+        help="Run every agent once and exit when all are done (schedules and "
+        "long-running agents do not keep it up).",
+    )
+    parser.add_argument(
+        "--verbose", "-v", action="store_true", help="Log at DEBUG, not INFO."
+    )
+
+
 Options = Callable[[argparse.ArgumentParser], None]
 
 COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, list[Options]]] = {
@@ -300,6 +318,22 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, list[Options
     "shutdown": (
         commands.shutdown,
         "Stop every agent and the orchestrator.",
+        [_remote],
+    ),
+    "run": (
+        fleet.run,
+        "Run the fleet a file describes, in the foreground (SIGHUP re-reads it).",
+        [_run_options],
+    ),
+    "check": (
+        fleet.check,
+        "Validate a fleet file and show what it runs (exit 0 valid, 2 not).",
+        [_fleet_file],
+    ),
+    "reload": (
+        commands.reload,
+        "Re-read the fleet file of `pyorchestrate run`: start the added agents, "
+        "stop the removed, restart the changed.",
         [_remote],
     ),
     "create": (

@@ -34,6 +34,7 @@ __all__ = [
     "list_orchestrators",
     "logs",
     "ps",
+    "reload",
     "restart",
     "shutdown",
     "start",
@@ -162,6 +163,21 @@ def stop(args: Namespace) -> None:
 def restart(args: Namespace) -> None:
     """Stop an agent and start it again."""
     _ask(args, "restart", args.agent, show=_message)
+
+
+@_exit_code
+def reload(args: Namespace) -> None:
+    """Re-read the fleet file of ``pyorchestrate run``; an invalid file changes
+    nothing and its errors are printed (exit 1)."""
+    with _client(args) as client:
+        payload = client.request("reload")
+    data = _data_or_exit(payload, args.json)
+    if args.json:
+        render.print_json(data)
+        return
+    render.out(str(data.get("message")))
+    for warning in data.get("warnings") or ():
+        render.warning(str(warning))
 
 
 @_exit_code

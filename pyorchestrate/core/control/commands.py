@@ -249,6 +249,10 @@ def _reopen_logs(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     return data
 
 
+def _reload(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    return target.reload()
+
+
 def _no_handler(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     raise CommandFailed("this command is served by the socket server")
 
@@ -284,6 +288,7 @@ _TABLE = [
     Command(
         "reopen-logs", _reopen_logs, "reopen the log files (after logrotate moved them)"
     ),
+    Command("reload", _reload, "re-read the fleet file (pyorchestrate run FILE)"),
 ]
 
 COMMAND_TABLE: dict[str, Command] = {command.name: command for command in _TABLE}

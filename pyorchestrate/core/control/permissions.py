@@ -14,6 +14,7 @@ COMMANDS: frozenset[str] = frozenset(
         "history-stats",
         "logs",
         "ps",
+        "reload",
         "reopen-logs",
         "restart",
         "shutdown",
@@ -38,7 +39,8 @@ _READ_ONLY = frozenset(
         "status",
     }
 )
-"""What only reads (``reopen-logs`` is an operator's action: not here)."""
+"""What only reads (``reopen-logs`` and ``reload`` are an operator's actions: not
+here)."""
 
 PERMISSION_PRESETS: dict[str, frozenset[str]] = {
     "production": _READ_ONLY | {"subscribe"},

@@ -258,3 +258,9 @@ class ControlTarget(Protocol):
     def request_shutdown(self) -> None:
         """Stop every agent and the orchestrator."""
         ...
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read the file the target was built from; the reply's data (what was
+        added, removed, changed). Raises a ``ControlError`` when there is nothing to
+        reload, or the file is invalid (then nothing changed)."""
+        ...

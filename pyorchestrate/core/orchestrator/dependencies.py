@@ -27,6 +27,12 @@ class DependencyGraph:
                 current.append(dep)
         self._validated = False
 
+    def remove(self, name: str) -> None:
+        """Forget what ``name`` depends on (agents depending on it keep their edge:
+        :meth:`validate` reports it until they change too)."""
+        if self._deps.pop(name, None) is not None:
+            self._validated = False
+
     def get_dependencies(self, name: str) -> list[str]:
         """The agents ``name`` depends on (empty if none)."""
         return list(self._deps.get(name, ()))

@@ -38,7 +38,7 @@ from ..control.target import (
     OrchestratorSnapshot,
     PoolCounts,
 )
-from ..errors import LifecycleError
+from ..errors import CommandFailed, LifecycleError
 from ..schedule import Schedule
 from ..supervision_config import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
@@ -60,7 +60,7 @@ from .registry import (
 )
 from .router import MessageRouter
 from .scheduler import check_schedule, default_state_file
-from .states import ACTIVE_STATES, AgentState
+from .states import ACTIVE_STATES, LIVE_STATES, AgentState
 from .stopping import OPERATOR_REASONS
 from .workers import StartStatus, WorkerPool, WorkerStartResult
 
@@ -192,6 +192,9 @@ class Orchestrator:
         )
         self.process_stats = ProcessStats()
         self.command_server: CommandServer | None = None
+        self.reloader: Callable[[], dict[str, Any]] | None = None
+        """What the ``reload`` control command calls (``pyorchestrate run FILE`` sets
+        it to re-read its file); ``None``: the command fails."""
         self.history.record(
             "INIT",
             category="system",
@@ -290,6 +293,48 @@ class Orchestrator:
             schedule=spec.schedule,
             **dict(spec.kwargs),
         )
+
+    def unregister_agent(self, name: str) -> None:
+        """Forget agent ``name`` and the dependencies it declared.
+
+        It must not be live: stop it first (:meth:`stop_agent`) and wait until it
+        ended. Reloading a fleet file (:mod:`pyorchestrate.fleet`) uses this for the
+        agents taken out of the file.
+
+        Raises:
+            TypeError: ``name`` is not a string. RegistrationError: unknown agent.
+            LifecycleError: it is queued, starting, running, stopping or waiting to
+                restart.
+        """
+        with self.lifecycle.lock:
+            entry = self.registry.require(name)
+            if entry.state in LIVE_STATES or entry.restart_pending:
+                raise LifecycleError(
+                    f"agent {name!r} is {entry.state.value}: stop it before "
+                    "unregistering it"
+                )
+            self.registry.remove(name)
+            self.dependency_graph.remove(name)
+            if entry.reader is not None:
+                entry.reader.close()
+                entry.reader = None
+        self.history.record("UNREGISTERED", agent=name, category="system")
+        self.logger.info("agent %r unregistered", name)
+
+    def reload(self) -> dict[str, Any]:
+        """Re-read what this orchestrator was built from (the ``reload`` command).
+
+        Raises:
+            CommandFailed: nothing to reload (no :attr:`reloader`), or what the
+                reloader raises (an invalid file: nothing changed).
+        """
+        reloader = self.reloader
+        if reloader is None:
+            raise CommandFailed(
+                f"orchestrator {self.name!r} was not started from a file "
+                "(pyorchestrate run FILE): nothing to reload"
+            )
+        return reloader()
 
     def register_event(self, event: OrchestratorEvent, callback: EventCallback) -> None:
         """Call ``callback`` whenever ``event`` happens, off the router thread.

@@ -184,6 +184,18 @@ class AgentRegistry:
             self._entries[spec.name] = entry
             return entry
 
+    def remove(self, name: str) -> AgentEntry:
+        """Take the entry called ``name`` out (the caller checked it is not live).
+
+        Raises:
+            RegistrationError: no agent has that name.
+        """
+        with self._lock:
+            entry = self._entries.pop(name, None)
+        if entry is None:
+            raise RegistrationError(f"no agent named {name!r} is registered")
+        return entry
+
     def get(self, name: str) -> AgentEntry | None:
         """The entry called ``name``, or ``None``."""
         return self._entries.get(name)

@@ -25,7 +25,7 @@ READ_ONLY = {
     "commands",
     "logs",
 }
-MUTATING = {"start", "stop", "restart", "shutdown", "reopen-logs"}
+MUTATING = {"start", "stop", "restart", "shutdown", "reopen-logs", "reload"}
 
 
 def test_the_known_commands() -> None:
@@ -44,6 +44,7 @@ def test_the_known_commands() -> None:
         "subscribe",
         "logs",
         "reopen-logs",
+        "reload",
     } == COMMANDS
 
 
