@@ -85,9 +85,12 @@ def run_fleet(short_tmp: Path) -> Iterator[Callable[..., Any]]:
 
     @contextmanager
     def start(
-        path: Path, *args: str, env: Mapping[str, str] | None = None
+        path: Path,
+        *args: str,
+        env: Mapping[str, str] | None = None,
+        socket_path: Path | None = None,
     ) -> Iterator[FleetProcess]:
-        socket_path = short_tmp / "fleet.sock"
+        socket_path = socket_path or short_tmp / "fleet.sock"
         process = subprocess.Popen(
             [sys.executable, "-m", "pyorchestrate", "run", str(path), *args],
             stdout=subprocess.PIPE,
