@@ -755,13 +755,14 @@ def _milestones(text: str, name: str, wall: float) -> dict[str, float]:
     return found
 
 
-def stop_all(handle: Supervisord) -> float:
+def stop_all(handle: Supervisord, *, started: list[float] | None = None) -> float:
     """Seconds from ``stopAllProcesses(wait=False)`` until all programs are STOPPED and
     their processes are gone.
 
     The running programs' processes are taken before the call (psutil processes when
     psutil is importable, so a reused pid cannot fool the check; else ``os.kill(pid,
-    0)``); ``getAllProcessInfo`` is polled every 5 ms.
+    0)``); ``getAllProcessInfo`` is polled every 5 ms. ``started``, if given, gets
+    the ``perf_counter`` of the call (for clocks kept elsewhere).
     """
     infos = _infos(handle)
     if not all(info["statename"] == "RUNNING" for info in infos):
@@ -784,6 +785,8 @@ def stop_all(handle: Supervisord) -> float:
         return _all_in(_infos(handle), "STOPPED") and all(gone(p) for p in processes)
 
     t0 = time.perf_counter()
+    if started is not None:
+        started.append(t0)
     results = handle.supervisor.stopAllProcesses(False)
     t1 = _poll_until(stopped, "all STOPPED and gone")
     _check_results(results, "stopAllProcesses")
