@@ -1,7 +1,7 @@
 """The Python agent of examples/fleet/fleet.toml: ``class = "jobs:DailyReport"``.
 
 ``pyorchestrate run`` imports it with the fleet file's directory first on
-``sys.path``; its ``config`` table fills :class:`DailyReport.Config`.
+``sys.path``; its ``config`` table fills ``DailyReport.Config``.
 """
 
 from __future__ import annotations
