@@ -20,6 +20,7 @@ BENCHMARKS = (
     "bench_alerts.py",
     "bench_supervision.py",
     "bench_commands.py",
+    "bench_fleet.py",
 )
 
 

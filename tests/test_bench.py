@@ -32,6 +32,7 @@ HIGH_PERCENTILE = {"bench_control.py": "p99", "bench_notify.py": "p99"}
         "bench_alerts.py",
         "bench_supervision.py",
         "bench_commands.py",
+        "bench_fleet.py",
     ],
 )
 def test_benchmark_runs_quick(script: str) -> None:
@@ -68,8 +69,8 @@ def test_run_all_runs_every_benchmark() -> None:
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, output
     headers = [line for line in result.stdout.splitlines() if line.startswith(HEADER)]
-    # eight scripts; bench_commands.py prints two tables (p95, then p99)
-    assert len(headers) == 9, output
+    # nine scripts; bench_commands.py prints two tables (p95, then p99)
+    assert len(headers) == 10, output
 
 
 # ---------------------------------------------------------------- walk_alert.py

@@ -1,0 +1,55 @@
+"""FleetRunner from Python: what a reload reports and applies, in-process."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from pyorchestrate.fleet import FleetError, FleetRunner, load_fleet
+
+FILE = """
+[orchestrator]
+enable_command_interface = false
+check_interval = 0.05
+
+[agents.loop]
+class = "tests.agents:CounterThread"
+
+[agents.job]
+command = ["sleep", "1000"]
+"""
+
+
+def test_a_reload_leaves_a_running_python_agent_alone_and_reports_what_it_did(
+    write_fleet: Callable[[str], Path],
+) -> None:
+    path = write_fleet(FILE)
+    runner = FleetRunner(load_fleet(path))
+    try:
+        runner.start()
+        loop = runner.orchestrator.get_agent("loop")
+        instance = loop.agent
+        assert instance is not None and runner.orchestrator.get_agent("job").pid
+
+        path.write_text(
+            FILE.replace("check_interval = 0.05", "check_interval = 0.1")
+            + '\n[agents.extra]\ncommand = ["true"]\n'
+        )
+        plan = runner.reload(timeout=30)
+        assert plan.added == ("extra",)
+        assert plan.unchanged == ("loop", "job")
+        assert plan.touched == ("extra",)
+        assert plan.warnings and "[orchestrator] changed" in plan.warnings[0]
+        assert runner.orchestrator.get_agent("loop").agent is instance  # untouched
+        assert runner.orchestrator.get_agent("loop") is loop
+
+        path.write_text("[agents.loop]\nclass = 'tests.agents:NoSuchAgent'\n")
+        with pytest.raises(FleetError, match="has no attribute 'NoSuchAgent'"):
+            runner.reload(timeout=30)
+        assert set(runner.orchestrator.agents) == {"loop", "job", "extra"}
+        assert runner.orchestrator.get_agent("loop").agent is instance
+    finally:
+        runner.close()
+    assert runner.orchestrator.get_agent("loop").state.value == "TERMINATED"
