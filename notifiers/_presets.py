@@ -71,8 +71,13 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
     {
         "errors_only": Preset(
             "errors_only",
-            (OrchestratorEvent.AGENT_ERROR, OrchestratorEvent.AGENT_FATAL),
-            description="one alert when an agent fails, one when it is given up (FATAL)",
+            (
+                OrchestratorEvent.AGENT_ERROR,
+                OrchestratorEvent.AGENT_FATAL,
+                OrchestratorEvent.AGENT_MISSED,
+            ),
+            description="one alert when an agent fails, one when it is given up "
+            "(FATAL), one when a scheduled run is missed",
         ),
         "lifecycle": Preset(
             "lifecycle",
@@ -83,8 +88,11 @@ PRESETS: Mapping[str, Preset] = MappingProxyType(
                 OrchestratorEvent.AGENT_ERROR,
                 OrchestratorEvent.AGENT_RESTARTING,
                 OrchestratorEvent.AGENT_FATAL,
+                OrchestratorEvent.AGENT_MISSED,
+                OrchestratorEvent.AGENT_LATE,
             ),
-            description="agents starting, ready, terminated, failing, restarting, FATAL",
+            description="agents starting, ready, terminated, failing, restarting, "
+            "FATAL; scheduled runs missed or late",
         ),
     }
 )

@@ -60,8 +60,8 @@ class Template:
 
     Fields: ``agent``, ``event``, ``error``, ``host``, ``time``, ``date``,
     ``generation``, ``pid``, ``exit_code``, ``signal``, ``reason``, ``status``,
-    ``orchestrator``, ``attempt``, ``delay``, ``restarts``, ``timeout`` (missing ones
-    render as ``-``); ``error_type``, ``end`` (``exit code 1``, ``signal SIGKILL``,
+    ``orchestrator``, ``attempt``, ``delay``, ``restarts``, ``timeout``, ``due`` (a
+    missed run's due time), ``runtime`` (a late run's) (missing ones render as ``-``); ``error_type``, ``end`` (``exit code 1``, ``signal SIGKILL``,
     ``no exit code (a thread)`` or ``exit code unknown``), ``traceback`` (the
     last frames, ``file:line in function`` and the source line, as a code block),
     ``output_tail`` (the last lines a process agent wrote, at most
@@ -110,6 +110,17 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
         "pid {pid}, start #{generation}; the watchdog stops it and its restart "
         "policy applies\nhost {host}, {date} {time}",
         Severity.ERROR,
+    ),
+    "agent_missed": Template(
+        "⌛ {agent} missed its run due at {due}",
+        "{error}\n\nreason: {reason}\nmore: {status_command}\n"
+        "orchestrator {orchestrator}, host {host}, {date} {time}",
+        Severity.ERROR,
+    ),
+    "agent_late": Template(
+        "🐢 {agent} still running after {timeout} s",
+        "{error}\npid {pid}, start #{generation}\nhost {host}, {date} {time}",
+        Severity.WARNING,
     ),
 }
 """The default template of each event (by its value)."""
@@ -272,6 +283,8 @@ def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
         restarts=kwargs.get("restarts"),
         timeout=kwargs.get("timeout"),
         error_type=kwargs.get("error_type"),
+        due=kwargs.get("due"),
+        runtime=kwargs.get("runtime"),
     )
     for key, value in list(fields.items()):
         if value is None:

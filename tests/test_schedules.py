@@ -501,3 +501,36 @@ def test_an_external_job_is_missed_without_a_ping(
 def test_severities_of_the_new_events() -> None:
     assert severity_of(E.AGENT_MISSED) is Severity.ERROR
     assert severity_of(E.AGENT_LATE) is Severity.WARNING
+
+
+# ---------------------------------------------------------------- alerts
+
+
+def test_a_missed_run_is_alerted_to_a_webhook(
+    make: MakeOrchestrator, clock: FakeClock
+) -> None:
+    """The dead man's switch end to end: an external job's silence goes through the
+    ``errors_only`` preset to a real HTTP endpoint on 127.0.0.1."""
+    from notifiers import AppriseNotifier, attach
+    from notifiers.testing import WebhookSink
+
+    orchestrator = make()
+    orchestrator.register_agent(
+        ExternalJob, "nightly-dump", schedule={"cron": "0 2 * * *", "grace": "30m"}
+    )
+    with WebhookSink() as sink:
+        channel = AppriseNotifier(sink.json_url("/alerts"), name="webhook")
+        alerts = attach(orchestrator, "errors_only", channel, rules=False)
+        try:
+            orchestrator.start()
+            clock.advance(14 * 3_600.0 + 1_800.0)  # 12:00 -> 02:30 the next day
+            [request] = sink.wait_for(1)
+        finally:
+            alerts.detach()
+    assert request.json["title"] == (
+        "⌛ nightly-dump missed its run due at 2026-12-04T02:00:00+00:00"
+    )
+    message = request.json["message"]
+    assert "no ping for the run due at 2026-12-04T02:00:00+00:00" in message
+    assert "reason: no_ping" in message
+    assert request.json["type"] == "failure"

@@ -235,6 +235,16 @@ def _list_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _ping_options(parser: argparse.ArgumentParser) -> None:
+    _agent(parser, "The external job (an ExternalJob with a schedule).")
+    parser.add_argument(
+        "--fail", action="store_true", help="The job failed (alerts AGENT_ERROR)."
+    )
+    parser.add_argument(
+        "--message", "-m", help="What happened, for the alert (with --fail)."
+    )
+
+
 def _fleet_file(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("file", help="The fleet file (TOML).")
 
@@ -279,6 +289,12 @@ COMMANDS: dict[str, tuple[Callable[[argparse.Namespace], int], str, list[Options
         commands.restart,
         "Stop an agent and start it again.",
         [lambda p: _agent(p, "The agent to restart."), _remote],
+    ),
+    "ping": (
+        commands.ping,
+        "Report a run of an external job (a heartbeat); --fail reports a failure. "
+        "Silence past its grace alerts AGENT_MISSED.",
+        [_ping_options, _remote],
     ),
     "dependencies": (
         commands.dependencies,

@@ -33,6 +33,7 @@ __all__ = [
     "history_stats",
     "list_orchestrators",
     "logs",
+    "ping",
     "ps",
     "reload",
     "restart",
@@ -157,6 +158,12 @@ def start(args: Namespace) -> None:
 def stop(args: Namespace) -> None:
     """Ask an agent to stop."""
     _ask(args, "stop", args.agent, show=_message)
+
+
+@_exit_code
+def ping(args: Namespace) -> None:
+    """An external job reports a run: success, or a failure with ``--fail``."""
+    _ask(args, "ping", args.agent, args.fail, args.message or "", show=_message)
 
 
 @_exit_code

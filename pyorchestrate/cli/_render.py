@@ -270,25 +270,50 @@ def ps_summary(data: dict[str, Any]) -> str:
     )
 
 
+def _ps_next_run(agent: dict[str, Any]) -> str:
+    """``2026-12-04 03:00+01:00`` from the ISO due time (``-``: not scheduled)."""
+    text = agent.get("next_run")
+    if not isinstance(text, str):
+        return "-"
+    day, _, rest = text.partition("T")
+    clock, offset = rest[:8], rest[8:]
+    if clock.endswith(":00"):
+        clock = clock[:5]
+    return f"{day} {clock}{offset}"
+
+
+_RESULT_STYLES = {"success": "green", "failed": "red", "max_runtime": "red"}
+
+
+def _ps_last_result(agent: dict[str, Any]) -> Styled:
+    result = agent.get("last_result")
+    if not isinstance(result, str):
+        return Styled("-")
+    return Styled(result, _RESULT_STYLES.get(result, "yellow"))
+
+
 def ps_table(data: dict[str, Any]) -> Grid:
     """The ``ps`` table: name, state (BACKOFF with its next try), pid, uptime,
-    restarts, last exit code or signal, last error (with why it is FATAL)."""
-    grid = Grid(
-        ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT", "LAST ERROR"),
-        title=ps_summary(data),
-    )
-    for agent in data.get("agents", []):
-        grid.rows.append(
-            (
-                str(agent.get("name")),
-                _ps_state(agent),
-                str(agent.get("pid") or "-") if agent.get("alive") else "-",
-                format_uptime(agent.get("uptime")),
-                str(agent.get("restarts", 0)),
-                _ps_exit(agent),
-                _ps_error(agent),
-            )
+    restarts, last exit code or signal, last error (with why it is FATAL); with
+    scheduled agents, their NEXT RUN and LAST RESULT too."""
+    agents = data.get("agents", [])
+    scheduled = any(a.get("next_run") or a.get("last_result") for a in agents)
+    columns: tuple[str, ...] = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT")
+    if scheduled:
+        columns += ("NEXT RUN", "LAST RESULT")
+    grid = Grid((*columns, "LAST ERROR"), title=ps_summary(data))
+    for agent in agents:
+        row: tuple[Cell, ...] = (
+            str(agent.get("name")),
+            _ps_state(agent),
+            str(agent.get("pid") or "-") if agent.get("alive") else "-",
+            format_uptime(agent.get("uptime")),
+            str(agent.get("restarts", 0)),
+            _ps_exit(agent),
         )
+        if scheduled:
+            row += (_ps_next_run(agent), _ps_last_result(agent))
+        grid.rows.append((*row, _ps_error(agent)))
     return grid
 
 

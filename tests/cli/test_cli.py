@@ -44,6 +44,7 @@ REMOTE_COMMANDS = {
     "history-stats",
     "shutdown",
     "logs",
+    "ping",
 }
 
 

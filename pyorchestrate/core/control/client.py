@@ -356,6 +356,12 @@ class ControlClient:
         """Ask an agent to stop."""
         return self.call("stop", agent)
 
+    def ping(
+        self, agent: str, *, failed: bool = False, message: str = ""
+    ) -> dict[str, Any]:
+        """An external job reports a run: success, or a failure (``failed``)."""
+        return self.call("ping", agent, failed, message)
+
     def restart(self, agent: str) -> dict[str, Any]:
         """Stop an agent and start it again."""
         return self.call("restart", agent)

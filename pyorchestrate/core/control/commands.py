@@ -155,6 +155,22 @@ def _restart(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     return {"message": message}
 
 
+def _ping(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    """``ping AGENT [failed [message]]``: an external job reports a run."""
+    name = _agent_arg(target, args)
+    failed = args[1] if len(args) > 1 else False
+    message = args[2] if len(args) > 2 else ""
+    if not isinstance(failed, bool):
+        raise UnknownCommand("ping: 'failed' must be true or false")
+    if not isinstance(message, str):
+        raise UnknownCommand("ping: 'message' must be a string")
+    try:
+        reply = target.ping(name, failed=failed, message=message)
+    except LifecycleError as exc:
+        raise Conflict(str(exc)) from None
+    return {"message": reply, "failed": failed}
+
+
 def _commands(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     allowed = target.allowed_commands
     return {
@@ -264,6 +280,13 @@ _TABLE = [
     Command("start", _start, "start (or queue) an agent", 1, 1),
     Command("stop", _stop, "ask an agent to stop (or take it off the queue)", 1, 1),
     Command("restart", _restart, "stop an agent and start it again", 1, 1),
+    Command(
+        "ping",
+        _ping,
+        "an external job reports a run (ping AGENT [failed [message]])",
+        1,
+        3,
+    ),
     Command("commands", _commands, "the commands this orchestrator allows"),
     Command("stats", _stats, "cpu, memory, threads and uptime per agent"),
     Command(

@@ -13,6 +13,7 @@ COMMANDS: frozenset[str] = frozenset(
         "history",
         "history-stats",
         "logs",
+        "ping",
         "ps",
         "reload",
         "reopen-logs",

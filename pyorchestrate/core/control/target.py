@@ -255,6 +255,10 @@ class ControlTarget(Protocol):
         """Stop one agent if it runs and start it again; what happened."""
         ...
 
+    def ping(self, name: str, *, failed: bool = False, message: str = "") -> str:
+        """An external job reports a run (success, or ``failed``); what happened."""
+        ...
+
     def request_shutdown(self) -> None:
         """Stop every agent and the orchestrator."""
         ...

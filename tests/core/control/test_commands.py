@@ -42,6 +42,8 @@ PS_FIELDS = {  # what the ps table shows, and no more (issue 13: a slim ps reply
     "next_start_in",
     "fatal_reason",
     "last_error",
+    "next_run",  # scheduled agents (issue 16)
+    "last_result",
 }
 STATUS_EXTRA = {  # what only `status NAME` adds to an agent's ps row
     "output_tail",
@@ -202,7 +204,7 @@ def test_dependencies_lists_only_agents_with_dependencies(serve: Serve) -> None:
 def test_commands_describes_what_is_allowed(serve: Serve) -> None:
     data = serve().client().commands()
     assert data["allowed_commands"] == sorted(data["allowed_commands"])
-    assert len(data["allowed_commands"]) == data["total_available_commands"] == 14
+    assert len(data["allowed_commands"]) == data["total_available_commands"] == 16
     assert data["restrictions_active"] is False
     assert data["restricted_commands"] == []
     assert set(data["descriptions"]) == set(data["allowed_commands"])

@@ -25,7 +25,7 @@ READ_ONLY = {
     "commands",
     "logs",
 }
-MUTATING = {"start", "stop", "restart", "shutdown", "reopen-logs", "reload"}
+MUTATING = {"start", "stop", "restart", "shutdown", "reopen-logs", "reload", "ping"}
 
 
 def test_the_known_commands() -> None:
@@ -45,6 +45,7 @@ def test_the_known_commands() -> None:
         "logs",
         "reopen-logs",
         "reload",
+        "ping",
     } == COMMANDS
 
 

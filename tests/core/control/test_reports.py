@@ -37,6 +37,8 @@ SUMMARY_KEYS = [
     "next_start_in",
     "fatal_reason",
     "last_error",
+    "next_run",
+    "last_result",
 ]
 STATUS_KEYS = [
     *SUMMARY_KEYS,

@@ -68,6 +68,7 @@ def test_the_protocol_names_what_the_commands_ask_for() -> None:
         "request_shutdown",
         "logs_dir",
         "reopen_logs",
+        "ping",
     } == MEMBERS
 
 
@@ -110,6 +111,8 @@ def test_every_command_needs_only_the_control_target(short_tmp: Path) -> None:
         with pytest.raises(Conflict, match="thread agent"):
             client.logs("w")  # served by the server's log streamer, via the proxy
         assert client.reopen_logs()["failed"] == []
+        with pytest.raises(Conflict, match="not an external job"):
+            client.ping("w")
         assert "message" in client.restart("w")
         assert "message" in client.stop("w")
         assert client.shutdown() == {"message": "Orchestrator shutdown initiated"}

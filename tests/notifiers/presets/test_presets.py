@@ -172,7 +172,12 @@ def test_a_custom_preset(make_orchestrator: MakeOrchestrator) -> None:
 
 
 def test_builtin_presets() -> None:
-    assert PRESETS["errors_only"].events == (E.AGENT_ERROR, E.AGENT_FATAL)
+    # A scheduled run that did not happen is a failure too (issue 16).
+    assert PRESETS["errors_only"].events == (
+        E.AGENT_ERROR,
+        E.AGENT_FATAL,
+        E.AGENT_MISSED,
+    )
     assert set(PRESETS["lifecycle"].events) == {
         E.AGENT_STARTED,
         E.AGENT_READY,
@@ -180,6 +185,8 @@ def test_builtin_presets() -> None:
         E.AGENT_ERROR,
         E.AGENT_RESTARTING,
         E.AGENT_FATAL,
+        E.AGENT_MISSED,
+        E.AGENT_LATE,
     }
     with pytest.raises(TypeError):
         PRESETS["x"] = PRESETS["lifecycle"]  # type: ignore[index]
