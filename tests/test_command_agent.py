@@ -308,6 +308,8 @@ def test_exit_codes_decide_success_or_error(
     (error,) = recorder.of(E.AGENT_ERROR, "fails")
     assert error["reason"] == "exit_code"
     assert error["error_message"] == "exited with code 3"
+    # The error says the code itself: an alert reads "exit code 3", not "unknown".
+    assert (error["exit_code"], error["signal"]) == (3, None)
     assert error["output_tail"] == "about to fail"
     assert failed["termination_status"] == "error"
     assert recorder.of(E.AGENT_ERROR, "tolerated") == []

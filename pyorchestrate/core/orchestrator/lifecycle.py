@@ -263,7 +263,14 @@ class LifecycleManager:
         held, entry.held_errors = entry.held_errors, []
         entry.error_hold_until = None
         tail = entry.output.tail.text() if entry.output is not None else ""
+        # After the process's end, the error says how it ended.
+        end = (
+            {"exit_code": entry.exit_code, "signal": entry.last_signal}
+            if entry.exit_seen
+            else {}
+        )
         for context in held:
+            context = {**end, **_known(context, "exit_code", "signal")}
             self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context, output_tail=tail)
 
     # ------------------------------------------------------------- starting
@@ -542,6 +549,8 @@ class LifecycleManager:
                 reason=str(payload.get("reason", "exception")),
                 error_type=payload.get("error_type"),
                 traceback=payload.get("traceback"),
+                # A command's agent reports its program's exit code with the error.
+                **_known({"exit_code": payload.get("exit_code")}, "exit_code"),
             )
         elif event == AgentEvent.HEARTBEAT.value:
             if not entry.close_seen:
@@ -765,6 +774,11 @@ class LifecycleManager:
         """Whether no agent is queued, starting, running or stopping."""
         with self.lock:
             return not any(e.state in LIVE_STATES for e in self.registry)
+
+
+def _known(values: dict[str, Any], *keys: str) -> dict[str, Any]:
+    """``values`` but for those of ``keys`` whose value is ``None``."""
+    return {k: v for k, v in values.items() if k not in keys or v is not None}
 
 
 def _launch_error(entry: AgentEntry, exc: BaseException) -> str:

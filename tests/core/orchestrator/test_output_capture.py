@@ -88,6 +88,8 @@ def test_an_exception_alert_has_the_lines_printed_before_and_after(
         make_orchestrator, recorder, PrintsThenRaises, start_method=start_method
     )
     assert event["reason"] == "exception"
+    # The event waited for the end, so it says how the process ended.
+    assert (event["exit_code"], event["signal"]) == (1, None)
     # on_close printed after the error was reported: the event waited for the end.
     assert event["output_tail"] == (
         "preparing /data\nwriting 3 files\nclosing after the failure"
