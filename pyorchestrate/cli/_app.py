@@ -254,8 +254,8 @@ def _run_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--once",
         action="store_true",
-        help="Run every agent once and exit when all are done (schedules and "
-        "long-running agents do not keep it up).",
+        help="Run every agent once, now (scheduled ones too), and exit when all "
+        "are done.",
     )
     parser.add_argument(
         "--verbose", "-v", action="store_true", help="Log at DEBUG, not INFO."

@@ -25,6 +25,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from ..core.agent.external import ExternalJob
 from ..core.errors import CommandFailed, DependencyError, LifecycleError
 from ..core.orchestrator.orchestrator import Orchestrator
 from ..core.orchestrator.states import LIVE_STATES, AgentState
@@ -91,7 +92,8 @@ class FleetRunner:
 
     Args:
         fleet: the validated file (:func:`~pyorchestrate.fleet.load_fleet`).
-        once: run every agent once and end when all are done (STOP_ON_EMPTY).
+        once: run every agent once, now (scheduled ones too: their schedules are
+            not applied), and end when all are done (STOP_ON_EMPTY).
         environ: the environment ``${VAR}`` reads at each reload (default
             ``os.environ``).
         clock: the orchestrator's monotonic clock.
@@ -289,7 +291,7 @@ class FleetRunner:
             if name in kept or name not in (*plan.changed, *plan.added):
                 continue
             definition = new.agents[name]
-            if definition.schedule is not None:
+            if definition.schedule is not None and not self._once:
                 continue  # its schedule starts it
             try:
                 orchestrator.start_agent(name)
@@ -298,11 +300,14 @@ class FleetRunner:
         request.applied.set_result(plan)
 
     def _register(self, definition: AgentDefinition) -> None:
+        schedule = definition.schedule
+        if self._once and not issubclass(definition.agent_class, ExternalJob):
+            schedule = None  # --once: every agent runs once, now
         self.orchestrator.register_agent(
             definition.agent_class,
             definition.name,
             custom_config=definition.config,
-            schedule=definition.schedule,
+            schedule=schedule,
         )
         if definition.depends_on:
             self.orchestrator.add_dependency(definition.name, definition.depends_on)

@@ -38,12 +38,17 @@ command = ["sh", "-c", "echo second >> {out}"]
 depends_on = ["first"]
 
 [agents.first]
-command = ["sh", "-c", "sleep 0.2; echo first >> {out}"]
+command = ["sh", "-c", "echo first >> {out}"]
+
+[agents.nightly]
+command = ["sh", "-c", "echo nightly >> {out}"]
+schedule = "0 3 * * *"
 """
     )
     result = cli("run", str(path), "--once")
     assert result.returncode == 0, result.stderr
-    assert sorted(out.read_text().split()) == ["first", "second"]
+    # --once runs the scheduled job too, now.
+    assert sorted(out.read_text().split()) == ["first", "nightly", "second"]
     # The log, on stderr: 'second' waited for 'first' to start.
     log = result.stderr
     assert log.index("agent 'first' RUNNING") < log.index("agent 'second' STARTING")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from pathlib import Path
 
@@ -53,3 +54,28 @@ def test_a_reload_leaves_a_running_python_agent_alone_and_reports_what_it_did(
     finally:
         runner.close()
     assert runner.orchestrator.get_agent("loop").state.value == "TERMINATED"
+
+
+def test_a_scheduled_agent_added_by_a_reload_runs_on_its_schedule(
+    write_fleet: Callable[[str], Path], short_tmp: Path
+) -> None:
+    marker = short_tmp / "ran"
+    path = write_fleet(FILE)
+    runner = FleetRunner(load_fleet(path))
+    try:
+        runner.start()
+        path.write_text(
+            FILE
+            + f"""
+[agents.tick]
+command = ["sh", "-c", "echo tick >> {marker}"]
+every = "0.2s"
+"""
+        )
+        assert runner.reload(timeout=30).added == ("tick",)
+        deadline = time.monotonic() + 30
+        while not (marker.exists() and marker.read_text().count("tick") >= 2):
+            assert time.monotonic() < deadline, "the scheduled agent never ran twice"
+            time.sleep(0.05)
+    finally:
+        runner.close()
