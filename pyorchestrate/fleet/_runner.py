@@ -139,7 +139,7 @@ class FleetRunner:
         if self._fleet.notify is not None:
             self._attachment = attach_notify(self.orchestrator, self._fleet.notify)
         for where, reason in self._fleet.warnings:
-            logger.warning("%s: %s", where, reason)
+            logger.warning("%s: %s", where, self._fleet.redact(reason))
         self.orchestrator.start()
         self._thread = threading.Thread(
             target=self._serve, name="pyorchestrate-fleet-reload"

@@ -79,3 +79,41 @@ every = "0.2s"
             time.sleep(0.05)
     finally:
         runner.close()
+
+
+def test_a_reload_that_changes_notify_re_attaches_the_alerts(
+    write_fleet: Callable[[str], Path],
+) -> None:
+    from notifiers.testing import FakeTelegramServer
+
+    def notify(chat: int) -> str:
+        return f"""
+[notify]
+preset = "errors_only"
+state_path = "none"
+rate_limiting = false
+
+[notify.telegram]
+token = "123456:fleet-reload-notify-token"
+chat_id = {chat}
+base_url = "{telegram.base_url}"
+"""
+
+    with FakeTelegramServer() as telegram:
+        one = FILE + '\n[agents.boom]\ncommand = ["sh", "-c", "exit 3"]\n'
+        path = write_fleet(one + notify(1))
+        runner = FleetRunner(load_fleet(path))
+        try:
+            runner.start()
+            first = telegram.wait_for(1, timeout=30)
+            assert [m["chat_id"] for m in first] == ["1"]
+            path.write_text(
+                one + '\n[agents.bang]\ncommand = ["sh", "-c", "exit 4"]\n' + notify(2)
+            )
+            plan = runner.reload(timeout=30)
+            assert plan.added == ("bang",)
+            messages = telegram.wait_for(2, timeout=30)
+            assert messages[1]["chat_id"] == "2"
+            assert "bang" in messages[1]["text"]
+        finally:
+            runner.close()
