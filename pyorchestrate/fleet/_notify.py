@@ -4,6 +4,8 @@ the table (the core never imports ``notifiers``: tests/test_architecture.py)."""
 
 from __future__ import annotations
 
+import difflib
+import typing
 from collections.abc import Mapping
 from typing import Any, Protocol
 
@@ -59,10 +61,40 @@ def validate_notify(
         errors = getattr(exc, "errors", None)
         if isinstance(errors, list) and errors:
             return None, [
-                (f"notify.{loc}" if loc else "notify", str(reason))
+                (
+                    f"notify.{loc}" if loc else "notify",
+                    _with_hint(settings_class, str(loc), str(reason)),
+                )
                 for loc, reason in errors
             ]
         return None, [("notify", f"{type(exc).__name__}: {exc}")]
+
+
+def _with_hint(model: object, loc: str, reason: str) -> str:
+    """``reason``, with ``did you mean 'x'?`` for an unknown key close to a known
+    one of its table (the notifier settings' own errors do not suggest)."""
+    if not reason.startswith("unknown setting") or "did you mean" in reason:
+        return reason
+    *parents, key = loc.split(".")
+    for part in parents:
+        fields = getattr(model, "model_fields", {})
+        info = fields.get(part)
+        if info is None:
+            return reason
+        model = _model_in(info.annotation)
+    known = list(getattr(model, "model_fields", {}))
+    close = difflib.get_close_matches(key, known, n=1, cutoff=0.7)
+    return f"unknown key, did you mean {close[0]!r}?" if close else reason
+
+
+def _model_in(annotation: object) -> object:
+    """The pydantic model of a section typed ``Model`` or ``Model | None``."""
+    if hasattr(annotation, "model_fields"):
+        return annotation
+    for arg in typing.get_args(annotation):
+        if hasattr(arg, "model_fields"):
+            return arg
+    return None
 
 
 def attach_notify(orchestrator: object, settings: object) -> Detachable:

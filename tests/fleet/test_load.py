@@ -260,3 +260,26 @@ password_file = "/nonexistent/secret"
         "channels": ["email", "telegram"],
         "preset": "errors_only",
     }
+
+
+def test_a_typo_in_notify_gets_a_suggestion(write_fleet: Callable[[str], Path]) -> None:
+    path = write_fleet(
+        """
+[agents.job]
+command = ["true"]
+
+[notify]
+presett = "errors_only"
+
+[notify.telegram]
+tokn = "1:abc"
+chat_id = 5
+
+[notify.emial]
+host = "127.0.0.1"
+"""
+    )
+    errors = dict(errors_of(path))
+    assert errors["notify.presett"] == "unknown key, did you mean 'preset'?"
+    assert errors["notify.telegram.tokn"] == "unknown key, did you mean 'token'?"
+    assert errors["notify.emial"] == "unknown key, did you mean 'email'?"
