@@ -35,6 +35,8 @@ STATUS_KEYS = {
     "exit_code",
     "termination_status",
     "last_error",
+    "next_run",  # scheduled agents (issue 16)
+    "last_result",
     "dependencies",
     "config",
 }
