@@ -44,6 +44,7 @@ REMOTE_COMMANDS = {
     "history-stats",
     "shutdown",
     "logs",
+    "reload",
     "ping",
 }
 
@@ -89,7 +90,8 @@ def _options(parser: argparse.ArgumentParser) -> set[str]:
 def test_every_issue_command_exists_with_socket_json_and_version() -> None:
     # "notify" is a group from the pyorchestrate.cli entry points (tests/cli/
     # test_cli_notify.py), not one of the core's commands.
-    assert set(COMMANDS) == REMOTE_COMMANDS | {"create", "list"}
+    # run and check read a fleet file; they talk to no running orchestrator.
+    assert set(COMMANDS) == REMOTE_COMMANDS | {"create", "list", "run", "check"}
     parser = build_parser(["notify"])
     (sub,) = (a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert set(sub.choices) == set(COMMANDS) | {"notify"}
@@ -98,7 +100,7 @@ def test_every_issue_command_exists_with_socket_json_and_version() -> None:
         assert {"--json", "--version"} <= options, name
         if name == "list":
             assert "--timeout" in options
-        elif name != "create":
+        elif name not in ("create", "run", "check"):
             assert {"--socket", "--name", "--timeout"} <= options, name
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import pytest
+
+from pyorchestrate.core.control.client import ControlClient
+from pyorchestrate.core.errors import CommandFailed
 
 from .conftest import fleet_env, socket_line
 
@@ -119,17 +123,30 @@ def test_reload_adds_removes_restarts_and_leaves_the_rest_alone(
                 V2
                 + """
 [agents.broken]
-comand = ["true"]
+command = ["true"]
+dependson = ["keep"]
 config = { stop_signal = "${API_TOKEN}" }
 """,
             )
         )
         refused = reload_cli(fleet.socket_path)
         assert refused.returncode == 1
-        assert "agents.broken.comand: unknown key, did you mean 'command'?" in (
+        assert "agents.broken.dependson: unknown key, did you mean 'depends_on'?" in (
+            refused.stderr
+        )
+        assert "agents.broken.config.stop_signal: no signal named '****'" in (
             refused.stderr
         )
         assert SECRET not in refused.stdout + refused.stderr
+        with (
+            ControlClient(fleet.socket_path, timeout=10.0) as client,
+            pytest.raises(CommandFailed) as caught,
+        ):
+            client.reload()
+        assert {
+            "path": "agents.broken.config.stop_signal",
+            "reason": "no signal named '****'",
+        } in caught.value.data["errors"]
         now = fleet.agents()  # same agents, same states, same pids
         assert {n: (a["lifecycle_state"], a["pid"]) for n, a in now.items()} == {
             n: (a["lifecycle_state"], a["pid"]) for n, a in after.items()
@@ -143,5 +160,5 @@ config = { stop_signal = "${API_TOKEN}" }
         assert fleet.request("shutdown")["status"] == "success"
         assert fleet.finish() == 0
     assert "reload refused, nothing changed" in fleet.stderr
-    assert "agents.broken.comand" in fleet.stderr
+    assert "agents.broken.dependson" in fleet.stderr
     assert SECRET not in fleet.stderr + fleet.stdout

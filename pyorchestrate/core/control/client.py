@@ -509,6 +509,13 @@ class ControlClient:
         renamed them): ``reopened`` (paths) and ``failed``."""
         return self.call("reopen-logs")
 
+    def reload(self) -> dict[str, Any]:
+        """Ask an orchestrator run from a file (``pyorchestrate run FILE``) to read it
+        again: ``added``, ``removed``, ``changed``, ``unchanged``, ``warnings``.
+        An invalid file raises ``CommandFailed`` (nothing changed; ``.data["errors"]``
+        lists each ``{path, reason}``)."""
+        return self.call("reload")
+
 
 class LogLines(Iterator[dict[str, str]]):
     """The lines of one ``logs`` request (what :meth:`ControlClient.logs` returns):

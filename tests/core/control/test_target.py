@@ -23,7 +23,7 @@ from pyorchestrate.core.control.client import ControlClient
 from pyorchestrate.core.control.permissions import COMMANDS
 from pyorchestrate.core.control.server import CommandServer
 from pyorchestrate.core.control.target import ControlTarget
-from pyorchestrate.core.errors import AgentNotFound, Conflict
+from pyorchestrate.core.errors import AgentNotFound, CommandFailed, Conflict
 from pyorchestrate.testing import wait_until
 
 from .conftest import FAST, REPLY_TIMEOUT
@@ -69,6 +69,7 @@ def test_the_protocol_names_what_the_commands_ask_for() -> None:
         "logs_dir",
         "reopen_logs",
         "ping",
+        "reload",
     } == MEMBERS
 
 
@@ -111,6 +112,8 @@ def test_every_command_needs_only_the_control_target(short_tmp: Path) -> None:
         with pytest.raises(Conflict, match="thread agent"):
             client.logs("w")  # served by the server's log streamer, via the proxy
         assert client.reopen_logs()["failed"] == []
+        with pytest.raises(CommandFailed, match="not started from a file"):
+            client.reload()
         with pytest.raises(Conflict, match="not an external job"):
             client.ping("w")
         assert "message" in client.restart("w")
