@@ -384,6 +384,45 @@ def test_a_run_blocked_by_its_dependency_is_missed_after_grace(
     assert len(recorder.of(E.AGENT_MISSED)) == 1
 
 
+def test_a_run_blocked_by_a_dependency_is_missed_after_grace(
+    make: MakeOrchestrator, clock: FakeClock
+) -> None:
+    orchestrator = make()
+    # ``db`` is scheduled weekly: it has not been READY yet, so ``job`` waits.
+    orchestrator.register_agent(QuickThread, "db", schedule={"every": "7d"})
+    orchestrator.register_agent(QuickThread, "job", schedule={"every": 60, "grace": 30})
+    orchestrator.add_dependency("job", "db")
+    recorder = recorder_of(orchestrator)
+    orchestrator.start()
+    clock.advance(60.0)
+    settle(orchestrator)
+    assert state(orchestrator, "job") is S.QUEUED
+    clock.advance(30.0)
+    missed = recorder.wait_for(E.AGENT_MISSED, "job")
+    assert missed["reason"] == "not_started"
+    assert "waiting for dependencies: db" in missed["error_message"]
+
+
+def test_jitter_delays_the_start_within_its_bound(
+    make: MakeOrchestrator, clock: FakeClock
+) -> None:
+    orchestrator = make()
+    orchestrator.register_agent(
+        QuickThread, "job", schedule={"every": 60, "jitter": 10}
+    )
+    recorder = recorder_of(orchestrator)
+    orchestrator.start()
+    start_at = orchestrator.lifecycle.scheduler.next_run("job")
+    assert start_at is not None
+    due = wall_at(2026, 12, 3, 12, 1, 0)
+    assert due <= start_at <= due + 10
+    clock.advance(start_at - clock.wall() - 2.0**-10)
+    settle(orchestrator)
+    assert orchestrator.get_agent("job").starts == 0
+    clock.advance(2.0**-10)
+    recorder.wait_for(E.AGENT_TERMINATED, "job")
+
+
 def test_a_wall_clock_jump_misses_the_runs_skipped(
     make: MakeOrchestrator, clock: FakeClock
 ) -> None:

@@ -203,7 +203,7 @@ def _iso(wall: float, schedule: Schedule) -> str:
 class Scheduler:
     """Due runs, overlap, grace, max runtime (see the module docstring).
 
-    Every method but :meth:`snapshot` expects the caller to hold the lifecycle lock.
+    Every method expects the caller to hold the lifecycle lock.
 
     Args:
         registry: the agents.
