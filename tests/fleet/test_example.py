@@ -7,10 +7,14 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from notifiers.testing import FakeTelegramServer, LocalSMTPServer
 from pyorchestrate.core.control.paths import default_socket_path
 
 from .conftest import fleet_env
+
+pytestmark = pytest.mark.process  # real child processes
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "fleet" / "fleet.toml"
 TOKEN = "123456789:AAF-fleet-example-token-xyz"

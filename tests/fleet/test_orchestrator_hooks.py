@@ -7,6 +7,8 @@ import pytest
 from pyorchestrate import CommandAgent, Orchestrator
 from pyorchestrate.core.errors import CommandFailed, LifecycleError, RegistrationError
 
+pytestmark = pytest.mark.process  # real child processes
+
 
 def test_unregister_refuses_a_live_agent_and_forgets_an_ended_one() -> None:
     orchestrator = Orchestrator(

@@ -19,6 +19,8 @@ from pyorchestrate.core.errors import CommandFailed
 
 from .conftest import fleet_env, socket_line
 
+pytestmark = pytest.mark.process  # real child processes
+
 SECRET = "tok-0a1b2c3d4e5f"
 
 

@@ -9,7 +9,11 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from .conftest import FleetProcess, fleet_env, socket_line
+
+pytestmark = pytest.mark.process  # real child processes
 
 SECRET = "tok-9f8e7d6c5b4a"
 

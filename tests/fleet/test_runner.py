@@ -10,6 +10,8 @@ import pytest
 
 from pyorchestrate.fleet import FleetError, FleetRunner, load_fleet
 
+pytestmark = pytest.mark.process  # real child processes
+
 FILE = """
 [orchestrator]
 enable_command_interface = false
