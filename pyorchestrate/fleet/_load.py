@@ -44,6 +44,7 @@ _TOP_KEYS = ("orchestrator", "agents", "notify")
 _ORCHESTRATOR_KEYS = ("name", *OrchestratorConfig.model_fields)
 _AGENT_KEYS = tuple(table_keys(AgentTable))
 _COMMAND_ONLY = ("env", "cwd")
+_NOTIFY_CONFIG_FILE = "PYORCHESTRATE_NOTIFY_CONFIG_FILE"
 
 
 class FleetError(ConfigError):
@@ -262,7 +263,11 @@ class _Loader:
             notify=settings,
             notify_table=notify_table,
             secrets=frozenset(self.secrets),
-            warnings=tuple(self.command_warnings(agents.values())),
+            warnings=tuple(
+                [*self.command_warnings(agents.values()), *self.notify_warnings()]
+                if notify_table is not None
+                else self.command_warnings(agents.values())
+            ),
             run_mode_given="run_mode" in orchestrator_table,
         )
 
@@ -489,6 +494,20 @@ class _Loader:
                     f"agents.{cycle[-1]}.depends_on",
                     "dependency cycle: " + " -> ".join(reversed(cycle)),
                 )
+
+    def notify_warnings(self) -> list[tuple[str, str]]:
+        """The notifier settings also read ``PYORCHESTRATE_NOTIFY_CONFIG_FILE``: a
+        file named there fills what ``[notify]`` leaves out, which is rarely meant."""
+        named = os.environ.get(_NOTIFY_CONFIG_FILE)
+        if not named:
+            return []
+        return [
+            (
+                "notify",
+                f"{_NOTIFY_CONFIG_FILE} is set ({named}): that file fills in what "
+                "[notify] leaves out",
+            )
+        ]
 
     def command_warnings(
         self, agents: Iterable[AgentDefinition]

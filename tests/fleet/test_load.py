@@ -283,3 +283,24 @@ host = "127.0.0.1"
     assert errors["notify.presett"] == "unknown key, did you mean 'preset'?"
     assert errors["notify.telegram.tokn"] == "unknown key, did you mean 'token'?"
     assert errors["notify.emial"] == "unknown key, did you mean 'email'?"
+
+
+def test_a_notify_config_file_in_the_environment_is_a_warning(
+    write_fleet: Callable[[str], Path],
+    short_tmp: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    other = short_tmp / "notify.toml"
+    other.write_text("preset = 'lifecycle'\n")
+    monkeypatch.setenv("PYORCHESTRATE_NOTIFY_CONFIG_FILE", str(other))
+    path = write_fleet(
+        '[agents.job]\ncommand = ["true"]\n[notify]\nstate_path = "none"\n'
+        '[notify.webhook]\nurl = "http://127.0.0.1:9/hook"\n'
+    )
+    fleet = load_fleet(path)
+    assert (
+        "notify",
+        f"PYORCHESTRATE_NOTIFY_CONFIG_FILE is set ({other}): that "
+        "file fills in what [notify] leaves out",
+    ) in fleet.warnings
+    assert fleet.notify.preset == "lifecycle"  # type: ignore[attr-defined]
