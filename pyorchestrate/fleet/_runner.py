@@ -192,7 +192,10 @@ class FleetRunner:
         Raises:
             FleetError: the file is invalid (nothing changed).
             TimeoutError: not applied within ``timeout``.
+            LifecycleError: not started, or closed.
         """
+        if self._thread is None or self._closed:
+            raise LifecycleError("the fleet is not running: start() it first")
         request = _Request()
         self._requests.put(request)
         return request.applied.result(timeout)

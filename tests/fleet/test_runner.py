@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from pyorchestrate.core.errors import LifecycleError
 from pyorchestrate.fleet import FleetError, FleetRunner, load_fleet
 
 pytestmark = pytest.mark.process  # real child processes
@@ -30,6 +31,8 @@ def test_a_reload_leaves_a_running_python_agent_alone_and_reports_what_it_did(
 ) -> None:
     path = write_fleet(FILE)
     runner = FleetRunner(load_fleet(path))
+    with pytest.raises(LifecycleError, match="not running"):
+        runner.reload()
     try:
         runner.start()
         loop = runner.orchestrator.get_agent("loop")
