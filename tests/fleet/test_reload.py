@@ -36,6 +36,7 @@ check_interval = 0.2
 V1 = """
 [agents.keep]
 command = ["sleep", "1000"]
+env = { API_TOKEN = "${API_TOKEN}" }
 
 [agents.change]
 command = ["sleep", "1000"]
@@ -51,6 +52,7 @@ command = ["true"]
 V2 = """
 [agents.keep]
 command = ["sleep", "1000"]
+env = { API_TOKEN = "${API_TOKEN}" }
 
 [agents.change]
 command = ["sleep", "1000"]
@@ -114,6 +116,8 @@ def test_reload_adds_removes_restarts_and_leaves_the_rest_alone(
         assert after["done"]["lifecycle_state"] == "TERMINATED"  # not run again
         assert fleet.request("status", "done")["data"]["starts"] == 1
         assert not psutil.pid_exists(before["remove"]["pid"])
+        keep = fleet.request("status", "keep")["data"]
+        assert keep["config"]["env"] == {"API_TOKEN": "****"}
         change = fleet.request("status", "change")["data"]
         assert change["config"]["env"] == {"LEVEL": "2"}
 
