@@ -36,7 +36,7 @@ from ._interpolate import Interpolator
 from ._model import AgentTable, table_keys
 from ._notify import validate_notify
 
-__all__ = ["MASK", "AgentDefinition", "Fleet", "FleetError", "load_fleet"]
+__all__ = ["MASK", "AgentDefinition", "Fleet", "FleetError", "load_fleet", "redact"]
 
 MASK = "****"
 
