@@ -20,6 +20,8 @@ from prometheus_client import (
     generate_latest,
 )
 from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Mount, Route
@@ -28,7 +30,7 @@ from starlette.staticfiles import StaticFiles
 from ..core.control.client import resolve_socket_path
 from ._actions import action_endpoint
 from ._api import routes_for
-from ._config import WebConfig
+from ._config import WebConfig, is_loopback
 from ._hub import EventHub
 from ._link import OrchestratorLink
 from ._live import stream_endpoint
@@ -85,6 +87,7 @@ class Dashboard:
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
         self._loop = asyncio.get_running_loop()
+        self.link.open()
         task = self._loop.create_task(self.hub.run(), name="pyorchestrate-web-hub")
         try:
             yield
@@ -95,6 +98,15 @@ class Dashboard:
                 await task
             self.link.close()
             self._loop = None
+
+
+def _hosts(config: WebConfig) -> list[str]:
+    """The ``Host`` headers accepted: on loopback only loopback names, so a web
+    page elsewhere cannot read the dashboard through DNS rebinding (its requests
+    carry its own host name). Beyond loopback (a token is required there), any."""
+    if not is_loopback(config.host) or ":" in config.host:
+        return ["*"]  # (Starlette cannot match an IPv6 literal's Host header)
+    return sorted({"127.0.0.1", "localhost", config.host})
 
 
 def build_app(config: WebConfig | None = None, **settings: Any) -> Starlette:
@@ -130,6 +142,10 @@ def build_app(config: WebConfig | None = None, **settings: Any) -> Starlette:
             name="static",
         ),
     ]
-    app = Starlette(routes=routes, lifespan=dashboard.lifespan)
+    app = Starlette(
+        routes=routes,
+        lifespan=dashboard.lifespan,
+        middleware=[Middleware(TrustedHostMiddleware, allowed_hosts=_hosts(config))],
+    )
     app.state.dashboard = dashboard
     return app

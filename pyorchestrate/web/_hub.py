@@ -93,8 +93,7 @@ class EventHub:
         self.last_seq: int | None = None
         self.dropped_total = 0
         self._pages: set[PageStream] = set()
-        self._stale = asyncio.Event()
-        self._subscribed = False
+        self._stale: asyncio.Event | None = None  # made by run(), on its loop
 
     # ------------------------------------------------------------ pages
     @property
@@ -112,6 +111,7 @@ class EventHub:
         """A new page's stream, primed with the connection state and the table."""
         page = PageStream(asyncio.Queue(self.queue_size), agent, event_name, table)
         page.queue.put_nowait(("status", _encode(self._status())))
+        self._mark_stale()  # a fresh table for it at once
         if self.agents is not None and table:
             page.queue.put_nowait(("agents", _encode(_table_for(self.agents, agent))))
         self._pages.add(page)
@@ -181,7 +181,10 @@ class EventHub:
 
     # ------------------------------------------------------------ tasks
     async def run(self) -> None:
-        """Follow and refresh until cancelled."""
+        """Follow and refresh until cancelled (on one loop at a time; a server that
+        starts again runs it again)."""
+        self._stale = asyncio.Event()
+        self.connected, self.error = False, None
         async with asyncio.TaskGroup() as group:
             group.create_task(self._follow(), name="pyorchestrate-web-follow")
             group.create_task(self._refresh(), name="pyorchestrate-web-refresh")
@@ -197,12 +200,16 @@ class EventHub:
             except ControlError as exc:
                 reason = str(exc)
             self._set_connected(False, reason)
-            self._stale.set()
+            self._mark_stale()
             await asyncio.sleep(self.reconnect_interval)
+
+    def _mark_stale(self) -> None:
+        if self._stale is not None:
+            self._stale.set()
 
     def _on_subscribed(self) -> None:
         self._set_connected(True)
-        self._stale.set()
+        self._mark_stale()
 
     def _on_event(self, event: dict[str, Any]) -> None:
         seq = event.get("seq")
@@ -213,13 +220,17 @@ class EventHub:
         if event.get("event_name") in _QUIET_EVENTS:
             return
         self._send_event(event)
-        self._stale.set()
+        self._mark_stale()
 
     async def _refresh(self) -> None:
+        stale = self._stale
+        assert stale is not None
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stale.wait(), self.refresh_interval)
-            self._stale.clear()
+                await asyncio.wait_for(stale.wait(), self.refresh_interval)
+            if not self._pages and not stale.is_set():
+                continue  # nobody looks: no ps every interval for nothing
+            stale.clear()
             await self.refresh()
 
     async def refresh(self) -> None:

@@ -134,10 +134,17 @@ class OrchestratorLink:
             with contextlib.suppress(OSError):
                 await writer.wait_closed()
 
+    def open(self) -> None:
+        """Pool connections again after :meth:`close` (a server that starts again)."""
+        with self._lock:
+            self._closed = False
+
     def close(self) -> None:
-        """Close every pooled connection. Idempotent."""
+        """Close every pooled connection; later ones are closed after use until
+        :meth:`open`. Idempotent."""
         with self._lock:
             self._closed = True
+            self._limiter = None  # bound to the loop that is ending
             idle, self._idle = self._idle, []
         for client in idle:
             client.close()

@@ -30,6 +30,9 @@ FAST: dict[str, Any] = {
     "termination_grace": 0.5,
 }
 
+LOCAL = "http://127.0.0.1"
+"""The TestClient's base URL: the dashboard answers loopback host names only."""
+
 XSS = "<script>alert(1)</script>"
 """An agent name that must render as text, never run."""
 
@@ -115,7 +118,7 @@ def fleet(make_fleet: MakeFleet) -> Fleet:
 @pytest.fixture
 def api(fleet: Fleet) -> Iterator[TestClient]:
     """The dashboard over ``fleet``, through Starlette's TestClient."""
-    with TestClient(build_app(socket_path=fleet.socket)) as client:
+    with TestClient(base_url=LOCAL, app=build_app(socket_path=fleet.socket)) as client:
         yield client
 
 

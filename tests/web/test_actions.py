@@ -11,7 +11,7 @@ from starlette.testclient import TestClient
 from pyorchestrate.testing import wait_until
 from pyorchestrate.web import build_app
 
-from .conftest import Fleet
+from .conftest import LOCAL, Fleet
 
 TOKEN = "tok-9f2c7e1d5a"
 BEARER = {"Authorization": f"Bearer {TOKEN}"}
@@ -20,7 +20,7 @@ BEARER = {"Authorization": f"Bearer {TOKEN}"}
 @pytest.fixture
 def operator(fleet: Fleet) -> Iterator[TestClient]:
     app = build_app(socket_path=fleet.socket, token=TOKEN, permissions="operator")
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         yield client
 
 
@@ -61,7 +61,7 @@ def test_a_request_without_the_token_is_401(
 
 def test_the_read_only_preset_refuses_even_with_the_token(fleet: Fleet) -> None:
     app = build_app(socket_path=fleet.socket, token=TOKEN)
-    with TestClient(app) as client:
+    with TestClient(app, base_url=LOCAL) as client:
         response = client.post("/api/agents/worker/stop", headers=BEARER)
         assert response.status_code == 403
         assert "'read_only' preset does not allow 'stop'" in response.json()["detail"]

@@ -10,7 +10,7 @@ from starlette.testclient import TestClient
 from pyorchestrate.web import build_app
 from pyorchestrate.web._api import mask_secrets
 
-from .conftest import XSS, Fleet, MakeFleet
+from .conftest import LOCAL, XSS, Fleet, MakeFleet
 
 
 def test_agents_lists_every_agent_with_its_state(api: TestClient) -> None:
@@ -90,7 +90,7 @@ def test_a_repeated_query_parameter_is_422(api: TestClient) -> None:
 
 def test_an_unreachable_orchestrator_is_503_with_a_clear_body(short_tmp: Path) -> None:
     socket = str(short_tmp / "nobody.sock")
-    with TestClient(build_app(socket_path=socket)) as client:
+    with TestClient(base_url=LOCAL, app=build_app(socket_path=socket)) as client:
         for path in ("/api/health", "/api/agents", "/api/agents/x", "/api/history"):
             response = client.get(path)
             assert response.status_code == 503, path
@@ -109,7 +109,7 @@ def test_an_agent_name_with_a_slash_and_markup(make_fleet: MakeFleet) -> None:
         )
     )
     fleet.wait_state(XSS, "READY")
-    with TestClient(build_app(socket_path=fleet.socket)) as client:
+    with TestClient(base_url=LOCAL, app=build_app(socket_path=fleet.socket)) as client:
         assert client.get(f"/api/agents/{XSS}").json()["name"] == XSS
         assert client.get("/api/agents/a/b").json()["name"] == "a/b"
 
@@ -138,3 +138,17 @@ def test_secret_looking_config_keys_are_masked_at_any_depth() -> None:
 
 def test_fleet_fixture_is_real(fleet: Fleet) -> None:
     assert fleet.answers()
+
+
+def test_on_loopback_a_foreign_host_header_is_refused(fleet: Fleet) -> None:
+    """DNS rebinding: a page elsewhere whose name resolves to 127.0.0.1 sends its own
+    host name; the dashboard on loopback answers loopback names only."""
+    app = build_app(socket_path=fleet.socket)
+    with TestClient(app, base_url="http://rebound.example:8000") as client:
+        assert client.get("/api/agents").status_code == 400
+        assert client.get("/").status_code == 400
+    with TestClient(app, base_url="http://localhost:8000") as client:
+        assert client.get("/api/agents").status_code == 200
+    public = build_app(socket_path=fleet.socket, host="0.0.0.0", token="t0k-123")
+    with TestClient(public, base_url="http://dashboard.example") as client:
+        assert client.get("/api/agents").status_code == 200

@@ -16,7 +16,7 @@ from pyorchestrate.testing import wait_until
 from pyorchestrate.web import build_app
 from tests.agents import agent
 
-from .conftest import Fleet, MakeFleet
+from .conftest import LOCAL, Fleet, MakeFleet
 
 RESTART_FAST = {
     "restart": "always",
@@ -77,7 +77,7 @@ def test_a_killed_process_agent_counts_a_restart(make_fleet: MakeFleet) -> None:
 
     fleet = make_fleet(register)
     fleet.wait_state("proc", "READY")
-    with TestClient(build_app(socket_path=fleet.socket)) as client:
+    with TestClient(base_url=LOCAL, app=build_app(socket_path=fleet.socket)) as client:
         key = ("pyorchestrate_agent_restarts_total", (("agent", "proc"),))
         assert samples(client)[key] == 0
         os.kill(fleet.orchestrator.agent_status("proc")["pid"], signal.SIGKILL)
@@ -88,7 +88,9 @@ def test_a_killed_process_agent_counts_a_restart(make_fleet: MakeFleet) -> None:
 
 
 def test_an_unreachable_orchestrator_scrapes_as_down(short_tmp: Path) -> None:
-    with TestClient(build_app(socket_path=str(short_tmp / "none.sock"))) as client:
+    with TestClient(
+        base_url=LOCAL, app=build_app(socket_path=str(short_tmp / "none.sock"))
+    ) as client:
         found = samples(client)
     assert found[("pyorchestrate_orchestrator_up", ())] == 0
     assert not any(name.startswith("pyorchestrate_agent_") for name, _ in found)

@@ -12,7 +12,7 @@ from pyorchestrate.web import build_app
 from pyorchestrate.web._pages import build_runs
 from tests.agents import agent
 
-from .conftest import XSS, MakeFleet
+from .conftest import LOCAL, XSS, MakeFleet
 
 
 def test_the_overview_lists_the_agents_with_their_state(api: TestClient) -> None:
@@ -48,7 +48,7 @@ def test_markup_in_names_and_errors_renders_as_text(make_fleet: MakeFleet) -> No
     fleet = make_fleet(register)
     fleet.wait_state(XSS, "READY")
     fleet.wait_state("<b>bold</b>", "TERMINATED")
-    with TestClient(build_app(socket_path=fleet.socket)) as client:
+    with TestClient(base_url=LOCAL, app=build_app(socket_path=fleet.socket)) as client:
         pages = [
             client.get("/").text,
             client.get("/events", params={"severity": "DEBUG"}).text,
@@ -89,7 +89,9 @@ def test_the_events_page_filters(api: TestClient) -> None:
 
 
 def test_a_page_without_an_orchestrator_says_disconnected(short_tmp: Path) -> None:
-    with TestClient(build_app(socket_path=str(short_tmp / "none.sock"))) as client:
+    with TestClient(
+        base_url=LOCAL, app=build_app(socket_path=str(short_tmp / "none.sock"))
+    ) as client:
         for path in ("/", "/events", "/agents/x"):
             response = client.get(path)
             assert response.status_code == 503, path
