@@ -193,13 +193,18 @@ def load_fleet(
     file = Path(path).expanduser()
     title = f"invalid fleet file {str(file)!r}"
     try:
-        raw = tomllib.loads(file.read_text(encoding="utf-8"))
+        text = file.read_text(encoding="utf-8")
     except OSError as exc:
         raise FleetError(title, [("", f"cannot read it: {exc.strerror}")]) from None
     except UnicodeDecodeError as exc:
         raise FleetError(title, [("", f"not UTF-8 text: {exc.reason}")]) from None
-    except tomllib.TOMLDecodeError as exc:
-        raise FleetError(title, [("", f"not valid TOML: {exc}")]) from None
+    if file.suffix.lower() in YAML_SUFFIXES:
+        raw = _parse_yaml(text, title)
+    else:
+        try:
+            raw = tomllib.loads(text)
+        except tomllib.TOMLDecodeError as exc:
+            raise FleetError(title, [("", f"not valid TOML: {exc}")]) from None
     loader = _Loader(file.absolute(), os.environ if environ is None else environ)
     fleet = loader.load(raw)
     if loader.errors or fleet is None:
@@ -208,6 +213,36 @@ def load_fleet(
         ]
         raise FleetError(title, errors)
     return fleet
+
+
+YAML_SUFFIXES = (".yaml", ".yml")
+"""A fleet file with one of these suffixes is read as YAML (PyYAML, the ``yaml``
+extra), with the same tables as TOML; any other as TOML."""
+
+
+def _parse_yaml(text: str, title: str) -> dict[str, Any]:
+    try:
+        import yaml
+    except ImportError:
+        raise FleetError(
+            title,
+            [("", "reading YAML needs PyYAML: pip install 'pyorchestrate[yaml]'")],
+        ) from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        # Not str(exc): it quotes the offending line, which may hold a secret.
+        where = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or type(exc).__name__
+        at = f" (line {where.line + 1}, column {where.column + 1})" if where else ""
+        raise FleetError(title, [("", f"not valid YAML: {problem}{at}")]) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise FleetError(
+            title, [("", "must be a mapping of tables (orchestrator, agents, notify)")]
+        )
+    return data
 
 
 class _Loader:

@@ -304,3 +304,33 @@ def test_a_notify_config_file_in_the_environment_is_a_warning(
         "file fills in what [notify] leaves out",
     ) in fleet.warnings
     assert fleet.notify.preset == "lifecycle"  # type: ignore[attr-defined]
+
+
+def test_a_yaml_fleet_file_reads_like_toml(short_tmp: Path) -> None:
+    path = short_tmp / "fleet.yaml"
+    path.write_text(
+        """
+orchestrator:
+  name: shop
+  max_workers: 3
+agents:
+  db:
+    command: [sleep, "1000"]
+  api:
+    command: sleep 1000
+    depends_on: [db]
+    env: {API_TOKEN: "${API_TOKEN}"}
+    schedul: "0 3 * * *"
+"""
+    )
+    errors = dict(errors_of(path, API_TOKEN=SECRET))
+    assert errors == {"agents.api.schedul": "unknown key, did you mean 'schedule'?"}
+    path.write_text(path.read_text().replace('    schedul: "0 3 * * *"\n', ""))
+    fleet = load_fleet(path, environ={"API_TOKEN": SECRET})
+    assert fleet.config.max_workers == 3
+    assert fleet.agents["api"].config.env == {"API_TOKEN": SECRET}
+    assert fleet.agents["db"].depends_on == ()
+
+    path.write_text(f"agents:\n  x: [{SECRET}\n")
+    (reason,) = (r for _, r in errors_of(path))
+    assert reason.startswith("not valid YAML: ") and "(line 3, column 1)" in reason
