@@ -21,6 +21,7 @@ BENCHMARKS = (
     "bench_supervision.py",
     "bench_commands.py",
     "bench_fleet.py",
+    "bench_schedule.py",
 )
 
 

@@ -573,3 +573,17 @@ def test_a_missed_run_is_alerted_to_a_webhook(
     assert "no ping for the run due at 2026-12-04T02:00:00+00:00" in message
     assert "reason: no_ping" in message
     assert request.json["type"] == "failure"
+
+
+def test_every_never_repeats_a_due_time_at_epoch_scale() -> None:
+    """Due times are epoch-sized floats: ``anchor + every - anchor`` is not ``every``
+    exactly, and a due time must still be followed by the next one, never itself
+    (a run started again and again for one due time, found by the benchmark)."""
+    schedule = Schedule(every=1.01)
+    anchor = 1_796_000_000.123456
+    due = anchor
+    for n in range(1, 2_000):
+        following = schedule.next_due(due, anchor=anchor)
+        assert following > due
+        assert abs(following - (anchor + n * 1.01)) < 1e-5
+        due = following

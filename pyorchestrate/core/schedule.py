@@ -57,6 +57,9 @@ __all__ = ["CatchUp", "Overlap", "Schedule", "parse_duration"]
 Overlap = Literal["skip", "queue", "replace"]
 CatchUp = Literal["none", "last"]
 
+_EPSILON = 1e-6
+"""Seconds two due times may differ by and still be one (float rounding)."""
+
 _TICK = _dt.timedelta(milliseconds=1)
 """croniter's ``get_prev`` is strictly before its start: this makes it "at or before"."""
 
@@ -194,9 +197,11 @@ class Schedule(ConfigModel):
         one skipped when they go forward runs at the first minute after the gap.
         """
         if self.every is not None:
-            # The epsilon: a due time itself is not "after" it, rounding aside.
-            steps = int((after - anchor) / self.every + 1e-9) + 1
-            return anchor + max(steps, 1) * self.every
+            # A due time itself is not "after" it, whatever the rounding of the
+            # epoch-sized floats (a ULP there is 0.24 µs): hence _EPSILON.
+            steps = int((after - anchor + _EPSILON) // self.every) + 1
+            at = anchor + max(steps, 1) * self.every
+            return at if at > after else at + self.every
         assert self.cron is not None
         zone = self.zone
         start = _dt.datetime.fromtimestamp(after, zone)
@@ -213,7 +218,7 @@ class Schedule(ConfigModel):
         if self.every is not None:
             if before < anchor + self.every:
                 return None
-            steps = int((before - anchor) / self.every + 1e-9)
+            steps = int((before - anchor + _EPSILON) // self.every)
             return anchor + steps * self.every
         assert self.cron is not None
         start = _dt.datetime.fromtimestamp(before, self.zone) + _TICK

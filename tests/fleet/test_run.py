@@ -169,3 +169,38 @@ command = ["sleep", "1000"]
         )
         assert fleet_process.request("shutdown")["status"] == "success"
         assert fleet_process.finish() == 0
+
+
+_PROBE = """
+import sys, runpy
+sys.argv = ['pyorchestrate', 'check', sys.argv[1]]
+try:
+    runpy.run_module('pyorchestrate', run_name='__main__')
+except SystemExit as exc:
+    print('EXIT', exc.code)
+print('LOADED', sorted(m for m in sys.modules if m.split('.')[0] == 'notifiers'))
+"""
+
+
+def test_notifiers_are_loaded_only_for_a_notify_table(
+    write_fleet: Callable[[str], Path],
+) -> None:
+    """The core never imports notifiers: the [notify] table reaches them through
+    the pyorchestrate.notify entry points, looked up only when it is there."""
+    plain = write_fleet('[agents.job]\ncommand = ["true"]\n', "plain.toml")
+    alerts = write_fleet(
+        '[agents.job]\ncommand = ["true"]\n[notify]\nstate_path = "none"\n'
+        '[notify.webhook]\nurl = "http://127.0.0.1:9/hook"\n',
+        "alerts.toml",
+    )
+    for path, loads in ((plain, False), (alerts, True)):
+        result = subprocess.run(
+            [sys.executable, "-c", _PROBE, str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            env=fleet_env(),
+        )
+        assert "EXIT 0" in result.stdout, result.stderr
+        loaded = result.stdout.split("LOADED ")[1]
+        assert ("notifiers.settings" in loaded) is loads, loaded

@@ -172,6 +172,8 @@ class AgentRegistry:
     def __init__(self) -> None:
         self._entries: dict[str, AgentEntry] = {}
         self._lock = threading.Lock()
+        self.version = 0
+        """Goes up by one with every agent added or removed."""
 
     def add(self, spec: AgentSpec) -> AgentEntry:
         """Add an entry for ``spec``; a duplicate name raises and keeps the first."""
@@ -182,6 +184,7 @@ class AgentRegistry:
                 )
             entry = AgentEntry(spec=spec, index=len(self._entries))
             self._entries[spec.name] = entry
+            self.version += 1
             return entry
 
     def remove(self, name: str) -> AgentEntry:
@@ -192,6 +195,7 @@ class AgentRegistry:
         """
         with self._lock:
             entry = self._entries.pop(name, None)
+            self.version += 1
         if entry is None:
             raise RegistrationError(f"no agent named {name!r} is registered")
         return entry

@@ -50,6 +50,8 @@ from __future__ import annotations
 
 import contextlib
 import datetime as _dt
+import heapq
+import itertools
 import json
 import logging
 import os
@@ -245,6 +247,15 @@ class Scheduler:
         self.slots: dict[str, ScheduleSlot] = {}
         self._armed = False
         self._saved: dict[str, dict[str, Any]] = {}
+        self._registry_version = -1
+        # Wall times to act at, earliest first: (when, seq, "due" | "ping", slot).
+        # Superseded items stay until popped, and are then skipped: a check costs
+        # what is due, not one look at every scheduled agent.
+        self._timeline: list[tuple[float, int, str, ScheduleSlot]] = []
+        self._seq = itertools.count()
+        self._active: set[str] = set()
+        """Agents with a run waiting to start, going, or queued (timed on the
+        monotonic clock)."""
 
     # ------------------------------------------------------------- arming
     def arm(self) -> None:
@@ -261,6 +272,9 @@ class Scheduler:
 
     def _sync(self) -> None:
         """One slot per scheduled agent registered now, for its current spec."""
+        if self._registry.version == self._registry_version:
+            return
+        self._registry_version = self._registry.version
         entries = {e.name: e for e in self._registry if e.spec.schedule is not None}
         for name, slot in list(self.slots.items()):
             found = entries.get(name)
@@ -325,6 +339,7 @@ class Scheduler:
         due = slot.schedule.next_due(after, anchor=slot.anchor)
         slot.due = due
         slot.start_at = due + slot.schedule.jitter * self._jitter()
+        heapq.heappush(self._timeline, (slot.start_at, next(self._seq), "due", slot))
 
     # ------------------------------------------------------------- deadlines
     def check_deadlines(self, now: float) -> float | None:
@@ -335,28 +350,46 @@ class Scheduler:
         self._sync()
         wall = self.wall_clock()
         upcoming: list[float] = []
-        for slot in list(self.slots.values()):
+        timeline = self._timeline
+        while timeline and timeline[0][0] <= wall:
+            at, _, kind, slot = heapq.heappop(timeline)
             entry = self._registry.get(slot.name)
-            if entry is None:
+            if entry is None or self.slots.get(slot.name) is not slot:
+                continue  # unregistered, or its definition changed
+            if kind == "due" and slot.start_at == at:
+                self._check_due(entry, slot, now, wall)
+            elif kind == "ping" and slot.ping_deadline == at:
+                self._settle_ping(entry, slot)
+        if timeline:
+            upcoming.append(now + max(timeline[0][0] - wall, 0.0))
+        for name in list(self._active):
+            slot_ = self.slots.get(name)
+            entry = self._registry.get(name)
+            if slot_ is None or entry is None:
+                self._active.discard(name)
                 continue
             for deadline in (
-                self._check_run(entry, slot, now),
-                self._check_waiting(entry, slot, now),
-                self._check_due(entry, slot, now, wall),
-                self._check_ping(entry, slot, now, wall),
+                self._check_run(entry, slot_, now),
+                self._check_waiting(entry, slot_, now),
             ):
                 if deadline is not None:
                     upcoming.append(deadline)
+            if (
+                slot_.waiting is None
+                and slot_.run_generation is None
+                and slot_.queued is None
+            ):
+                self._active.discard(name)
         return min(upcoming) if upcoming else None
 
     def _check_due(
         self, entry: AgentEntry, slot: ScheduleSlot, now: float, wall: float
-    ) -> float | None:
+    ) -> None:
+        """``slot``'s due time (plus jitter) has come: begin the run, or report
+        it missed, and plan the next one."""
         start_at, due = slot.start_at, slot.due
         if start_at is None or due is None:
-            return None
-        if wall < start_at:
-            return now + (start_at - wall)
+            return
         grace = slot.schedule.grace
         if slot.external:  # a ping is expected, however late we look
             self._begin(entry, slot, due, wall, now)
@@ -377,8 +410,6 @@ class Scheduler:
         else:
             self._begin(entry, slot, due, wall, now)
             self._plan_next(slot, due)
-        assert slot.start_at is not None
-        return now + max(slot.start_at - wall, 0.0)
 
     def _begin(
         self, entry: AgentEntry, slot: ScheduleSlot, due: float, wall: float, now: float
@@ -389,9 +420,11 @@ class Scheduler:
             if slot.ping_due is not None:
                 self._settle_ping(entry, slot)
             slot.ping_due = due
-            slot.ping_deadline = due + slot.schedule.grace
+            slot.ping_deadline = deadline = due + slot.schedule.grace
+            heapq.heappush(self._timeline, (deadline, next(self._seq), "ping", slot))
             self._save()
             return
+        self._active.add(slot.name)
         miss_at = now + max(slot.schedule.grace - (wall - due), 0.0)
         if slot.waiting is not None or entry.state is S.QUEUED:
             logger.warning(
@@ -558,17 +591,6 @@ class Scheduler:
             self._start(entry, slot)
 
     # ------------------------------------------------------------- external jobs
-    def _check_ping(
-        self, entry: AgentEntry, slot: ScheduleSlot, now: float, wall: float
-    ) -> float | None:
-        deadline = slot.ping_deadline
-        if deadline is None:
-            return None
-        if wall < deadline:
-            return now + (deadline - wall)
-        self._settle_ping(entry, slot)
-        return None
-
     def _settle_ping(self, entry: AgentEntry, slot: ScheduleSlot) -> None:
         due = slot.ping_due
         slot.ping_deadline = slot.ping_due = None
