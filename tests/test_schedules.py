@@ -545,8 +545,9 @@ def test_severities_of_the_new_events() -> None:
 # ---------------------------------------------------------------- alerts
 
 
+@pytest.mark.parametrize("rules", [False, None], ids=["direct", "alert-rules"])
 def test_a_missed_run_is_alerted_to_a_webhook(
-    make: MakeOrchestrator, clock: FakeClock
+    make: MakeOrchestrator, clock: FakeClock, rules: bool | None
 ) -> None:
     """The dead man's switch end to end: an external job's silence goes through the
     ``errors_only`` preset to a real HTTP endpoint on 127.0.0.1."""
@@ -559,7 +560,7 @@ def test_a_missed_run_is_alerted_to_a_webhook(
     )
     with WebhookSink() as sink:
         channel = AppriseNotifier(sink.json_url("/alerts"), name="webhook")
-        alerts = attach(orchestrator, "errors_only", channel, rules=False)
+        alerts = attach(orchestrator, "errors_only", channel, rules=rules)
         try:
             orchestrator.start()
             clock.advance(14 * 3_600.0 + 1_800.0)  # 12:00 -> 02:30 the next day
