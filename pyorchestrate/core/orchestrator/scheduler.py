@@ -43,7 +43,8 @@ silence emits AGENT_MISSED ``reason="no_ping"``, ``--fail`` AGENT_ERROR
 The last due time and result of each agent are kept in a small JSON file
 (``$XDG_STATE_HOME/pyorchestrate/schedules/<orchestrator>.json``), so a restarted
 orchestrator knows what it missed while down, and an ``every`` schedule keeps its
-cadence.
+cadence. The callback workers write it (atomically: a temporary file renamed), never
+the router thread.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ import json
 import logging
 import os
 import random
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -84,6 +86,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("pyorchestrate.scheduler")
+
+_STATE_WRITER = "pyorchestrate-schedule-state"
+"""The callback-worker key the state file is written under."""
 
 S = AgentState
 
@@ -212,7 +217,8 @@ class Scheduler:
         pool: worker slots (whether starts are accepted).
         states: the state writer.
         stopper: stops runs past ``max_runtime`` and replaced ones.
-        submit: runs a function off the router thread (an agent's ``on_stop``).
+        submit: runs a function off the router thread (an agent's ``on_stop``, the
+            state file's writes).
         clock: monotonic clock (every timeout).
         wall_clock: wall clock (due times).
         wake: called when the router must re-read its deadlines.
@@ -227,7 +233,7 @@ class Scheduler:
         states: ScheduledStates,
         stopper: Stopper,
         *,
-        submit: Callable[..., object],
+        submit: Callable[[str | None, Callable[[Any], object], Any], bool],
         clock: Callable[[], float],
         wall_clock: Callable[[], float],
         wake: Callable[[], None],
@@ -253,6 +259,9 @@ class Scheduler:
         # what is due, not one look at every scheduled agent.
         self._timeline: list[tuple[float, int, str, ScheduleSlot]] = []
         self._seq = itertools.count()
+        self._save_lock = threading.Lock()
+        self._pending_save: dict[str, Any] | None = None
+        self._writing = False
         self._active: set[str] = set()
         """Agents with a run waiting to start, going, or queued (timed on the
         monotonic clock)."""
@@ -698,16 +707,38 @@ class Scheduler:
         return {k: v for k, v in agents.items() if isinstance(v, dict)}
 
     def _save(self) -> None:
-        path = self.state_file
-        if path is None:
+        """Write the last runs to the state file, off the router thread: the write
+        goes to the callback workers (one key, so writes stay in order), and one
+        write takes whatever changed while the previous one ran."""
+        if self.state_file is None:
             return
-        data = {
+        data: dict[str, Any] = {
             "version": 1,
             "agents": {
                 slot.name: {"last_due": slot.last_due, "last_result": slot.last_result}
                 for slot in self.slots.values()
             },
         }
+        with self._save_lock:
+            self._pending_save = data
+            if self._writing:
+                return
+            self._writing = True
+        if not self._submit(_STATE_WRITER, self._write_pending, None):
+            self._write_pending(None)  # shutting down: the workers are gone
+
+    def _write_pending(self, _: object) -> None:
+        while True:
+            with self._save_lock:
+                data, self._pending_save = self._pending_save, None
+                if data is None:
+                    self._writing = False
+                    return
+            self._write(data)
+
+    def _write(self, data: dict[str, Any]) -> None:
+        path = self.state_file
+        assert path is not None
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
