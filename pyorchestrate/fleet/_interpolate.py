@@ -52,6 +52,8 @@ class Interpolator:
         return value
 
     def _expand_text(self, text: str, path: str) -> str:
+        secret_key = _is_secret_key(path)
+
         def replace(match: re.Match[str]) -> str:
             if match["escaped"]:
                 return "$"
@@ -69,11 +71,14 @@ class Interpolator:
                     )
                     return ""
                 value = match["default"]
-            if SECRET_ENV_KEY.search(name) or SECRET_ENV_KEY.search(path):
+            if SECRET_ENV_KEY.search(name):
                 self.remember(value)
             return value
 
-        return _REFERENCE.sub(replace, text)
+        expanded = _REFERENCE.sub(replace, text)
+        if secret_key:  # token = "..." written in the file itself is a secret too
+            self.remember(expanded)
+        return expanded
 
     def read_secret_files(self, table: Any, path: str) -> Any:
         """``table`` with each ``KEY_file = PATH`` turned into ``KEY = <file text>``,
@@ -115,6 +120,15 @@ class Interpolator:
         it would mask every ``1`` in a message, and guessing it is trivial anyway)."""
         if len(secret) >= 4:
             self.secrets.add(secret)
+
+
+def _is_secret_key(path: str) -> bool:
+    """Whether the key a value is written under (the last part of ``path``, list
+    indexes aside) looks secret: ``token``, ``API_KEY``, ``password``, ..."""
+    key = path.rsplit(".", 1)[-1].split("[", 1)[0]
+    if key.endswith(SECRET_FILE_SUFFIX):  # a path to the secret, not the secret
+        return False
+    return bool(SECRET_ENV_KEY.search(key))
 
 
 def _join(path: str, key: object) -> str:

@@ -334,3 +334,25 @@ agents:
     path.write_text(f"agents:\n  x: [{SECRET}\n")
     (reason,) = (r for _, r in errors_of(path))
     assert reason.startswith("not valid YAML: ") and "(line 3, column 1)" in reason
+
+
+def test_a_secret_written_in_the_file_is_masked_too(
+    write_fleet: Callable[[str], Path],
+) -> None:
+    """A value under a secret-looking key is a secret even when written in the file
+    (not through ${VAR}); the key name alone does not make other values secret."""
+    path = write_fleet(
+        f"""
+[agents.tokenizer]
+command = ["true"]
+env = {{ API_KEY = "{SECRET}", MODE = "fast" }}
+config = {{ stop_signal = "{SECRET}" }}
+"""
+    )
+    errors = dict(errors_of(path))
+    assert errors["agents.tokenizer.config.stop_signal"] == "no signal named '****'"
+    path.write_text(
+        path.read_text().replace(f'config = {{ stop_signal = "{SECRET}" }}', "")
+    )
+    fleet = load_fleet(path, environ={})
+    assert fleet.secrets == {SECRET}  # not "fast", not "true"
