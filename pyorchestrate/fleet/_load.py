@@ -560,7 +560,12 @@ class _Loader:
             if not argv:
                 continue
             program = argv[0]
-            cwd = Path(config.cwd) if config.cwd else Path.cwd()
+            cwd = Path(config.cwd).expanduser() if config.cwd else Path.cwd()
+            if not cwd.is_dir():
+                found.append(
+                    (f"agents.{agent.name}.cwd", f"{str(cwd)!r}: no such directory")
+                )
+                continue
             where = f"agents.{agent.name}.command"
             if "/" in program:
                 target = Path(program).expanduser()

@@ -113,6 +113,10 @@ command = ["no-such-program-xyz", "--now"]
 [agents.script]
 command = ["{script}"]
 
+[agents.elsewhere]
+command = ["true"]
+cwd = "{short_tmp}/no-such-dir"
+
 [agents.nightly]
 command = ["sh", "-c", "curl -H 'Authorization: ${{API_TOKEN}}' localhost"]
 schedule = "0 3 * * *"
@@ -135,6 +139,9 @@ depends_on = ["api"]
     )
     assert "agents.script.command" in result.stderr
     assert "is not executable" in result.stderr
+    assert f"agents.elsewhere.cwd: '{short_tmp}/no-such-dir': no such directory" in (
+        result.stderr
+    )
 
     as_json = cli("check", "--json", str(path), API_TOKEN=SECRET)
     assert as_json.returncode == 0
