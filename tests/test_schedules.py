@@ -588,3 +588,21 @@ def test_every_never_repeats_a_due_time_at_epoch_scale() -> None:
         assert following > due
         assert abs(following - (anchor + n * 1.01)) < 1e-5
         due = following
+
+
+def test_a_run_started_by_hand_is_timed_too(
+    make: MakeOrchestrator, clock: FakeClock
+) -> None:
+    orchestrator = make()
+    orchestrator.register_agent(
+        SleepForeverProcess, "stuck", schedule={"cron": "0 3 * * *", "max_runtime": 60}
+    )
+    recorder = recorder_of(orchestrator)
+    orchestrator.start()
+    orchestrator.start_agent("stuck")  # an extra run, now
+    recorder.wait_for(E.AGENT_STARTED, "stuck")
+    clock.advance(60.0)
+    assert recorder.wait_for(E.AGENT_ERROR, "stuck")["reason"] == "max_runtime"
+    assert wait_until(
+        lambda: orchestrator.agent_summary("stuck")["last_result"] == "max_runtime"
+    )

@@ -494,6 +494,7 @@ class LifecycleManager:
         entry.launched = True
         entry.pid = getattr(instance, "pid", None)
         self.supervisor.on_launched(entry)
+        self.scheduler.on_launched(entry)
         self.watch_version += 1
         self.wake()
 

@@ -494,17 +494,26 @@ class Scheduler:
             return
         self._check_waiting(entry, slot, self._clock())
 
+    def on_launched(self, entry: AgentEntry) -> None:
+        """``entry`` was launched: if it is scheduled, this generation is a run,
+        timed by ``warn_after`` and ``max_runtime`` and ending in a last result,
+        whoever started it (its due time, an operator, a restart)."""
+        slot = self.slots.get(entry.name)
+        if slot is None or slot.external:
+            return
+        slot.run_generation = entry.generation_id
+        slot.late_sent = False
+        self._active.add(entry.name)
+
     def _check_waiting(
         self, entry: AgentEntry, slot: ScheduleSlot, now: float
     ) -> float | None:
         waiting = slot.waiting
         if waiting is None:
             return None
-        if entry.starts > waiting.starts_before:  # launched: this is the run now
+        if entry.starts > waiting.starts_before:  # launched (see on_launched)
             slot.waiting = None
-            slot.run_generation = entry.generation_id
             slot.run_due = waiting.due
-            slot.late_sent = False
             return self._check_run(entry, slot, now)
         if waiting.missed:
             return None
