@@ -74,8 +74,8 @@ def test_run_all_runs_every_benchmark() -> None:
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, output
     headers = [line for line in result.stdout.splitlines() if line.startswith(HEADER)]
-    # nine scripts; bench_commands.py prints two tables (p95, then p99)
-    assert len(headers) == 10, output
+    # ten scripts; bench_commands.py prints two tables (p95, then p99)
+    assert len(headers) == 11, output
 
 
 # ---------------------------------------------------------------- walk_alert.py
