@@ -606,3 +606,50 @@ def test_a_run_started_by_hand_is_timed_too(
     assert wait_until(
         lambda: orchestrator.agent_summary("stuck")["last_result"] == "max_runtime"
     )
+
+
+def test_every_keeps_its_cadence_across_a_restart(
+    clock: FakeClock, tmp_path: Path, make: MakeOrchestrator
+) -> None:
+    path = tmp_path / "cadence.json"
+    first = make(schedule_state=path)
+    first.register_agent(QuickThread, "tick", schedule={"every": "1h"})
+    recorder = recorder_of(first)
+    first.start()
+    clock.advance(3_600.0)  # 13:00: the first run
+    recorder.wait_for(E.AGENT_TERMINATED, "tick")
+    assert wait_until(lambda: path.exists() and "tick" in path.read_text())
+    first.stop()
+    assert first.shutdown(timeout=2.0) == []
+    clock.advance(1_800.0)  # restarted at 13:30
+    second = make(schedule_state=path)
+    second.register_agent(QuickThread, "tick", schedule={"every": "1h"})
+    second.start()
+    assert second.agent_summary("tick")["next_run"] == "2026-12-03T14:00:00+00:00"
+
+
+def test_an_unreadable_state_file_is_reported_and_replaced(
+    clock: FakeClock,
+    tmp_path: Path,
+    make: MakeOrchestrator,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    path = tmp_path / "broken.json"
+    path.write_text("{not json")
+    orchestrator = make(schedule_state=path)
+    orchestrator.register_agent(QuickThread, "job", schedule={"every": 60})
+    recorder = recorder_of(orchestrator)
+    with caplog.at_level("ERROR", logger="pyorchestrate.scheduler"):
+        orchestrator.start()
+    assert any("unreadable" in r.getMessage() for r in caplog.records)
+    clock.advance(60.0)
+    recorder.wait_for(E.AGENT_TERMINATED, "job")
+
+    def replaced() -> bool:
+        try:
+            agents = json.loads(path.read_text())["agents"]
+        except ValueError:
+            return False  # the broken file, until the first write replaces it
+        return bool(agents["job"]["last_result"] == "success")
+
+    assert wait_until(replaced)
