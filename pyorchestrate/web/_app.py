@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
@@ -38,6 +39,8 @@ from ._metrics import EventTally, OrchestratorCollector
 from ._pages import Pages
 
 __all__ = ["Dashboard", "build_app"]
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(eq=False)
@@ -89,15 +92,24 @@ class Dashboard:
         self._loop = asyncio.get_running_loop()
         self.link.open()
         task = self._loop.create_task(self.hub.run(), name="pyorchestrate-web-hub")
+        task.add_done_callback(_report_hub_end)
         try:
             yield
         finally:
             self.hub.close()
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            # Cancelled, or failed and already reported by _report_hub_end.
+            await asyncio.gather(task, return_exceptions=True)
             self.link.close()
             self._loop = None
+
+
+def _report_hub_end(task: asyncio.Task[None]) -> None:
+    """Live updates stop only at shutdown: anything else is a bug, and said so."""
+    if not task.cancelled() and task.exception() is not None:
+        logger.error(
+            "live updates stopped: the event hub failed", exc_info=task.exception()
+        )
 
 
 def _hosts(config: WebConfig) -> list[str]:

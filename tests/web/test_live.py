@@ -10,11 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+from starlette.testclient import TestClient
 
+from pyorchestrate.testing import wait_until
+from pyorchestrate.web import build_app
 from pyorchestrate.web._hub import EventHub
 from pyorchestrate.web._link import OrchestratorLink
 
-from .conftest import Fleet, MakeServer
+from .conftest import LOCAL, Fleet, MakeServer
 
 
 class SseReader:
@@ -142,3 +146,21 @@ async def eventually(predicate: Callable[[], bool]) -> None:
             return
         await asyncio.sleep(0.01)
     raise AssertionError("not within the deadline")
+
+
+def test_a_failure_of_the_hub_is_logged(
+    fleet: Fleet, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = build_app(socket_path=fleet.socket)
+    hub = app.state.dashboard.hub
+
+    def broken(event: dict[str, Any]) -> None:
+        raise RuntimeError("a bug in an event handler")
+
+    hub.on_event = broken
+    with TestClient(app, base_url=LOCAL):
+        fleet.orchestrator.restart_agent("worker")
+        assert wait_until(lambda: "live updates stopped" in caplog.text, 10), (
+            caplog.text
+        )
+    assert "a bug in an event handler" in caplog.text
