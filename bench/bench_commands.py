@@ -333,7 +333,12 @@ class Host:
             stdout=subprocess.PIPE,
             text=True,
         )
-        first = self.read()
+        try:
+            first = self.read()
+        except BaseException:
+            self.process.kill()  # it failed to start: do not leave it behind
+            self.process.wait()
+            raise
         self.programs: set[int] = set(first["programs"])
 
     def read(self) -> dict[str, Any]:
