@@ -23,6 +23,7 @@ from ..errors import (
     RegistrationError,
     UnknownCommand,
 )
+from ..utilities.outputfiles import STREAMS, log_path
 from .permissions import COMMANDS
 from .process_stats import ProcessStats
 from .reports import build_agent_status, build_agent_summary, build_orchestrator_status
@@ -116,8 +117,15 @@ def _status(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     if args:
         name = _agent_arg(target, args)
         status = build_agent_status(target.agent_details(name))
-        # A process agent's last stderr lines ("" if none; None for a thread agent).
-        status["output_tail"] = target.output_tail(name)
+        # A process agent's last output lines ("" if none; None for a thread agent),
+        # and the files that hold all of it (None for a thread agent, or logs off).
+        status["output_tail"] = tail = target.output_tail(name)
+        logs_dir = target.logs_dir
+        status["log_files"] = (
+            None
+            if tail is None or logs_dir is None
+            else {stream: str(log_path(logs_dir, name, stream)) for stream in STREAMS}
+        )
         return status
     return build_orchestrator_status(target.snapshot())
 

@@ -148,6 +148,18 @@ def test_status_of_one_agent_shows_its_tail(
     assert status["output_tail"] == (
         "preparing /data\nwriting 3 files\nclosing after the failure"
     )
+    # Where all of its output is: the files `pyorchestrate logs` reads.
+    logs_dir = orchestrator.logs_dir
+    assert logs_dir is not None
+    assert status["log_files"] == {
+        "stdout": str(logs_dir / "worker.stdout.log"),
+        "stderr": str(logs_dir / "worker.stderr.log"),
+    }
+    assert (
+        Path(status["log_files"]["stderr"])
+        .read_text()
+        .endswith(" closing after the failure\n")
+    )
 
 
 def test_the_tail_is_bounded() -> None:
