@@ -389,9 +389,14 @@ class LifecycleManager:
                 pass
 
     def _fail_orphans(self) -> bool:
-        """Fail queued agents whose dependencies failed; return whether any was."""
+        """Fail queued agents whose dependencies failed; return whether any was.
+
+        Only the queue is read (every QUEUED agent is in it), not every agent: this
+        runs on each pump, and a fleet of 1,000 spent a third of its router time here.
+        """
         changed = False
-        for entry in self.registry:
+        for name in self.pool.queued():
+            entry = self.registry.require(name)
             if entry.state is not S.QUEUED:
                 continue
             deps = self.graph.get_dependencies(entry.name)

@@ -85,6 +85,10 @@ class WorkerPool:
         self._queue.clear()
         return names
 
+    def queued(self) -> list[str]:
+        """The names waiting in the queue, first first (a copy)."""
+        return list(self._queue)
+
     def is_queued(self, name: str) -> bool:
         """Whether ``name`` waits in the queue."""
         return name in self._queue
