@@ -215,8 +215,11 @@ def orchestrator_cycle(programs: int, kills: int, into: Figures | None) -> None:
         into.exited.append(exited)
 
 
-def supervisord_cycle(handle: Supervisord, kills: int, into: Figures | None) -> None:
-    """start_all, ``kills`` polled and unpolled kills (alternating), stop_all."""
+def supervisord_cycle(
+    handle: Supervisord, kills: int, into: Figures | None, *, unpolled: bool = True
+) -> None:
+    """start_all, ``kills`` polled and (``unpolled``) unpolled kills, alternating,
+    stop_all. An unpolled kill waits for supervisord's 1 s ticks: about 2 s each."""
     from bench import _supervisord
 
     start = _supervisord.start_all(handle)
@@ -224,7 +227,8 @@ def supervisord_cycle(handle: Supervisord, kills: int, into: Figures | None) -> 
     milestones: list[dict[str, float]] = []
     for _ in range(kills):
         polled += _supervisord.kill_restart(handle, 1, PAUSE)
-        _supervisord.kill_restart_unpolled(handle, 1, PAUSE, milestones=milestones)
+        if unpolled:
+            _supervisord.kill_restart_unpolled(handle, 1, PAUSE, milestones=milestones)
     pids = [info["pid"] for info in handle.supervisor.getAllProcessInfo()]
     started: list[float] = []
     with exit_watcher(pids) as last_exit:
@@ -695,7 +699,10 @@ def main(argv: list[str] | None = None) -> int:
             if measured:
                 left -= now
             if handle is not None:
-                supervisord_cycle(handle, now, figures if measured else None)
+                # --quick: no unpolled kill (2 s each), its rows show n/a
+                supervisord_cycle(
+                    handle, now, figures if measured else None, unpolled=not quick
+                )
 
         # RSS and output: one orchestrator process, 100 commands running.
         if handle is not None:
@@ -712,7 +719,7 @@ def main(argv: list[str] | None = None) -> int:
 
             from pyorchestrate.core.control.client import ControlClient
 
-            for _ in range(5):
+            for _ in range(2 if quick else 5):
                 rss, parts = host_process.rss()
                 figures.rss.append(rss)
                 figures.rss_parts = ", ".join(parts)
