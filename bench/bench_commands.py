@@ -275,9 +275,11 @@ def host(argv: list[str]) -> int:
             seen[key] = seen.get(key, 0) + 1
             changed.notify_all()
 
-    def wait_for(what: Callable[[], bool]) -> None:
+    def wait_for(*keys: tuple[str, str]) -> None:
         with changed:
-            if not changed.wait_for(what, _stats.WAIT_TIMEOUT * 3):
+            if not changed.wait_for(
+                lambda: all(key in seen for key in keys), _stats.WAIT_TIMEOUT * 3
+            ):
                 raise TimeoutError("the host's orchestrator did not get there")
 
     def say(**answer: Any) -> None:
@@ -294,7 +296,7 @@ def host(argv: list[str]) -> int:
         for name in names:
             orchestrator.register_agent(CommandAgent, name, command=PROGRAM)
         orchestrator.start()
-        wait_for(lambda: all(("AGENT_READY", name) in seen for name in names))
+        wait_for(*(("AGENT_READY", name) for name in names))
         say(ready=True, programs=[orchestrator.get_agent(n).pid for n in names])
         chatty = None
         runs = 0
@@ -305,12 +307,12 @@ def host(argv: list[str]) -> int:
                 chatty = f"chatty-{runs}"
                 orchestrator.register_agent(CommandAgent, chatty, command=CHATTY[label])
                 orchestrator.start_agent(chatty)
-                wait_for(lambda key=("AGENT_READY", chatty): key in seen)
+                wait_for(("AGENT_READY", chatty))
                 file = orchestrator.log_files(chatty, "stdout")
                 say(started=chatty, file=str(file[-1]) if file else None)
             elif word == "quiet" and chatty is not None:
                 orchestrator.stop_agent(chatty)
-                wait_for(lambda key=("AGENT_TERMINATED", chatty): key in seen)
+                wait_for(("AGENT_TERMINATED", chatty))
                 say(stopped=chatty)
         survivors = orchestrator.shutdown()
     return 1 if survivors else 0
