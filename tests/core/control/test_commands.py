@@ -47,6 +47,7 @@ PS_FIELDS = {  # what the ps table shows, and no more (issue 13: a slim ps reply
 }
 STATUS_EXTRA = {  # what only `status NAME` adds to an agent's ps row
     "output_tail",
+    "log_files",
     "flavour",
     "generation_id",
     "starts",
