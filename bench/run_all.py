@@ -2,6 +2,8 @@
 
 Run: ``python bench/run_all.py [--quick]`` from any directory. Arguments are passed
 to each benchmark; the exit code is non-zero if any benchmark failed.
+``--only bench_a.py,bench_b.py`` runs those alone (in this order); ``--list`` prints
+the benchmarks, one per line.
 """
 
 from __future__ import annotations
@@ -22,14 +24,38 @@ BENCHMARKS = (
     "bench_commands.py",
     "bench_fleet.py",
     "bench_schedule.py",
+    "bench_web.py",
 )
 
 
+def _select(argv: list[str]) -> tuple[tuple[str, ...], list[str]] | str:
+    """The scripts to run and the arguments left for them, or a usage error."""
+    scripts, rest, args = BENCHMARKS, [], iter(argv)
+    for arg in args:
+        if arg == "--only" or arg.startswith("--only="):
+            value = arg.partition("=")[2] if "=" in arg else next(args, "")
+            scripts = tuple(name for name in value.split(",") if name)
+            unknown = [name for name in scripts if name not in BENCHMARKS]
+            if unknown or not scripts:
+                return f"--only: not a benchmark: {', '.join(unknown) or '(none)'}"
+        else:
+            rest.append(arg)
+    return scripts, rest
+
+
 def main(argv: list[str]) -> int:
+    if argv == ["--list"]:
+        print("\n".join(BENCHMARKS))
+        return 0
+    selected = _select(argv)
+    if isinstance(selected, str):
+        print(f"run_all.py: {selected} (see --list)", file=sys.stderr)
+        return 2
+    scripts, argv = selected
     here = Path(__file__).resolve().parent
     failed = []
     began = time.perf_counter()
-    for script in BENCHMARKS:
+    for script in scripts:
         t0 = time.perf_counter()
         # A fresh interpreter each: no forkserver, threads or imports carried over.
         code = subprocess.call([sys.executable, str(here / script), *argv])

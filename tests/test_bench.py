@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.run_all import BENCHMARKS
+
 BENCH = Path(__file__).resolve().parent.parent / "bench"
 HEADER = "| name"
 
@@ -19,27 +21,14 @@ HIGH_PERCENTILE = {
     "bench_control.py": "p99",
     "bench_notify.py": "p99",
     "bench_schedule.py": "p99",
+    "bench_web.py": "p99",
 }
 """The upper percentile column of a script's table, if not p95."""
 
 
 @pytest.mark.slow
 @pytest.mark.process
-@pytest.mark.parametrize(
-    "script",
-    [
-        "bench_start.py",
-        "bench_death.py",
-        "bench_callbacks.py",
-        "bench_control.py",
-        "bench_notify.py",
-        "bench_alerts.py",
-        "bench_supervision.py",
-        "bench_commands.py",
-        "bench_fleet.py",
-        "bench_schedule.py",
-    ],
-)
+@pytest.mark.parametrize("script", BENCHMARKS)
 def test_benchmark_runs_quick(script: str) -> None:
     result = subprocess.run(
         [sys.executable, str(BENCH / script), "--quick"],
@@ -60,12 +49,28 @@ def test_benchmark_runs_quick(script: str) -> None:
     assert "left behind" not in result.stderr, output
 
 
+def test_run_all_lists_every_benchmark_script() -> None:
+    """Each ``bench_*.py`` is run by run_all.py, and so by the quick test above."""
+    scripts = {path.name for path in BENCH.glob("bench_*.py")}
+    assert set(BENCHMARKS) == scripts
+    listed = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--list"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    )
+    assert tuple(listed.stdout.split()) == BENCHMARKS
+
+
 @pytest.mark.slow
 @pytest.mark.process
-@pytest.mark.timeout(120)  # above the 90 s the run itself is given (default: 60 s)
-def test_run_all_runs_every_benchmark() -> None:
+def test_run_all_runs_what_it_is_given_and_reports_failures() -> None:
+    """run_all.py passes its arguments on and sums up the exit codes (each script's
+    own run is the quick test above: not run twice here)."""
+    chosen = "bench_callbacks.py,bench_fleet.py"
     result = subprocess.run(
-        [sys.executable, str(BENCH / "run_all.py"), "--quick"],
+        [sys.executable, str(BENCH / "run_all.py"), "--only", chosen, "--quick"],
         capture_output=True,
         text=True,
         timeout=90,
@@ -74,8 +79,26 @@ def test_run_all_runs_every_benchmark() -> None:
     output = f"stdout:\n{result.stdout}\nstderr:\n{result.stderr}"
     assert result.returncode == 0, output
     headers = [line for line in result.stdout.splitlines() if line.startswith(HEADER)]
-    # ten scripts; bench_commands.py prints two tables (p95, then p99)
-    assert len(headers) == 11, output
+    assert len(headers) == 2, output
+    assert "(bench_fleet.py: " in result.stdout, output
+    failing = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--only", "bench_fleet.py", "-x"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert failing.returncode == 1, failing.stderr
+    assert "FAILED: bench_fleet.py" in failing.stderr
+    unknown = subprocess.run(
+        [sys.executable, str(BENCH / "run_all.py"), "--only", "bench_nope.py"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert unknown.returncode == 2
+    assert "not a benchmark: bench_nope.py" in unknown.stderr
 
 
 # ---------------------------------------------------------------- walk_alert.py
