@@ -100,7 +100,7 @@ class Dashboard:
             task.cancel()
             # Cancelled, or failed and already reported by _report_hub_end.
             await asyncio.gather(task, return_exceptions=True)
-            self.link.close()
+            await asyncio.to_thread(self.link.close)  # joins its threads
             self._loop = None
 
 

@@ -1,9 +1,11 @@
 """``OrchestratorLink``: the dashboard's way to the orchestrator's command socket.
 
 Commands go through the same :class:`~pyorchestrate.core.control.client.ControlClient`
-the CLI uses, run on worker threads (the client blocks) from a small pool of open
-connections, so a request costs one round trip and no connect. At most ``size``
-commands are in flight at once; more wait for a connection.
+the CLI uses, run on the link's own worker threads (``pyorchestrate-web-link_N``; the
+client blocks) from a small pool of open connections, so a request costs one round
+trip and no connect. At most ``size`` commands are in flight at once; more wait.
+The threads are plain ``asyncio`` executor threads: a caller that is cancelled stops
+waiting at once, and the command finishes on its thread (bounded by ``timeout``).
 
 The event stream (``subscribe``) is read by :meth:`subscribe`, an async iterator on the
 server's own loop: cancelling the task that reads it closes the connection at once.
@@ -16,10 +18,8 @@ import contextlib
 import functools
 import threading
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
-
-import anyio.to_thread
-from anyio import CapacityLimiter
 
 from ..core.control.client import ControlClient
 from ..core.control.protocol import build_request, encode, parse_reply
@@ -46,7 +46,7 @@ class OrchestratorLink:
         self.size = size
         self._idle: list[ControlClient] = []
         self._lock = threading.Lock()
-        self._limiter: CapacityLimiter | None = None
+        self._executor: ThreadPoolExecutor | None = None
         self._closed = False
 
     def call(self, command: str, *args: Any) -> dict[str, Any]:
@@ -71,11 +71,15 @@ class OrchestratorLink:
                     self._idle.append(client)
 
     async def acall(self, command: str, *args: Any) -> dict[str, Any]:
-        """:meth:`call` on a worker thread, from the server's loop."""
-        if self._limiter is None:
-            self._limiter = CapacityLimiter(self.size)
-        return await anyio.to_thread.run_sync(
-            functools.partial(self.call, command, *args), limiter=self._limiter
+        """:meth:`call` on one of the link's threads, from the server's loop."""
+        with self._lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(
+                    self.size, thread_name_prefix="pyorchestrate-web-link"
+                )
+            executor = self._executor
+        return await asyncio.get_running_loop().run_in_executor(
+            executor, functools.partial(self.call, command, *args)
         )
 
     async def subscribe(
@@ -140,11 +144,15 @@ class OrchestratorLink:
             self._closed = False
 
     def close(self) -> None:
-        """Close every pooled connection; later ones are closed after use until
-        :meth:`open`. Idempotent."""
+        """Join the link's threads (a command in flight ends within ``timeout``) and
+        close every pooled connection; later ones are closed after use until
+        :meth:`open`. Idempotent; blocks, so call it off the loop."""
         with self._lock:
             self._closed = True
-            self._limiter = None  # bound to the loop that is ending
+            executor, self._executor = self._executor, None
+        if executor is not None:
+            executor.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
             idle, self._idle = self._idle, []
         for client in idle:
             client.close()

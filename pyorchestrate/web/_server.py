@@ -7,6 +7,7 @@ embedding): live pages are ended first, so nothing holds the shutdown.
 
 from __future__ import annotations
 
+import logging
 import socket
 import threading
 import time
@@ -19,8 +20,12 @@ from ._config import WebConfig
 
 __all__ = ["WebServer"]
 
+logger = logging.getLogger(__name__)
+
 _GRACE = 2
 """Seconds uvicorn waits for open responses at shutdown."""
+_FORCED = 5.0
+"""Seconds a forced exit is given before ``stop()`` gives up."""
 
 
 class WebServer:
@@ -117,16 +122,33 @@ class WebServer:
             time.sleep(0.01)
         return self
 
-    def stop(self, timeout: float = 10.0) -> None:
-        """End live pages, stop serving and join the thread. Idempotent."""
+    def stop(self, timeout: float | None = None) -> None:
+        """End live pages, stop serving and join the thread (and the link's
+        threads). Idempotent.
+
+        The graceful stop may wait for a command in flight to the orchestrator:
+        at most connecting plus one reply, two ``timeout`` of the config, plus
+        uvicorn's grace for open responses; ``timeout`` (default: that, plus 5 s)
+        bounds it, then uvicorn is told to force its exit.
+
+        Raises:
+            RuntimeError: the server thread did not end after the forced exit.
+        """
+        if timeout is None:
+            timeout = 2 * self.config.timeout + _GRACE + 5
         if self._server is not None:
             self.dashboard.end_pages()
             self._server.should_exit = True
         if self._thread is not None:
             self._thread.join(timeout)
+            if self._thread.is_alive() and self._server is not None:
+                logger.warning("the dashboard did not stop in time: forcing its exit")
+                self._server.force_exit = True
+                self._thread.join(_FORCED)
             if self._thread.is_alive():
                 raise RuntimeError(f"the dashboard did not stop within {timeout:g} s")
             self._thread = None
+        self.dashboard.link.close()  # done by the app's shutdown, unless forced
         if self._sock is not None:
             self._sock.close()
 

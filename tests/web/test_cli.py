@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import select
 import signal
 import subprocess
 import sys
@@ -71,6 +72,8 @@ def test_serves_the_api_and_stops_on_sigint(fleet: Fleet) -> None:
     )
     try:
         assert process.stderr is not None
+        ready, _, _ = select.select([process.stderr], [], [], 30)
+        assert ready, "pyorchestrate web said nothing within 30 s"
         line = process.stderr.readline()
         match = re.search(r"serving (http://127\.0\.0\.1:\d+) ", line)
         assert match, line

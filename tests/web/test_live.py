@@ -90,6 +90,8 @@ def test_a_page_gets_the_table_it_shows(fleet: Fleet, make_server: MakeServer) -
     ):
         agent_page = SseReader(one.iter_lines())
         events_page = SseReader(events.iter_lines())
+        # Subscribed (so the restart's events reach the hub), then a table.
+        agent_page.until(lambda kind, data: kind == "status" and data["connected"])
         _, table = agent_page.until(lambda kind, data: kind == "agents")
         assert [row["name"] for row in table["agents"]] == ["worker"]
         fleet.orchestrator.restart_agent("worker")
@@ -159,6 +161,7 @@ def test_a_failure_of_the_hub_is_logged(
 
     hub.on_event = broken
     with TestClient(app, base_url=LOCAL):
+        assert wait_until(lambda: hub.connected, 10)  # subscribed: events reach it
         fleet.orchestrator.restart_agent("worker")
         assert wait_until(lambda: "live updates stopped" in caplog.text, 10), (
             caplog.text
