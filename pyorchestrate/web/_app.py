@@ -97,8 +97,12 @@ class Dashboard:
             yield
         finally:
             self.hub.close()
-            task.cancel()
-            # Cancelled, or failed and already reported by _report_hub_end.
+            # Cancelled, or failed and already reported by _report_hub_end. Cancel
+            # until it ends: one cancellation can be lost (3.11's wait_for, or a
+            # library's), and then the hub would follow events forever.
+            while not task.done():
+                task.cancel()
+                await asyncio.wait({task}, timeout=1.0)
             await asyncio.gather(task, return_exceptions=True)
             await asyncio.to_thread(self.link.close)  # joins its threads
             self._loop = None

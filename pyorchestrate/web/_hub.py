@@ -227,7 +227,8 @@ class EventHub:
         assert stale is not None
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stale.wait(), self.refresh_interval)
+                async with asyncio.timeout(self.refresh_interval):
+                    await stale.wait()
             if not self._pages and not stale.is_set():
                 continue  # nobody looks: no ps every interval for nothing
             stale.clear()

@@ -97,10 +97,12 @@ class OrchestratorLink:
             ControlError: the orchestrator refused the subscription.
         """
         try:
-            reader, writer = await asyncio.wait_for(
-                asyncio.open_unix_connection(self.socket_path, limit=_STREAM_LIMIT),
-                self.timeout,
-            )
+            # asyncio.timeout, not wait_for: on 3.11 wait_for may swallow a
+            # cancellation that comes as the connection is made.
+            async with asyncio.timeout(self.timeout):
+                reader, writer = await asyncio.open_unix_connection(
+                    self.socket_path, limit=_STREAM_LIMIT
+                )
         except (OSError, TimeoutError) as exc:
             raise ControlUnavailable(
                 f"Cannot connect to an orchestrator at {self.socket_path} ({exc})"
