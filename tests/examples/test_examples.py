@@ -137,8 +137,18 @@ def daemon_example(cwd: Path) -> Iterator[subprocess.Popen[str]]:
 def test_daemon_example_stops_on_signal(tmp_path: Path, sig: signal.Signals) -> None:
     with daemon_example(tmp_path) as proc:
         assert proc.stdout is not None
+        # The prompt comes from a callback, maybe before the main thread is in
+        # join(), where a signal becomes a graceful shutdown: wait for the line the
+        # main thread prints just before join(), then for the next tick (0.5 s on).
+        # (Lines of two threads may run into each other: look for the words.)
+        seen: set[str] = set()
         for line in proc.stdout:
+            ready = seen == {"prompt", "socket"}
             if "press Ctrl+C to stop" in line:
+                seen.add("prompt")
+            if "command socket:" in line:
+                seen.add("socket")
+            if ready and "tick" in line:
                 break
         proc.send_signal(sig)
         out, err = proc.communicate(timeout=20)
