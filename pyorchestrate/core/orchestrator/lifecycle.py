@@ -270,7 +270,8 @@ class LifecycleManager:
             else {}
         )
         for context in held:
-            context = {**end, **_known(context, "exit_code", "signal")}
+            known = {k: v for k, v in context.items() if v is not None or k not in end}
+            context = {**end, **known}
             self.emit(OrchestratorEvent.AGENT_ERROR, entry, **context, output_tail=tail)
 
     # ------------------------------------------------------------- starting
@@ -548,6 +549,8 @@ class LifecycleManager:
             self.pump()  # dependents wait for READY
         elif event in (AgentEvent.ERROR.value, "ERROR"):
             text = payload.get("message") or payload.get("error") or "Unknown error"
+            # A command's agent reports its program's exit code with the error.
+            code = payload.get("exit_code")
             self.record_error(
                 entry,
                 str(text),
@@ -555,8 +558,7 @@ class LifecycleManager:
                 reason=str(payload.get("reason", "exception")),
                 error_type=payload.get("error_type"),
                 traceback=payload.get("traceback"),
-                # A command's agent reports its program's exit code with the error.
-                **_known({"exit_code": payload.get("exit_code")}, "exit_code"),
+                **({} if code is None else {"exit_code": code}),
             )
         elif event == AgentEvent.HEARTBEAT.value:
             if not entry.close_seen:
@@ -780,11 +782,6 @@ class LifecycleManager:
         """Whether no agent is queued, starting, running or stopping."""
         with self.lock:
             return not any(e.state in LIVE_STATES for e in self.registry)
-
-
-def _known(values: dict[str, Any], *keys: str) -> dict[str, Any]:
-    """``values`` but for those of ``keys`` whose value is ``None``."""
-    return {k: v for k, v in values.items() if k not in keys or v is not None}
 
 
 def _launch_error(entry: AgentEntry, exc: BaseException) -> str:
