@@ -61,7 +61,8 @@ class Template:
     Fields: ``agent``, ``event``, ``error``, ``host``, ``time``, ``date``,
     ``generation``, ``pid``, ``exit_code``, ``signal``, ``reason``, ``status``,
     ``orchestrator``, ``attempt``, ``delay``, ``restarts``, ``timeout``, ``due`` (a
-    missed run's due time), ``runtime`` (a late run's) (missing ones render as ``-``); ``error_type``, ``end`` (``exit code 1``, ``signal SIGKILL``,
+    missed run's due time), ``runtime`` (a late run's), ``action``, ``actor``,
+    ``source``, ``result`` (an operator's action) (missing ones render as ``-``); ``error_type``, ``end`` (``exit code 1``, ``signal SIGKILL``,
     ``no exit code (a thread)`` or ``exit code unknown``), ``traceback`` (the
     last frames, ``file:line in function`` and the source line, as a code block),
     ``output_tail`` (the last lines a process agent wrote, at most
@@ -121,6 +122,10 @@ DEFAULT_TEMPLATES: dict[str, Template] = {
         "🐢 {agent} still running after {timeout} s",
         "{error}\npid {pid}, start #{generation}\nhost {host}, {date} {time}",
         Severity.WARNING,
+    ),
+    "operator_action": Template(
+        "👤 {action} {agent} by {actor} ({source})",
+        "{result}\norchestrator {orchestrator}, host {host}, {date} {time}",
     ),
 }
 """The default template of each event (by its value)."""
@@ -285,6 +290,10 @@ def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
         error_type=kwargs.get("error_type"),
         due=kwargs.get("due"),
         runtime=kwargs.get("runtime"),
+        action=kwargs.get("action"),
+        actor=kwargs.get("actor") or "someone",
+        source=kwargs.get("source"),
+        result=kwargs.get("result"),
     )
     for key, value in list(fields.items()):
         if value is None:

@@ -7,7 +7,9 @@ A command returns its exit code (0 ok, 1 failed, 2 usage, 3 cannot connect); see
 
 from __future__ import annotations
 
+import getpass
 import json
+import os
 import sys
 import time
 from argparse import Namespace
@@ -69,6 +71,14 @@ def _exit_code(command: Callable[[Namespace], None]) -> Callable[[Namespace], in
     return run
 
 
+def _login() -> str:
+    """Who runs the CLI (kept with the audit event of an action)."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no passwd entry and no LOGNAME/USER
+        return f"uid {os.getuid()}"
+
+
 @contextmanager
 def _client(args: Namespace) -> Iterator[ControlClient]:
     if args.socket and args.name:
@@ -76,7 +86,11 @@ def _client(args: Namespace) -> Iterator[ControlClient]:
         raise _Exit(EXIT_USAGE)
     try:
         client = ControlClient(
-            args.socket, timeout=args.timeout, sender="cli", name=args.name
+            args.socket,
+            timeout=args.timeout,
+            sender="cli",
+            name=args.name,
+            meta={"actor": _login()},
         )
     except SeveralOrchestrators as exc:
         render.error(exc.message)

@@ -360,9 +360,12 @@ def orchestrators_table(found: list[dict[str, Any]]) -> Grid:
 def history_row(event: dict[str, Any]) -> list[Cell]:
     """One history row (also used by ``history --follow``)."""
     data = event.get("data") or {}
-    details = data.get("error_message") or " ".join(
-        f"{k}={v}" for k, v in data.items() if k not in ("pid", "generation_id")
-    )
+    if event.get("event_name") == "operator_action":
+        details = _action_details(data)
+    else:
+        details = data.get("error_message") or " ".join(
+            f"{k}={v}" for k, v in data.items() if k not in ("pid", "generation_id")
+        )
     severity = str(event.get("severity", ""))
     return [
         str(event.get("seq")),
@@ -373,6 +376,19 @@ def history_row(event: dict[str, Any]) -> list[Cell]:
         Styled(severity, "red" if severity in ("ERROR", "CRITICAL") else ""),
         details,
     ]
+
+
+def _action_details(data: dict[str, Any]) -> str:
+    """``restart by alice (cli): agent 'etl' restarted``, and what else was kept."""
+    who = data.get("actor") or "someone"
+    failed = "" if str(data.get("ok", "True")) == "True" else "FAILED "
+    text = f"{failed}{data.get('action')} by {who} ({data.get('source')})"
+    if data.get("target"):
+        text += f" on {data['target']}"
+    text += f": {data.get('result', '')}"
+    known = ("action", "actor", "source", "ok", "result", "target")
+    extra = " ".join(f"{k}={v}" for k, v in data.items() if k not in known)
+    return f"{text} {extra}" if extra else text
 
 
 _LINE = "{:>6}  {:<12}  {:<12}  {:<18}  {:<16}  {:<8}  {}"

@@ -49,6 +49,15 @@ receives only those its signature names (or all of them if it takes ``**kwargs``
 ``seq``             the event's sequence number in the history
 ``record``          the :class:`EventRecord` stored in the history; its ``severity``
                     is :func:`severity_of` the event
+``action``          OPERATOR_ACTION: what was done (``restart``, ``stop``,
+                    ``start``, ``shutdown``, ``reload``, ``reopen-logs``, or one
+                    done elsewhere: ``mute``, ``unmute``, ``ack``)
+``source``          OPERATOR_ACTION: where it came from (``cli``, ``web``,
+                    ``telegram``, ``api``)
+``actor``           OPERATOR_ACTION: who, when the source knows (``@alice``)
+``ok``              OPERATOR_ACTION: whether it succeeded
+``result``          OPERATOR_ACTION: what it did, or why it failed; other facts
+                    the source gave (``chat``) are in ``record.data``
 ==================  ===========================================================
 """
 
@@ -91,6 +100,11 @@ class OrchestratorEvent(enum.Enum):
     external job sent no ping for it (the dead man's switch)."""
     AGENT_LATE = "agent_late"
     """A scheduled run is still going ``warn_after`` seconds after its start."""
+    OPERATOR_ACTION = "operator_action"
+    """Someone acted on the orchestrator from outside (the CLI, the web page, a chat,
+    ``Orchestrator.run_command``), or recorded an action done elsewhere (a mute, an
+    acknowledgement): who, from where, what, and the result. Its agent is the one
+    acted on, if any."""
 
 
 class AgentEvent(enum.Enum):
@@ -208,11 +222,14 @@ def severity_of(
     failure), WARNING for ``AGENT_RESTARTING`` and ``AGENT_LATE``, CRITICAL for
     ``AGENT_FATAL``, DEBUG for ``AGENT_HEARTBEAT``; ``AGENT_TERMINATED`` by the
     ``termination_status`` in ``context`` (``success`` INFO, ``warning`` WARNING,
-    ``error`` ERROR, ``critical`` CRITICAL); INFO otherwise.
+    ``error`` ERROR, ``critical`` CRITICAL); ``OPERATOR_ACTION`` WARNING when it
+    failed (``ok`` false); INFO otherwise.
     """
     found = _EVENT_SEVERITY.get(event)
     if found is not None:
         return found
+    if event is OrchestratorEvent.OPERATOR_ACTION and context:
+        return Severity.WARNING if context.get("ok") is False else Severity.INFO
     if event is OrchestratorEvent.AGENT_TERMINATED and context:
         status = context.get("termination_status")
         if status is not None:
@@ -222,6 +239,8 @@ def severity_of(
 
 
 CALLBACK_KEYWORDS: tuple[str, ...] = (
+    "action",
+    "actor",
     "agent_name",
     "attempt",
     "delay",
@@ -233,15 +252,18 @@ CALLBACK_KEYWORDS: tuple[str, ...] = (
     "event_time",
     "exit_code",
     "generation_id",
+    "ok",
     "orchestrator",
     "output_tail",
     "pid",
     "reason",
     "record",
     "restarts",
+    "result",
     "runtime",
     "seq",
     "signal",
+    "source",
     "termination_status",
     "timeout",
     "traceback",

@@ -481,3 +481,20 @@ class TestAlertTail:
         assert "/srv/etl/load.py:42 in task" in text
         assert "last words" in text
         assert "earlier line(s) not shown" in text
+
+
+def test_an_operator_action_says_who_did_what_from_where() -> None:
+    note = render(
+        {
+            "event": OrchestratorEvent.OPERATOR_ACTION,
+            "agent_name": "etl",
+            "action": "restart",
+            "actor": "@alice",
+            "source": "telegram",
+            "ok": True,
+            "result": "agent 'etl' restarted",
+        }
+    )
+    assert note.title == "👤 restart etl by @alice (telegram)"
+    assert note.body.startswith("agent 'etl' restarted\n")
+    assert note.severity is Severity.INFO

@@ -19,7 +19,7 @@ import os
 import socket
 import struct
 import time
-from collections.abc import Generator, Iterator
+from collections.abc import Generator, Iterator, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -199,9 +199,12 @@ class ControlClient:
     Args:
         socket_path: the socket (see :func:`resolve_socket_path` for the default).
         timeout: seconds to wait for connecting and for each reply.
-        sender: how this client names itself in requests.
+        sender: how this client names itself in requests (the ``source`` of the
+            audit events of its actions: the CLI says ``cli``).
         name: the orchestrator's name, to find its socket in the private directory
             (when ``socket_path`` is not given).
+        meta: sent with every request (``{"actor": "alice"}``: who acts, kept with
+            the audit events).
 
     Raises:
         SeveralOrchestrators: neither ``socket_path`` nor ``name`` is given and
@@ -215,10 +218,12 @@ class ControlClient:
         timeout: float = 5.0,
         sender: str = "client",
         name: str | None = None,
+        meta: Mapping[str, Any] | None = None,
     ) -> None:
         self.socket_path = resolve_socket_path(socket_path, name=name)
         self.timeout = timeout
         self.sender = sender
+        self.meta: dict[str, Any] = dict(meta or {})
         self._sock: socket.socket | None = None
         self._buffer = bytearray()
 
@@ -290,8 +295,13 @@ class ControlClient:
             self._buffer += chunk
 
     # ------------------------------------------------------------ requests
-    def request(self, command: str, *args: Any) -> dict[str, Any]:
+    def request(
+        self, command: str, *args: Any, meta: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Send one command and return the reply's payload, errors included.
+
+        ``meta`` goes with this request over the client's own (``{"actor": ...}``:
+        who asks, kept with the audit event of an action).
 
         Raises:
             ControlUnavailable: cannot connect, or the connection broke.
@@ -299,7 +309,9 @@ class ControlClient:
         """
         self.connect()
         assert self._sock is not None
-        message = build_request(command, args, sender=self.sender)
+        message = build_request(
+            command, args, sender=self.sender, meta={**self.meta, **(meta or {})}
+        )
         request_id = message["payload"]["request_id"]
         deadline = time.monotonic() + self.timeout
         try:

@@ -8,6 +8,7 @@ code. ``subscribe`` and ``logs`` are served by the server itself (they stream).
 
 from __future__ import annotations
 
+import enum
 import json
 import os
 import time
@@ -29,20 +30,34 @@ from .process_stats import ProcessStats
 from .reports import build_agent_status, build_agent_summary, build_orchestrator_status
 from .target import ControlTarget
 
-__all__ = ["COMMAND_TABLE", "Command", "ProcessStats", "parse_filters"]
+__all__ = ["COMMAND_TABLE", "Audit", "Command", "ProcessStats", "parse_filters"]
 
 Handler = Callable[[ControlTarget, list[Any]], dict[str, Any]]
 
 
+class Audit(enum.Enum):
+    """Whether running a command is recorded as an ``OPERATOR_ACTION`` event."""
+
+    NONE = "none"
+    """It only reads (or is an external job's report, like ``ping``)."""
+    ACTION = "action"
+    """It acts on the orchestrator: recorded with its caller and its result."""
+    OUTSIDE = "outside"
+    """``record-action``: its handler returns the fields of an action done
+    elsewhere (a mute, an acknowledgement), and that is recorded."""
+
+
 @dataclass(frozen=True, slots=True)
 class Command:
-    """One command: its handler, how many arguments it takes, and what it does."""
+    """One command: its handler, how many arguments it takes, what it does, and
+    whether it is audited."""
 
     name: str
     handler: Handler | None
     summary: str
     min_args: int = 0
     max_args: int = 0
+    audit: Audit = Audit.NONE
 
 
 def _agent_arg(target: ControlTarget, args: list[Any]) -> str:
@@ -277,17 +292,61 @@ def _reload(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
     return target.reload()
 
 
-def _no_handler(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
-    raise CommandFailed("this command is served by the socket server")
+_OUTSIDE_FIELDS: dict[str, type | tuple[type, ...]] = {
+    "action": str,
+    "agent": (str, type(None)),
+    "actor": (str, type(None)),
+    "ok": bool,
+    "result": str,
+}
+
+
+def _record_action(target: ControlTarget, args: list[Any]) -> dict[str, Any]:
+    """``record-action {action, agent, actor, ok, result, <meta>}``: the fields of
+    an action done outside the orchestrator, checked (``execute`` records them; an
+    ``actor`` given here is the person the sender acted for)."""
+    given = args[0]
+    if isinstance(given, str):
+        try:
+            given = json.loads(given)
+        except json.JSONDecodeError:
+            raise UnknownCommand("record-action takes a JSON object") from None
+    if not isinstance(given, dict):
+        raise UnknownCommand("record-action takes a JSON object")
+    fields: dict[str, Any] = {"agent": None, "actor": None, "ok": True, "result": "ok"}
+    meta: dict[str, Any] = {}
+    for key, value in given.items():
+        kind = _OUTSIDE_FIELDS.get(key)
+        if kind is None:
+            meta[key] = value
+        elif not isinstance(value, kind):
+            raise UnknownCommand(f"record-action: {key!r} has the wrong type")
+        else:
+            fields[key] = value
+    action = fields.get("action")
+    if not isinstance(action, str) or not action.strip():
+        raise UnknownCommand("record-action: 'action' must be a non-empty string")
+    fields["action"] = action.strip()
+    fields["meta"] = meta
+    return fields
 
 
 _TABLE = [
     Command("ps", _ps, "every agent: state, pid, uptime, restarts, last error"),
     Command("status", _status, "the orchestrator, or one agent (status AGENT)", 0, 1),
     Command("dependencies", _dependencies, "which agents wait for which"),
-    Command("start", _start, "start (or queue) an agent", 1, 1),
-    Command("stop", _stop, "ask an agent to stop (or take it off the queue)", 1, 1),
-    Command("restart", _restart, "stop an agent and start it again", 1, 1),
+    Command("start", _start, "start (or queue) an agent", 1, 1, Audit.ACTION),
+    Command(
+        "stop",
+        _stop,
+        "ask an agent to stop (or take it off the queue)",
+        1,
+        1,
+        Audit.ACTION,
+    ),
+    Command(
+        "restart", _restart, "stop an agent and start it again", 1, 1, Audit.ACTION
+    ),
     Command(
         "ping",
         _ping,
@@ -307,19 +366,41 @@ _TABLE = [
     Command(
         "history-stats", _history_stats, "event counts by type (filter: agent)", 0, 1
     ),
-    Command("shutdown", _shutdown, "stop every agent and the orchestrator"),
-    Command("subscribe", _no_handler, "stream new events on this connection", 0, 1),
+    Command(
+        "shutdown",
+        _shutdown,
+        "stop every agent and the orchestrator",
+        audit=Audit.ACTION,
+    ),
+    Command("subscribe", None, "stream new events on this connection", 0, 1),
     Command(
         "logs",
-        _no_handler,
+        None,
         "an agent's output (logs AGENT [{lines, follow, streams, since}])",
         1,
         2,
     ),
     Command(
-        "reopen-logs", _reopen_logs, "reopen the log files (after logrotate moved them)"
+        "reopen-logs",
+        _reopen_logs,
+        "reopen the log files (after logrotate moved them)",
+        audit=Audit.ACTION,
     ),
-    Command("reload", _reload, "re-read the fleet file (pyorchestrate run FILE)"),
+    Command(
+        "reload",
+        _reload,
+        "re-read the fleet file (pyorchestrate run FILE)",
+        audit=Audit.ACTION,
+    ),
+    Command(
+        "record-action",
+        _record_action,
+        "record an action done elsewhere, e.g. a mute "
+        "(record-action {action, agent, ok, result})",
+        1,
+        1,
+        Audit.OUTSIDE,
+    ),
 ]
 
 COMMAND_TABLE: dict[str, Command] = {command.name: command for command in _TABLE}

@@ -15,6 +15,7 @@ COMMANDS: frozenset[str] = frozenset(
         "logs",
         "ping",
         "ps",
+        "record-action",
         "reload",
         "reopen-logs",
         "restart",

@@ -29,15 +29,14 @@ from typing import Any
 
 from ..errors import (
     CommandFailed,
-    CommandForbidden,
     Conflict,
     ControlError,
     LifecycleError,
     ProtocolError,
-    UnknownCommand,
 )
 from ..utilities.event import EventRecord
-from .commands import COMMAND_TABLE, SUBSCRIBE_FILTERS, parse_filters
+from .commands import SUBSCRIBE_FILTERS, parse_filters
+from .execute import Caller, check_command, execute
 from .logquery import parse_log_query
 from .logstream import LogStream, LogStreamer
 from .paths import MAX_SOCKET_PATH, default_socket_dir
@@ -404,24 +403,7 @@ class CommandServer:
         try:
             request = parse_request(line)
             request_id = request.request_id
-            command = COMMAND_TABLE.get(request.command)
-            if command is None:
-                known = ", ".join(sorted(COMMAND_TABLE))
-                raise UnknownCommand(
-                    f"Unknown command {request.command!r}; commands: {known}"
-                )
-            if request.command not in self.allowed:
-                allowed = ", ".join(sorted(self.allowed)) or "none"
-                raise CommandForbidden(
-                    f"Command {request.command!r} is not allowed. "
-                    f"Allowed commands: {allowed}",
-                    data={"allowed_commands": sorted(self.allowed)},
-                )
-            if not command.min_args <= len(request.args) <= command.max_args:
-                usage = f"{command.name} takes {command.min_args}"
-                if command.max_args != command.min_args:
-                    usage += f" to {command.max_args}"
-                raise UnknownCommand(f"{usage} argument(s), got {len(request.args)}")
+            command = check_command(request.command, request.args, self.allowed)
             if request.command == "subscribe":
                 self._subscribe(conn, request)
                 return
@@ -434,13 +416,15 @@ class CommandServer:
             self.errors += 1
             self._reply(conn, error_reply(request_id, error, sender=self._name))
             return
-        assert self._executor is not None and command.handler is not None
+        assert self._executor is not None
         pending = _Pending(conn, request, time.monotonic() + self.timeout)
         conn.pending += 1
         self._pending.append(pending)
-        handler = command.handler
+        caller = Caller.of(request.sender, meta=request.meta)
         try:
-            future = self._executor.submit(handler, self._target, list(request.args))
+            future = self._executor.submit(
+                execute, self._target, command, list(request.args), caller
+            )
         except RuntimeError:  # the executor is shutting down
             self._complete(pending, CommandFailed("the orchestrator is shutting down"))
             return

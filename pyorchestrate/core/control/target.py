@@ -11,7 +11,7 @@ answers these few questions (a test double, an orchestrator proxy).
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
@@ -257,6 +257,21 @@ class ControlTarget(Protocol):
 
     def ping(self, name: str, *, failed: bool = False, message: str = "") -> str:
         """An external job reports a run (success, or ``failed``); what happened."""
+        ...
+
+    def record_action(
+        self,
+        action: str,
+        *,
+        agent: str | None = None,
+        source: str,
+        actor: str | None = None,
+        ok: bool = True,
+        result: str = "ok",
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an ``OPERATOR_ACTION`` event: who (``actor``), from where
+        (``source``), did what to which agent, and the result."""
         ...
 
     def request_shutdown(self) -> None:

@@ -24,6 +24,7 @@ from typing import Any, Literal
 from ..agent.base import AgentConfig, BaseAgent, build_agent_config, check_agent_kwargs
 from ..agent.flags import ControlEvents, StateEvents
 from ..agent.plugins import AgentPlugin
+from ..control.execute import Caller, check_command, execute
 from ..control.permissions import COMMANDS
 from ..control.process_stats import ProcessStats
 from ..control.reports import (
@@ -38,7 +39,7 @@ from ..control.target import (
     OrchestratorSnapshot,
     PoolCounts,
 )
-from ..errors import CommandFailed, LifecycleError
+from ..errors import CommandFailed, ControlError, LifecycleError
 from ..schedule import Schedule
 from ..supervision_config import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
@@ -485,6 +486,78 @@ class Orchestrator:
         check_agent_name_type(name)
         with self.lifecycle.lock:
             return self.lifecycle.scheduler.ping(name, failed=failed, message=message)
+
+    def run_command(
+        self,
+        command: str,
+        *args: Any,
+        source: str = "api",
+        actor: str | None = None,
+        meta: Mapping[str, Any] | None = None,
+        allowed: Iterable[str] | None = None,
+    ) -> dict[str, Any]:
+        """Run one control command in this process, as the command socket would
+        (``run_command("restart", "etl", source="telegram", actor="@alice")``), and
+        return the reply's ``data``. Blocks while it runs: call it off an event loop.
+
+        The command must be in :attr:`allowed_commands`, and in ``allowed`` when
+        given (a caller's own, narrower permissions). An action (``start``,
+        ``stop``, ``restart``, ``shutdown``, ``reload``, ``reopen-logs``,
+        ``record-action``) is recorded as an ``OPERATOR_ACTION`` event with
+        ``source``, ``actor`` and ``meta`` (``{"chat": 42}``), failed ones too.
+        ``subscribe`` and ``logs`` stream, so they are served by the socket only.
+
+        Raises:
+            ControlError: its subclass for the reply's error code (``CommandForbidden``
+                403, ``AgentNotFound`` 404, ``Conflict`` 409, ``UnknownCommand`` 400,
+                ``CommandFailed`` 500), with the message the socket would send.
+        """
+        permitted = self.allowed_commands
+        if allowed is not None:
+            permitted = permitted & frozenset(allowed)
+        name = command.strip().lower() if isinstance(command, str) else ""
+        found = check_command(name, list(args), permitted)
+        caller = Caller.of(source, actor, meta)
+        try:
+            return execute(self, found, list(args), caller)
+        except ControlError:
+            raise
+        except Exception as exc:  # as the socket replies: a 500 naming it
+            self.logger.exception("command %r failed", name)
+            raise CommandFailed(f"{type(exc).__name__}: {exc}") from exc
+
+    def record_action(
+        self,
+        action: str,
+        *,
+        agent: str | None = None,
+        source: str,
+        actor: str | None = None,
+        ok: bool = True,
+        result: str = "ok",
+        meta: Mapping[str, Any] | None = None,
+    ) -> None:
+        """Record an ``OPERATOR_ACTION`` event: ``actor`` (from ``source``) did
+        ``action`` to ``agent`` with ``result``. :meth:`run_command` and the socket
+        record their actions themselves; this is for actions done elsewhere (a mute
+        set from a chat, an alert acknowledged). An ``agent`` that is not registered
+        (a glob: ``worker-*``) is kept as ``target``."""
+        known = agent is not None and agent in self.registry
+        context: dict[str, object] = {
+            **(meta or {}),
+            "action": action,
+            "source": source,
+            "actor": actor,
+            "ok": ok,
+            "result": result,
+        }
+        if agent is not None and not known:
+            context["target"] = agent
+        self.event_bus.emit(
+            OrchestratorEvent.OPERATOR_ACTION,
+            agent_name=agent if known else None,
+            context=context,
+        )
 
     def stop_agent(self, name: str) -> str:
         """Ask one agent to stop (or take it off the queue); return what happened.

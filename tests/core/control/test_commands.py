@@ -205,7 +205,7 @@ def test_dependencies_lists_only_agents_with_dependencies(serve: Serve) -> None:
 def test_commands_describes_what_is_allowed(serve: Serve) -> None:
     data = serve().client().commands()
     assert data["allowed_commands"] == sorted(data["allowed_commands"])
-    assert len(data["allowed_commands"]) == data["total_available_commands"] == 16
+    assert len(data["allowed_commands"]) == data["total_available_commands"] == 17
     assert data["restrictions_active"] is False
     assert data["restricted_commands"] == []
     assert set(data["descriptions"]) == set(data["allowed_commands"])

@@ -46,6 +46,7 @@ def test_the_known_commands() -> None:
         "reopen-logs",
         "reload",
         "ping",
+        "record-action",
     } == COMMANDS
 
 

@@ -33,13 +33,18 @@ def _subscribe(
 
 
 def _next_event(
-    conn: RawConn, rid: str, timeout: float | None = None
+    conn: RawConn, rid: str, timeout: float | None = None, *, agents_only: bool = False
 ) -> dict[str, Any]:
-    message = conn.read_json(timeout)
-    assert message["event_name"] == "EVENT", message
-    assert message["payload"]["request_id"] == rid
-    event: dict[str, Any] = message["payload"]["event"]
-    return event
+    """The next event; with ``agents_only``, the next of the agents' own (the audit
+    events of the test's ``start`` requests, recorded as those return, before or
+    after the agent's first event, are passed over)."""
+    while True:
+        message = conn.read_json(timeout)
+        assert message["event_name"] == "EVENT", message
+        assert message["payload"]["request_id"] == rid
+        event: dict[str, Any] = message["payload"]["event"]
+        if not agents_only or event["event_name"] != "operator_action":
+            return event
 
 
 def _events_until(conn: RawConn, rid: str, last_seq: int) -> list[dict[str, Any]]:
@@ -139,7 +144,7 @@ def test_agent_and_event_filters(quiet: Served) -> None:
     _run_once(control, "a")
     only_a = []
     while not only_a or only_a[-1]["event_name"] != "agent_terminated":
-        only_a.append(_next_event(by_agent, rid_agent))
+        only_a.append(_next_event(by_agent, rid_agent, agents_only=True))
     assert {e["agent"] for e in only_a} == {"a"}
     assert only_a[0]["event_name"] == "agent_started"
     starts = [_next_event(by_event, rid_event) for _ in range(2)]
@@ -147,7 +152,7 @@ def test_agent_and_event_filters(quiet: Served) -> None:
         ("b", "agent_started"),
         ("a", "agent_started"),
     ]
-    first = _next_event(by_both, rid_both)
+    first = _next_event(by_both, rid_both, agents_only=True)
     assert (first["agent"], first["event_name"]) == ("a", "agent_started")
 
 
@@ -240,7 +245,7 @@ def test_a_closed_subscriber_does_not_disturb_the_others(quiet: Served) -> None:
     rid, _ = _subscribe(stays, {"agent": "a"})
     control = quiet.client()
     _run_once(control, "a")
-    assert _next_event(stays, rid)["event_name"] == "agent_started"
+    assert _next_event(stays, rid, agents_only=True)["event_name"] == "agent_started"
     assert control.ps()["agents"]
 
 

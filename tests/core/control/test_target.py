@@ -70,6 +70,7 @@ def test_the_protocol_names_what_the_commands_ask_for() -> None:
         "reopen_logs",
         "ping",
         "reload",
+        "record_action",
     } == MEMBERS
 
 
