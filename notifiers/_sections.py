@@ -33,6 +33,7 @@ from .ratelimit import RateLimit
 
 __all__ = [
     "ChannelOptions",
+    "Duration",
     "Number",
     "Seconds",
     "checked",
@@ -66,6 +67,26 @@ Number = Annotated[int, BeforeValidator(_not_a_bool)]
 """An integer (also from text such as ``"3"``), never a bool."""
 Seconds = Annotated[float, BeforeValidator(_not_a_bool), Field(gt=0)]
 """A duration > 0 in seconds (also from text such as ``"2.5"``), never a bool."""
+
+
+def _duration(value: object) -> object:
+    if isinstance(value, str):
+        from ._durations import parse_duration
+
+        text = value.strip()
+        try:
+            return float(text)
+        except ValueError:
+            pass
+        try:
+            return parse_duration(text)
+        except ValueError:
+            raise ValueError("must be a duration such as 30s, 10m, 2h or 1d") from None
+    return _not_a_bool(value)
+
+
+Duration = Annotated[float, BeforeValidator(_duration), Field(gt=0)]
+"""A duration > 0: seconds, or text such as ``"10m"``, ``"1h30m"``, ``"24h"``."""
 
 
 def _one_or_many(value: object) -> object:

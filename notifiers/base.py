@@ -11,7 +11,7 @@ import socket
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from pyorchestrate import Severity
 
@@ -168,6 +168,14 @@ class Notifier(abc.ABC):
     def accepts(self, notification: Notification) -> bool:
         """Whether this channel wants ``notification`` (see :attr:`skip_events`)."""
         return notification.event not in self.skip_events
+
+    def bound(self, dispatcher: Any) -> None:
+        """Called once by the :class:`~notifiers.dispatcher.Dispatcher` that runs
+        this channel, before its loop starts (nothing to do by default)."""
+
+    def attached(self, orchestrator: object, attachment: Any) -> None:
+        """Called by :func:`~notifiers.presets.attach` with the orchestrator whose
+        alerts this channel carries (nothing to do by default)."""
 
     async def start(self) -> None:
         """Prepare the channel on the dispatcher's loop (e.g. create a client)."""

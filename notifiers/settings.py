@@ -405,7 +405,12 @@ def _build_one(key: str, section: ChannelSection) -> Notifier:
     try:
         for module in type(section).requires:
             importlib.import_module(module)
-        return section.build()
+        notifier = section.build()
+        if getattr(section, "commands", False):  # [telegram] commands = true
+            from .chatops import for_settings
+
+            for_settings(section, notifier)
+        return notifier
     except ImportError as exc:
         raise _missing_extra(key, section, exc) from exc
     except NotifierConfigError as exc:

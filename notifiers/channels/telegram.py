@@ -43,11 +43,11 @@ import re
 import ssl
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationInfo, field_validator
 
-from .._sections import Number, Seconds, checked, http_url
+from .._sections import Duration, Number, Seconds, checked, http_url
 from ..base import Notification, Notifier, TextFormat
 from ..errors import (
     DeliveryError,
@@ -66,11 +66,13 @@ if TYPE_CHECKING:
     from telegram.error import RetryAfter
     from telegram.request import HTTPXRequest
 
+
 __all__ = [
     "TELEGRAM_BURST",
     "TELEGRAM_PER_BOT",
     "TELEGRAM_PER_CHAT",
     "TELEGRAM_PER_GROUP",
+    "ChatActions",
     "SecretLike",
     "TelegramNotifier",
     "TelegramSettings",
@@ -110,6 +112,35 @@ class SecretLike(Protocol):
     def get_secret_value(self) -> str: ...
 
 
+class ChatActions(Protocol):
+    """What the channel needs of :class:`notifiers.chatops.ChatOps` (buttons on its
+    alerts, commands polled by its Bot); a protocol, so that channels never import
+    the dispatcher or the state file that chat-ops uses."""
+
+    def bind_dispatcher(self, dispatcher: Any, channel: str) -> None: ...
+
+    def bind(self, orchestrator: object, rules: Any = None) -> None: ...
+
+    def launch(self, bot: telegram.Bot) -> None: ...
+
+    async def stop(self) -> None: ...
+
+    def reserve(self, text_limit: int) -> int: ...
+
+    def prepare(
+        self, notification: Notification, chat: object
+    ) -> tuple[int, Any] | None: ...
+
+    def sent(
+        self,
+        alert: int,
+        notification: Notification,
+        chat: object,
+        message: Any,
+        text: str,
+    ) -> None: ...
+
+
 @register_channel
 class TelegramSettings(ChannelSection):
     """A Telegram chat, through a bot (``[telegram]``)."""
@@ -138,6 +169,41 @@ class TelegramSettings(ChannelSection):
     message_thread_id: Number | None = Field(
         default=None, description="A forum topic of the chat."
     )
+    allowed_users: list[int] = Field(
+        default_factory=list,
+        description="Chat-ops: user ids that may use commands and buttons (in a "
+        "private chat with the bot, or in an allowed chat).",
+    )
+    allowed_chats: list[int] = Field(
+        default_factory=list,
+        description="Chat-ops: chat ids (groups too) whose members may use commands "
+        "and buttons; a group not listed gets no reply.",
+    )
+    permissions: dict[str, Literal["read_only", "operator"]] = Field(
+        default_factory=dict,
+        description="Chat-ops: the preset of each listed user or chat id (the id as "
+        "the key); read_only (the default) may use /ps /status /history /help and "
+        "Log; operator may also restart, stop, start, mute and ack.",
+    )
+    commands: bool = Field(
+        default=False,
+        description="Chat-ops: buttons on alerts and chat commands, polled by the "
+        "same bot; needs allowed_users or allowed_chats.",
+    )
+    ack_timeout: Duration | None = Field(
+        default=None,
+        description="Chat-ops: an alert at ERROR or worse not acknowledged within "
+        "this time (e.g. '10m') goes on to escalate_to.",
+    )
+    escalate_to: list[str] | None = Field(
+        default=None,
+        description="Chat-ops: the channel (or chain of channels) an alert goes to "
+        "when nobody acknowledged it within ack_timeout.",
+    )
+    action_ttl: Duration = Field(
+        default=86_400.0,
+        description="Chat-ops: how long an alert's buttons stay valid (default 24h).",
+    )
 
     @field_validator("token")
     @classmethod
@@ -162,6 +228,59 @@ class TelegramSettings(ChannelSection):
 
     _check_base_url = field_validator("base_url")(http_url)
 
+    @field_validator("permissions")
+    @classmethod
+    def _check_permissions(
+        cls, value: dict[str, str], info: ValidationInfo
+    ) -> dict[str, str]:
+        listed = {
+            str(i)
+            for key in ("allowed_users", "allowed_chats")
+            for i in info.data.get(key) or []
+        }
+        strangers = sorted(k for k in value if k.strip() not in listed)
+        if strangers:
+            raise ValueError(
+                f"{len(strangers)} id(s) not in allowed_users or allowed_chats "
+                "(list them there first)"
+            )
+        return {k.strip(): v for k, v in value.items()}
+
+    @field_validator("commands")
+    @classmethod
+    def _check_commands(cls, value: bool, info: ValidationInfo) -> bool:
+        if value and not (
+            info.data.get("allowed_users") or info.data.get("allowed_chats")
+        ):
+            raise ValueError(
+                "needs allowed_users or allowed_chats (commands are denied to everyone "
+                "else)"
+            )
+        return value
+
+    @field_validator("ack_timeout")
+    @classmethod
+    def _check_ack_timeout(
+        cls, value: float | None, info: ValidationInfo
+    ) -> float | None:
+        if value is not None and not info.data.get("commands"):
+            raise ValueError(
+                "needs commands = true (an ack comes from a button or /ack)"
+            )
+        return value
+
+    @field_validator("escalate_to", mode="before")
+    @classmethod
+    def _one_or_more(cls, value: object) -> object:
+        return [value] if isinstance(value, str) else value
+
+    @field_validator("escalate_to")
+    @classmethod
+    def _check_escalate_to(cls, value: list[str] | None) -> list[str] | None:
+        if value is not None and (not value or not all(v.strip() for v in value)):
+            raise ValueError("must name at least one channel")
+        return None if value is None else [v.strip() for v in value]
+
     def build(self) -> TelegramNotifier:
         """A :class:`TelegramNotifier` for this chat."""
         token = self.token.get_secret_value()
@@ -177,6 +296,7 @@ class TelegramSettings(ChannelSection):
                 options[timeout] = getattr(self, timeout)
         if self.rate_limits is not None:
             options["rate_limits"] = list(self.rate_limits)
+        # commands = true: the settings add chat-ops (notifiers.chatops.for_settings)
         return TelegramNotifier(token, self.chat_id, **options)
 
 
@@ -338,6 +458,7 @@ class TelegramNotifier(Notifier):
         message_thread_id: int | None = None,
         rate_limits: RateLimit | str | Iterable[RateLimit | str] | None = None,
         bot_rate_limit: RateLimit | str | None = TELEGRAM_PER_BOT,
+        chatops: ChatActions | None = None,
     ) -> None:
         # The [telegram] section's own model checks the arguments: the same errors
         # as from the settings (naming the argument, never the token).
@@ -370,6 +491,17 @@ class TelegramNotifier(Notifier):
         self._bot: telegram.Bot | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._requests: tuple[HTTPXRequest, ...] = ()
+        self.chatops = chatops
+
+    def bound(self, dispatcher: Any) -> None:
+        """Chat-ops keeps its alerts and timers in the dispatcher's state file."""
+        if self.chatops is not None:
+            self.chatops.bind_dispatcher(dispatcher, self.name)
+
+    def attached(self, orchestrator: object, attachment: Any) -> None:
+        """Chat commands and buttons act on ``orchestrator``."""
+        if self.chatops is not None:
+            self.chatops.bind(orchestrator, attachment)
 
     @property
     def bot(self) -> telegram.Bot | None:
@@ -402,6 +534,8 @@ class TelegramNotifier(Notifier):
             kwargs["base_url"] = self.base_url
         self._bot = telegram.Bot(self._token, **kwargs)
         self._loop = asyncio.get_running_loop()
+        if self.chatops is not None:
+            self.chatops.launch(self._bot)
 
     async def send(self, notification: Notification) -> None:
         """Send ``notification`` once as HTML, cut to 4096 characters."""
@@ -413,9 +547,12 @@ class TelegramNotifier(Notifier):
             raise PermanentDeliveryError(
                 "the Telegram bot belongs to another event loop", channel=self.name
             )
-        text = format_text(notification, self.text_format, self.max_length)
+        chatops = self.chatops
+        limit = self.max_length if chatops is None else chatops.reserve(self.max_length)
+        text = format_text(notification, self.text_format, limit)
+        buttons = chatops.prepare(notification, self.chat_id) if chatops else None
         try:
-            await bot.send_message(
+            message = await bot.send_message(
                 self.chat_id,
                 text,
                 parse_mode="HTML",
@@ -423,6 +560,7 @@ class TelegramNotifier(Notifier):
                 message_thread_id=self.message_thread_id,
                 read_timeout=self.read_timeout,
                 connect_timeout=self.connect_timeout,
+                reply_markup=buttons[1] if buttons else None,
             )
         except Exception as exc:
             from telegram.error import ChatMigrated
@@ -437,6 +575,15 @@ class TelegramNotifier(Notifier):
                 )
                 self.chat_id = exc.new_chat_id
             raise self.classify(exc) from None
+        if chatops is not None and buttons is not None:
+            try:
+                chatops.sent(buttons[0], notification, self.chat_id, message, text)
+            except Exception as exc:  # delivered all the same: never sent twice
+                logger.error(
+                    "channel %r: could not keep the alert's buttons: %s",
+                    self.name,
+                    redact(exc),
+                )
 
     def rate_limits(
         self, notification: Notification
@@ -457,6 +604,8 @@ class TelegramNotifier(Notifier):
 
     async def aclose(self) -> None:
         """Shut the Bot down (closes its connections); idempotent."""
+        if self.chatops is not None and self._bot is not None:
+            await self.chatops.stop()
         bot, self._bot, self._loop = self._bot, None, None
         requests, self._requests = self._requests, ()
         if bot is not None:

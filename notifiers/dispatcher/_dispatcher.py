@@ -20,7 +20,7 @@ from ..retry import RetryPolicy
 from ._delivery import DeliveryStep, SendGate
 from ._escalation import check_fallbacks
 from ._intake import Intake
-from ._items import ChannelStats
+from ._items import ChannelStats, Item
 from ._outbox import NullOutbox, Outbox
 from ._results import ResultHook, ResultLedger
 from ._summary import ChannelSummary, CloseReport
@@ -157,6 +157,8 @@ class Dispatcher:
             ledger=self._ledger,
             name=name,
         )
+        for worker in self._channels.values():
+            worker.notifier.bound(self)
         self._closed = False
         self._submit_lock = threading.Lock()  # submit() and close() only
         self._ready = threading.Event()
@@ -171,6 +173,35 @@ class Dispatcher:
     def channels(self) -> list[str]:
         """The channel names."""
         return list(self._channels)
+
+    @property
+    def notifiers(self) -> list[Notifier]:
+        """The channels' notifiers."""
+        return [worker.notifier for worker in self._channels.values()]
+
+    @property
+    def durable(self) -> bool:
+        """Whether accepted alerts are kept in a state file's outbox."""
+        return self._outbox.durable
+
+    @property
+    def outbox_owner(self) -> str | None:
+        """This dispatcher's owner token in the state file's outbox, if any."""
+        owner = getattr(self._outbox, "owner", None)
+        return owner if isinstance(owner, str) else None
+
+    def hand_over_escalated(
+        self, notification: Notification, channel: str, target: str, row: int | None
+    ) -> None:
+        """On the loop: ``channel`` escalates ``notification`` (nobody acknowledged
+        it) to ``target``, the next channel of its chain, whose result says
+        ``fallback_for=channel``; ``row``: its outbox row, written by the caller in
+        the same transaction that marked the escalation fired. If ``target`` fails
+        too, the chain goes on as for any fallback."""
+        worker = self._channels[target]
+        if row is None and self._outbox.durable:
+            return  # already in the outbox: its replay delivers it
+        worker.enqueue(Item(notification, row, counted=False, fallback_for=channel))
 
     @property
     def state(self) -> NotifierState | None:

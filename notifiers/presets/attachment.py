@@ -225,6 +225,8 @@ class Attachment:
 
     # ------------------------------------------------------------ internals
     def _register(self) -> None:
+        for notifier in self.dispatcher.notifiers:  # e.g. Telegram's chat commands
+            notifier.attached(self.orchestrator, self)
         registered: list[OrchestratorEvent] = []
         self._attached = True  # before registering: the first events may come at once
         try:

@@ -13,9 +13,48 @@ from .attachment import Attachment
 from .events import SupportsRegisterEvent
 
 if TYPE_CHECKING:
+    from ..base import Notifier
     from ..settings import NotifierSettings
 
 __all__ = ["attach_from_settings"]
+
+
+def _escalation_chain(
+    section: str,
+    channel: str,
+    chain: list[str],
+    fallbacks: dict[str, str],
+    notifiers: list[Notifier],
+) -> dict[str, str]:
+    """``escalate_to`` as links of the dispatcher's fallback chains: the channel's
+    fallback is the chain's first, each one's the next (an unacknowledged alert and
+    an undelivered one go the same way)."""
+    known = {n.name for n in notifiers}
+    field = f"{section}.escalate_to"
+    for name in chain:
+        if name not in known or name == channel:
+            raise NotifierConfigError(
+                "invalid notifier settings",
+                [
+                    (
+                        field,
+                        f"no other channel named {name!r} ({', '.join(sorted(known))})",
+                    )
+                ],
+            )
+    links = dict(zip([channel, *chain[:-1]], chain, strict=True))
+    for source, target in links.items():
+        if fallbacks.get(source, target) != target:
+            raise NotifierConfigError(
+                "invalid notifier settings",
+                [
+                    (
+                        field,
+                        f"{source}'s fallback is {fallbacks[source]!r}, not {target!r}",
+                    )
+                ],
+            )
+    return links
 
 
 def attach_from_settings(
@@ -48,6 +87,11 @@ def attach_from_settings(
                     [(f"{section}.fallback", f"no channel named {wanted!r} ({known})")],
                 )
             fallbacks[notifier.name] = wanted
+        chain = getattr(getattr(settings, section), "escalate_to", None)
+        if chain:
+            fallbacks.update(
+                _escalation_chain(section, notifier.name, chain, fallbacks, notifiers)
+            )
     rules = settings.rules
     wants = {
         n.name: getattr(settings, section).recovery

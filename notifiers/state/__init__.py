@@ -50,6 +50,7 @@ from pyorchestrate._lazy import lazy_exports
 if TYPE_CHECKING:
     from ._mute import Mute, MuteKind, find_mute
     from ._notifier_state import NotifierState
+    from .chatops import ChatAlert, ChatOpsTable, Escalation
     from .connection import Connection
     from .mutes import MutesTable
     from .outbox import OutboxRow, OutboxState, OutboxTable
@@ -65,6 +66,9 @@ if TYPE_CHECKING:
 # Names load on first use: the alert rules take the Mute model alone, and open no
 # file and load no SQLite code when there is no state file.
 _LAZY: dict[str, str] = {
+    "ChatAlert": ".chatops",
+    "ChatOpsTable": ".chatops",
+    "Escalation": ".chatops",
     "Connection": ".connection",
     "DEFAULT_STATE_FILE": ".schema",
     "Mute": "._mute",
@@ -89,7 +93,10 @@ __getattr__, __dir__ = lazy_exports(__name__, _LAZY)
 __all__ = [
     "DEFAULT_STATE_FILE",
     "SCHEMA_VERSION",
+    "ChatAlert",
+    "ChatOpsTable",
     "Connection",
+    "Escalation",
     "Mute",
     "MuteKind",
     "MutesTable",

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable
 from typing import Any, Concatenate, Generic, Literal, ParamSpec, TypeVar, overload
 
+from .chatops import ChatOpsTable
 from .connection import Connection
 from .mutes import MutesTable
 from .outbox import OutboxTable
@@ -46,7 +47,9 @@ class NotifierState:
 
     One :class:`~notifiers.state.connection.Connection` and a repository per table:
     :attr:`outbox` (:class:`OutboxTable`), :attr:`owners` (:class:`OwnersTable`),
-    :attr:`mute_table` (:class:`MutesTable`) and :attr:`stats` (:class:`StatsTable`).
+    :attr:`mute_table` (:class:`MutesTable`), :attr:`stats` (:class:`StatsTable`) and
+    :attr:`chatops` (:class:`~notifiers.state.chatops.ChatOpsTable`: buttons' secret,
+    alerts with buttons, escalation timers).
     Their methods are reached from the state too (``state.put(...)`` is
     ``state.outbox.put(...)``).
 
@@ -83,6 +86,7 @@ class NotifierState:
         self.owners = OwnersTable(self.db)
         self.mute_table = MutesTable(self.db)
         self.stats = StatsTable(self.db)
+        self.chatops = ChatOpsTable(self.db)
 
     @property
     def clock(self) -> Callable[[], float]:

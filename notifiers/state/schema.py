@@ -12,8 +12,9 @@ __all__ = [
     "default_state_path",
 ]
 
-SCHEMA_VERSION = 1
-"""``PRAGMA user_version`` of the files this package writes."""
+SCHEMA_VERSION = 2
+"""``PRAGMA user_version`` of the files this package writes (2: the chat-ops tables;
+a version-1 file gets them when it is opened, and keeps everything else)."""
 
 DEFAULT_STATE_FILE = "notify.sqlite3"
 
@@ -72,4 +73,39 @@ CREATE TABLE IF NOT EXISTS meta (
     key TEXT PRIMARY KEY,
     value INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS secrets (
+    name TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    created REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS chat_alerts (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    uid TEXT NOT NULL,
+    channel TEXT NOT NULL,
+    agent TEXT,
+    event TEXT,
+    title TEXT NOT NULL,
+    error TEXT,
+    chat TEXT,
+    message_id INTEGER,
+    text TEXT,
+    notes TEXT NOT NULL DEFAULT '',
+    used TEXT NOT NULL DEFAULT '',
+    acked_by TEXT,
+    acked_at REAL,
+    created REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS chat_alerts_by_chat ON chat_alerts (chat, id);
+CREATE TABLE IF NOT EXISTS escalations (
+    alert INTEGER PRIMARY KEY,
+    channel TEXT NOT NULL,
+    target TEXT NOT NULL,
+    due REAL NOT NULL,
+    timeout REAL NOT NULL,
+    state TEXT NOT NULL DEFAULT 'pending'
+        CHECK (state IN ('pending', 'acked', 'fired')),
+    payload TEXT NOT NULL,
+    updated REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS escalations_by_due ON escalations (state, due);
 """

@@ -15,6 +15,17 @@ succeed. Script tokens: ``"200"``/``"ok"``, any status (``"500"``, ``"502"``, ``
 ``parameters.retry_after``), ``"migrate:<new chat id>"``, ``"slow:<seconds>"`` (a
 success after a delay) and ``"hang"`` (no answer until :meth:`FakeTelegramServer.release`
 or :meth:`FakeTelegramServer.stop`).
+
+It also plays the user's side of a bot that polls: :meth:`FakeTelegramServer.send_command`
+queues a message with its ``bot_command`` entity, :meth:`FakeTelegramServer.press_button`
+a button press (a ``callback_query``); ``getUpdates`` is a long poll that honours
+``offset``, ``limit`` and ``timeout`` (an empty answer comes only when the timeout
+passes, as from Telegram, so a poller never spins); a second poller of the same bot
+ends the first one's poll with ``409 Conflict``, as Telegram does.
+``editMessageText`` edits a message sent earlier (:meth:`FakeTelegramServer.message`
+shows it), ``answerCallbackQuery`` and ``deleteWebhook`` answer ``true``.
+:meth:`FakeTelegramServer.go_down` makes every request fail (``502`` by default) until
+:meth:`FakeTelegramServer.come_back`.
 """
 
 from __future__ import annotations
@@ -198,6 +209,14 @@ class FakeTelegramServer:
         self._conn_threads: set[threading.Thread] = set()
         self._sockets: dict[socket.socket, int] = {}
         self._message_ids = 0
+        self._sent: dict[int, JSONBody] = {}  # message_id -> the Message object
+        self._edits: list[dict[str, Any]] = []
+        self._updates: list[JSONBody] = []
+        self._update_ids = 0
+        self._callback_ids = 0
+        self._pollers: dict[str, int] = {}  # token -> the newest poll's number
+        self._polls = 0
+        self._down: int | None = None
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
         self._thread: threading.Thread | None = None
@@ -225,6 +244,8 @@ class FakeTelegramServer:
             return
         self._stopping.set()
         self.release()
+        with self._changed:
+            self._changed.notify_all()  # long polls end
         httpd.shutdown()
         with self._lock:
             sockets, threads = list(self._sockets), list(self._conn_threads)
@@ -342,6 +363,178 @@ class FakeTelegramServer:
                 )
             return [dict(r) for r in matching()]
 
+    # ------------------------------------------------------------ the user's side
+    def send_command(
+        self,
+        text: str,
+        *,
+        chat_id: int = 42,
+        user_id: int | None = None,
+        username: str | None = "alice",
+        chat_type: str | None = None,
+        reply_to: int | None = None,
+    ) -> int:
+        """Queue a user's message (``/ps``, ``/status etl``) for ``getUpdates``, with
+        a ``bot_command`` entity when it starts with ``/``; returns its update id.
+
+        ``user_id`` defaults to ``chat_id`` (a private chat); ``chat_type`` to
+        ``private`` for a positive chat id, ``supergroup`` otherwise. ``reply_to``:
+        the message id it answers.
+        """
+        user = user_id if user_id is not None else chat_id
+        sender: JSONBody = {"id": user, "is_bot": False, "first_name": "User"}
+        if username:
+            sender["username"] = username
+        with self._lock:
+            self._message_ids += 1
+            message: JSONBody = {
+                "message_id": self._message_ids,
+                "date": int(time.time()),
+                "chat": _chat(chat_id, chat_type),
+                "from": sender,
+                "text": text,
+            }
+            if text.startswith("/"):
+                command = text.split(maxsplit=1)[0]
+                message["entities"] = [
+                    {"type": "bot_command", "offset": 0, "length": len(command)}
+                ]
+            if reply_to is not None and reply_to in self._sent:
+                message["reply_to_message"] = dict(self._sent[reply_to])
+            return self._queue_update({"message": message})
+
+    def press_button(
+        self,
+        data: str,
+        *,
+        message_id: int | None = None,
+        chat_id: int | None = None,
+        user_id: int = 42,
+        username: str | None = "alice",
+    ) -> int:
+        """Queue a press of an inline button whose ``callback_data`` is ``data``, on
+        the message ``message_id`` (default: the last one the bot sent); returns its
+        update id. The callback query's id is ``"cq<n>"``."""
+        sender: JSONBody = {"id": user_id, "is_bot": False, "first_name": "User"}
+        if username:
+            sender["username"] = username
+        with self._lock:
+            if message_id is None:
+                if not self._sent:
+                    raise LookupError(
+                        "the bot has sent no message to press a button on"
+                    )
+                message_id = max(self._sent)
+            message = dict(self._sent[message_id])
+            if chat_id is not None:
+                message["chat"] = _chat(chat_id, None)
+            self._callback_ids += 1
+            query: JSONBody = {
+                "id": f"cq{self._callback_ids}",
+                "from": sender,
+                "chat_instance": f"ci{message['chat']['id']}",
+                "data": data,
+                "message": message,
+            }
+            return self._queue_update({"callback_query": query})
+
+    def message(self, message_id: int) -> JSONBody:
+        """A message the bot sent, as it reads now (after its edits): ``text``,
+        ``reply_markup`` (parsed, if any), ``chat``, ``message_id``."""
+        with self._lock:
+            return dict(self._sent[message_id])
+
+    @property
+    def sent_ids(self) -> list[int]:
+        """The ids of the messages the bot sent, oldest first."""
+        with self._lock:
+            return sorted(self._sent)
+
+    @property
+    def edits(self) -> list[dict[str, Any]]:
+        """Every ``editMessageText`` accepted: its form fields."""
+        with self._lock:
+            return [dict(e) for e in self._edits]
+
+    @property
+    def pending_updates(self) -> int:
+        """Updates queued and not yet confirmed by a poll's ``offset``."""
+        with self._lock:
+            return len(self._updates)
+
+    def wait_for_edit(
+        self, predicate: Any = None, timeout: float = 10.0
+    ) -> dict[str, Any]:
+        """Wait for an ``editMessageText`` (whose fields satisfy ``predicate``, if
+        given); return its fields.
+
+        Raises:
+            TimeoutError: listing the edits seen.
+        """
+
+        def found() -> dict[str, Any] | None:
+            for edit in self._edits:
+                if predicate is None or predicate(edit):
+                    return edit
+            return None
+
+        with self._changed:
+            if not self._changed.wait_for(lambda: found() is not None, timeout):
+                texts = [str(e.get("text", ""))[:60] for e in self._edits]
+                raise TimeoutError(f"no matching edit in {timeout} s: {texts}")
+            edit = found()
+            assert edit is not None
+            return dict(edit)
+
+    def go_down(self, status: int = 502) -> None:
+        """Answer every request with ``status`` (a Bot API outage) until
+        :meth:`come_back`; long polls under way end with it too."""
+        with self._changed:
+            self._down = status
+            self._changed.notify_all()
+
+    def come_back(self) -> None:
+        """End :meth:`go_down`."""
+        with self._changed:
+            self._down = None
+            self._changed.notify_all()
+
+    def _queue_update(self, update: JSONBody) -> int:
+        # called with the lock held
+        self._update_ids += 1
+        update = {"update_id": self._update_ids, **update}
+        self._updates.append(update)
+        self._changed.notify_all()
+        return self._update_ids
+
+    def _get_updates(self, token: str, fields: dict[str, Any]) -> tuple[int, JSONBody]:
+        """A long poll (called without the lock); the status and body."""
+        offset = _int(fields.get("offset"), 0)
+        limit = max(1, min(100, _int(fields.get("limit"), 100)))
+        timeout = max(0.0, float(_int(fields.get("timeout"), 0)))
+        deadline = time.monotonic() + timeout
+        with self._changed:
+            self._polls += 1
+            number = self._polls
+            self._pollers[token] = number  # a newer poll ends an older one (409)
+            if offset:
+                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+            self._changed.notify_all()
+            while True:
+                if self._pollers.get(token) != number:
+                    return 409, _error(409, _DESCRIPTIONS[409])
+                if self._down is not None:
+                    return self._down, _error(
+                        self._down, _DESCRIPTIONS.get(self._down, "Error")
+                    )
+                ready = [u for u in self._updates if u["update_id"] >= offset]
+                remaining = deadline - time.monotonic()
+                if ready or remaining <= 0 or self._stopping.is_set():
+                    if self._pollers.get(token) == number:
+                        del self._pollers[token]
+                    return 200, {"ok": True, "result": ready[:limit]}
+                self._changed.wait(remaining)
+
     # ------------------------------------------------------------ internals
     def _spawn(self, httpd: _Server, request: socket.socket, address: Any) -> None:
         with self._lock:
@@ -375,19 +568,32 @@ class FakeTelegramServer:
         path = urlsplit(handler.path).path
         method = path.rstrip("/").rsplit("/", 1)[-1]
         fields = _read_fields(handler)
+        token = path.rstrip("/").rsplit("/", 2)[-2] if path.count("/") >= 2 else ""
         with self._lock:
-            reply = self._next_reply(method) or TelegramReply(200, method=method)
+            down = self._down
+            scripted = self._next_reply(method) if down is None else None
+        if down is not None:
+            scripted = TelegramReply.error(down)
+        elif scripted is None and method == "getUpdates":
+            status, polled = self._get_updates(token, fields)
+            scripted = TelegramReply(status, polled, method=method)
+        with self._lock:
+            reply = scripted or TelegramReply(200, method=method)
+            status = reply.status
+            if reply.status == 200 and reply.body is None:
+                success = self._success(method, fields)
+                if success.get("ok") is False:  # e.g. no such message to edit
+                    status = int(success["error_code"])
+                body: JSONBody | bytes = success
+            else:
+                body = reply.body if reply.body is not None else {"ok": True}
             record = {
                 "method": method,
                 "fields": fields,
-                "status": reply.status,
+                "status": status,
                 "connection": self._sockets.get(handler.request, 0),
             }
             self._requests.append(record)
-            if reply.status == 200 and reply.body is None:
-                body: JSONBody | bytes = self._success(method, fields)
-            else:
-                body = reply.body if reply.body is not None else {"ok": True}
             self._changed.notify_all()
         if reply.delay and self._stopping.wait(reply.delay):
             handler.close_connection = True
@@ -400,7 +606,7 @@ class FakeTelegramServer:
         payload = body if isinstance(body, bytes) else json.dumps(body).encode()
         content_type = "text/html" if isinstance(body, bytes) else "application/json"
         try:
-            handler.send_response(reply.status)
+            handler.send_response(status)
             handler.send_header("Content-Type", content_type)
             handler.send_header("Content-Length", str(len(payload)))
             handler.end_headers()
@@ -420,6 +626,8 @@ class FakeTelegramServer:
                     "username": "fake_bot",
                 },
             }
+        if method == "editMessageText":
+            return self._edit(fields)
         if method != "sendMessage":
             return {"ok": True, "result": True}
         self._message_ids += 1
@@ -427,21 +635,55 @@ class FakeTelegramServer:
         self._messages.append(message)
         raw_chat = str(message["chat_id"])
         chat_id = int(raw_chat) if raw_chat.lstrip("-").isdigit() else -1001
-        chat: JSONBody = {
-            "id": chat_id,
-            "type": "private" if chat_id > 0 else "supergroup",
+        result: JSONBody = {
+            "message_id": self._message_ids,
+            "date": int(time.time()),
+            "chat": _chat(chat_id, None),
+            "text": str(message["text"]),
         }
-        if chat_id < 0:
-            chat["title"] = "Fake group"
-        return {
-            "ok": True,
-            "result": {
-                "message_id": self._message_ids,
-                "date": int(time.time()),
-                "chat": chat,
-                "text": str(message["text"]),
-            },
+        self._sent[self._message_ids] = {
+            **result,
+            "reply_markup": _markup(fields.get("reply_markup")),
         }
+        return {"ok": True, "result": result}
+
+    def _edit(self, fields: dict[str, Any]) -> JSONBody:
+        # called with the lock held
+        message_id = _int(fields.get("message_id"), 0)
+        known = self._sent.get(message_id)
+        if known is None:
+            return _error(400, "Bad Request: message to edit not found")
+        self._edits.append(dict(fields))
+        known["text"] = str(fields.get("text", ""))
+        known["reply_markup"] = _markup(fields.get("reply_markup"))
+        result = {k: v for k, v in known.items() if k != "reply_markup"}
+        return {"ok": True, "result": result}
+
+
+def _chat(chat_id: int, chat_type: str | None) -> JSONBody:
+    chat: JSONBody = {
+        "id": chat_id,
+        "type": chat_type or ("private" if chat_id > 0 else "supergroup"),
+    }
+    if chat["type"] != "private":
+        chat["title"] = "Fake group"
+    return chat
+
+
+def _int(value: Any, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _markup(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return json.loads(value)
+        except ValueError:
+            return value
+    return value
 
 
 def _read_fields(handler: _Handler) -> dict[str, Any]:
