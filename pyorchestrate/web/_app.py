@@ -1,8 +1,9 @@
 """``build_app``: the dashboard as a Starlette application.
 
 It holds one :class:`Dashboard` (the link to the orchestrator, the event hub, the
-metrics registry) in ``app.state.dashboard``; the hub follows the orchestrator's
-events for as long as the application runs (its lifespan).
+metrics registry, the Alerts panel if any) in ``app.state.dashboard``; the hub
+follows the orchestrator's events for as long as the application runs (its
+lifespan).
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from starlette.staticfiles import StaticFiles
 
 from ..core.control.client import resolve_socket_path
 from ._actions import action_endpoint
+from ._alerts import alerts_routes
 from ._api import routes_for
 from ._config import WebConfig, is_loopback
 from ._hub import EventHub
@@ -37,6 +39,7 @@ from ._link import OrchestratorLink
 from ._live import stream_endpoint
 from ._metrics import EventTally, OrchestratorCollector
 from ._pages import Pages
+from ._panels import AlertsPanel, PanelCollector, load_alerts_panel
 
 __all__ = ["Dashboard", "build_app"]
 
@@ -52,13 +55,22 @@ class Dashboard:
     hub: EventHub
     registry: CollectorRegistry
     tally: EventTally
+    alerts: AlertsPanel | None = None
+    """The Alerts page's provider (``None``: no notifier state configured)."""
+    owns_alerts: bool = False
+    """Whether the dashboard loaded ``alerts`` itself (and closes it)."""
 
     @classmethod
-    def from_config(cls, config: WebConfig) -> Dashboard:
-        """Build the parts (nothing connects yet).
+    def from_config(
+        cls, config: WebConfig, alerts: AlertsPanel | None = None
+    ) -> Dashboard:
+        """Build the parts (nothing connects yet). ``alerts``: an Alerts panel of
+        the caller's (else one is loaded when ``notify_state``/``notify_config``
+        is set).
 
         Raises:
             SeveralOrchestrators: no socket or name given and several run.
+            ConfigError: the Alerts panel cannot be had for the notifier settings.
         """
         path = resolve_socket_path(config.socket_path, name=config.name)
         link = OrchestratorLink(path, timeout=config.timeout)
@@ -72,7 +84,14 @@ class Dashboard:
             on_event=tally.on_event,
         )
         registry.register(OrchestratorCollector(link, hub, tally))
-        return cls(config, link, hub, registry, tally)
+        owns = alerts is None
+        if alerts is None:
+            alerts = load_alerts_panel(config.notify_state, config.notify_config)
+        if alerts is not None:
+            registry.register(PanelCollector(alerts))
+        return cls(
+            config, link, hub, registry, tally, alerts, owns and alerts is not None
+        )
 
     _loop: asyncio.AbstractEventLoop | None = None
 
@@ -105,6 +124,8 @@ class Dashboard:
                 await asyncio.wait({task}, timeout=1.0)
             await asyncio.gather(task, return_exceptions=True)
             await asyncio.to_thread(self.link.close)  # joins its threads
+            if self.owns_alerts and self.alerts is not None:
+                await asyncio.to_thread(self.alerts.close)  # reopens if served again
             self._loop = None
 
 
@@ -125,8 +146,16 @@ def _hosts(config: WebConfig) -> list[str]:
     return sorted({"127.0.0.1", "localhost", config.host})
 
 
-def build_app(config: WebConfig | None = None, **settings: Any) -> Starlette:
+def build_app(
+    config: WebConfig | None = None,
+    *,
+    alerts: AlertsPanel | None = None,
+    **settings: Any,
+) -> Starlette:
     """The dashboard for ``config`` (or a ``WebConfig`` of ``settings``).
+    ``alerts``: the Alerts page's provider, e.g. a ``notifiers.web_panel.NotifierPanel``
+    over a dispatcher of this process (default: loaded for ``notify_state`` or
+    ``notify_config``, else no Alerts page).
 
     Raises:
         ConfigError: a bad setting (it names the field).
@@ -136,14 +165,21 @@ def build_app(config: WebConfig | None = None, **settings: Any) -> Starlette:
         config = WebConfig(**settings)
     elif settings:
         config = WebConfig(**{**config.model_dump(), **settings})
-    dashboard = Dashboard.from_config(config)
+    dashboard = Dashboard.from_config(config, alerts)
     routes: list[BaseRoute] = [
         Route(path, endpoint) for path, endpoint in routes_for(dashboard.link).items()
     ]
-    pages = Pages(dashboard.link, config)
+    pages = Pages(dashboard.link, config, dashboard.alerts)
+    routes += [
+        Route(path, endpoint, methods=methods)
+        for path, (endpoint, methods) in alerts_routes(
+            dashboard.alerts, dashboard.link, config
+        ).items()
+    ]
     routes += [
         Route("/", pages.overview, name="overview"),
         Route("/events", pages.events, name="events"),
+        Route("/alerts", pages.alerts, name="alerts"),
         Route("/agents/{name:path}", pages.agent, name="agent"),
         Route("/api/stream", stream_endpoint(dashboard.hub)),
         Route(

@@ -2,16 +2,19 @@
 
 A dashboard on a non-loopback address must have a token (``--token`` or
 ``PYORCHESTRATE_WEB_TOKEN``): the pages show every agent's errors and the actions
-change what runs. Actions (start, stop, restart) need a token and the ``operator``
-preset; the default ``read_only`` preset shows no button and refuses every action.
+change what runs. Actions (start, stop, restart; mute and unmute on the Alerts page)
+need a token and the ``operator`` preset; the default ``read_only`` preset shows no
+button and refuses every action. Each action is recorded in the orchestrator's
+history with the source ``web`` and the actor ``<actor>@<client address>``.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import re
 from typing import Literal, Self
 
-from pydantic import Field, SecretStr, model_validator
+from pydantic import Field, SecretStr, field_validator, model_validator
 
 from ..core.config import ConfigModel
 
@@ -19,9 +22,11 @@ __all__ = ["WEB_PERMISSION_PRESETS", "WebConfig", "is_loopback"]
 
 WEB_PERMISSION_PRESETS: dict[str, frozenset[str]] = {
     "read_only": frozenset(),
-    "operator": frozenset({"start", "stop", "restart"}),
+    "operator": frozenset({"start", "stop", "restart", "mute", "unmute"}),
 }
 """The actions each preset allows through the dashboard (always with the token)."""
+
+_ACTOR = re.compile(r"[A-Za-z0-9@._+-]{1,64}\Z")
 
 
 def is_loopback(host: str) -> bool:
@@ -53,7 +58,8 @@ class WebConfig(ConfigModel):
     token: SecretStr | None = None
     """Bearer token for the actions (and, off loopback, for every route)."""
     permissions: Literal["read_only", "operator"] = "read_only"
-    """``operator`` shows start/stop/restart buttons (token required)."""
+    """``operator`` shows start/stop/restart and mute/unmute buttons (token
+    required)."""
     timeout: float = Field(default=5.0, gt=0)
     """Seconds to wait for the orchestrator's reply to one command."""
     sse_queue_size: int = Field(default=256, gt=0, le=100_000)
@@ -66,6 +72,24 @@ class WebConfig(ConfigModel):
     """Seconds between attempts to reach an orchestrator that does not answer."""
     history_limit: int = Field(default=200, gt=0, le=100_000)
     """Events the events page and the agent page show at most."""
+    actor: str = "token"
+    """Who the token's holder is in the history: actions are recorded as
+    ``<actor>@<client address>`` (letters, digits, ``@._+-``)."""
+    notify_state: str | None = None
+    """The notifier state file the Alerts page and the ``notify_*`` metrics read
+    (and mutes are written to)."""
+    notify_config: str | None = None
+    """The notifier settings file (its ``state_path`` and channels), as
+    ``pyorchestrate notify --config`` reads it."""
+
+    @field_validator("actor")
+    @classmethod
+    def _plain_actor(cls, value: str) -> str:
+        if not _ACTOR.match(value):
+            raise ValueError(
+                "1 to 64 letters, digits or @._+- (a name for the history)"
+            )
+        return value
 
     @model_validator(mode="after")
     def _token_where_needed(self) -> Self:

@@ -70,17 +70,40 @@ class OrchestratorLink:
                 else:
                     self._idle.append(client)
 
+    def call_as(self, actor: str, command: str, *args: Any) -> dict[str, Any]:
+        """:meth:`call` for an action someone asked for: on a connection of its own
+        whose requests name ``actor`` (the orchestrator records the action with
+        source ``web`` and this actor). Actions are rare: no pooling.
+
+        Raises:
+            ControlError: as :meth:`call`.
+        """
+        with ControlClient(
+            self.socket_path,
+            timeout=self.timeout,
+            sender="web",
+            meta={"actor": actor},
+        ) as client:
+            return client.call(command, *args)
+
     async def acall(self, command: str, *args: Any) -> dict[str, Any]:
         """:meth:`call` on one of the link's threads, from the server's loop."""
+        return await self._on_thread(functools.partial(self.call, command, *args))
+
+    async def acall_as(self, actor: str, command: str, *args: Any) -> dict[str, Any]:
+        """:meth:`call_as` on one of the link's threads, from the server's loop."""
+        return await self._on_thread(
+            functools.partial(self.call_as, actor, command, *args)
+        )
+
+    async def _on_thread(self, work: Callable[[], dict[str, Any]]) -> dict[str, Any]:
         with self._lock:
             if self._executor is None:
                 self._executor = ThreadPoolExecutor(
                     self.size, thread_name_prefix="pyorchestrate-web-link"
                 )
             executor = self._executor
-        return await asyncio.get_running_loop().run_in_executor(
-            executor, functools.partial(self.call, command, *args)
-        )
+        return await asyncio.get_running_loop().run_in_executor(executor, work)
 
     async def subscribe(
         self,

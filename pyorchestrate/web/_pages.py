@@ -1,4 +1,4 @@
-"""The server-rendered pages: overview, one agent, events.
+"""The server-rendered pages: overview, one agent, events, alerts.
 
 Jinja2 with autoescape on for every template: an agent called
 ``<script>alert(1)</script>`` or an error holding HTML is text on the page. The
@@ -9,11 +9,13 @@ orchestrator does not answer is a 503 that says "disconnected" and reconnects.
 
 from __future__ import annotations
 
+import datetime as _dt
 import json
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote
 
+import anyio.to_thread
 from jinja2 import Environment, PackageLoader, select_autoescape
 from pydantic import Field, field_validator
 from starlette.requests import Request
@@ -22,9 +24,11 @@ from starlette.templating import Jinja2Templates
 
 from ..core.errors import AgentNotFound, ControlError
 from ..core.events import OrchestratorEvent, Severity
+from ._actions import ACTIONS
 from ._api import EventQuery, QueryError, error_response, mask_secrets, parse_query
 from ._config import WebConfig
 from ._link import OrchestratorLink
+from ._panels import AlertsPanel
 
 __all__ = ["EventsPageQuery", "Pages", "build_runs"]
 
@@ -62,6 +66,13 @@ def _clock(iso: object) -> str:
     text = str(iso or "")
     _, sep, tail = text.partition("T")
     return tail[:12] if sep else text
+
+
+def _stamp(epoch: object) -> str:
+    """Epoch seconds as local ``YYYY-MM-DD HH:MM:SS`` (empty for none)."""
+    if not isinstance(epoch, int | float) or isinstance(epoch, bool):
+        return ""
+    return _dt.datetime.fromtimestamp(epoch).strftime("%Y-%m-%d %H:%M:%S")
 
 
 def _details(data: object) -> str:
@@ -127,9 +138,11 @@ class Pages:
         self,
         link: OrchestratorLink,
         config: WebConfig,
+        alerts: AlertsPanel | None = None,
     ) -> None:
         self.link = link
         self.config = config
+        self.alerts_panel = alerts
         env = Environment(
             loader=PackageLoader("pyorchestrate.web", "templates"),
             autoescape=select_autoescape(default=True, default_for_string=True),
@@ -140,6 +153,7 @@ class Pages:
             exit_text=_exit_text,
             clock=_clock,
             details=_details,
+            stamp=_stamp,
         )
         env.globals["agent_url"] = lambda name: "/agents/" + quote(str(name), safe="/")
         self.templates = Jinja2Templates(env=env)
@@ -226,7 +240,7 @@ class Pages:
             events=list(reversed(events)),
             runs=build_runs(events),
             config_json=json.dumps(agent.get("config") or {}, indent=2, sort_keys=True),
-            actions=sorted(self.config.allowed_actions),
+            actions=sorted(self.config.allowed_actions & ACTIONS),
             **common,
         )
 
@@ -278,6 +292,27 @@ class Pages:
             "events.html",
             events=list(reversed(events)),
             agent_names=sorted(str(a.get("name")) for a in ps.get("agents") or []),
+            **common,
+        )
+
+    async def alerts(self, request: Request) -> Response:
+        """Channels, outbox and mutes of the notifier state (404 without one);
+        mute/unmute forms for the ``operator`` preset."""
+        common: dict[str, Any] = {
+            "page": "alerts",
+            "title": "Alerts",
+            "stream_url": "/api/stream?table=false",
+        }
+        panel = self.alerts_panel
+        if panel is None:
+            return self._render(request, "alerts.html", 404, alerts=None, **common)
+        data = await anyio.to_thread.run_sync(panel.alerts)
+        can_mute = "mute" in self.config.allowed_actions
+        return self._render(
+            request,
+            "alerts.html",
+            alerts=data,
+            mute_actions=["mute", "unmute"] if can_mute else [],
             **common,
         )
 

@@ -17,6 +17,7 @@ import uvicorn
 
 from ._app import Dashboard, build_app
 from ._config import WebConfig
+from ._panels import AlertsPanel
 
 __all__ = ["WebServer"]
 
@@ -29,15 +30,22 @@ _FORCED = 5.0
 
 
 class WebServer:
-    """The dashboard on ``config.host:config.port`` (port 0: a free one).
+    """The dashboard on ``config.host:config.port`` (port 0: a free one);
+    ``alerts``: the Alerts page's provider (see :func:`build_app`).
 
     Raises:
         ConfigError: a bad setting.
         SeveralOrchestrators: no socket or name given and several run.
     """
 
-    def __init__(self, config: WebConfig | None = None, **settings: Any) -> None:
-        self.app = build_app(config, **settings)
+    def __init__(
+        self,
+        config: WebConfig | None = None,
+        *,
+        alerts: AlertsPanel | None = None,
+        **settings: Any,
+    ) -> None:
+        self.app = build_app(config, alerts=alerts, **settings)
         self.dashboard: Dashboard = self.app.state.dashboard
         self.config = self.dashboard.config
         self._sock: socket.socket | None = None

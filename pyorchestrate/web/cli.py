@@ -78,13 +78,43 @@ def serve(
     permissions: Annotated[
         Literal["read_only", "operator"],
         typer.Option(
-            help="read_only: no actions; operator: start/stop/restart (needs a token)."
+            help="read_only: no actions; operator: start/stop/restart and "
+            "mute/unmute (needs a token)."
         ),
     ] = "read_only",
     timeout: Annotated[
         float,
         typer.Option(min=0.1, help="Seconds to wait for the orchestrator's replies."),
     ] = 5.0,
+    actor: Annotated[
+        str,
+        typer.Option(
+            help="Who holds the token, in the history: actions are recorded as "
+            "ACTOR@<client address>, source web."
+        ),
+    ] = "token",
+    notify_state: Annotated[
+        str | None,
+        typer.Option(
+            "--notify-state",
+            metavar="PATH",
+            envvar="PYORCHESTRATE_NOTIFY_STATE_PATH",
+            show_envvar=True,
+            help="The notifier state file: the Alerts page, the notify_* metrics, "
+            "mutes.",
+        ),
+    ] = None,
+    notify_config: Annotated[
+        str | None,
+        typer.Option(
+            "--notify-config",
+            metavar="FILE",
+            envvar="PYORCHESTRATE_NOTIFY_CONFIG_FILE",
+            show_envvar=True,
+            help="The notifier settings file (its state_path and channels), as "
+            "'pyorchestrate notify --config'.",
+        ),
+    ] = None,
 ) -> None:
     """Serve the dashboard until Ctrl+C."""
     from ..core.errors import ConfigError, ControlUnavailable
@@ -109,6 +139,9 @@ def serve(
             token=token,
             permissions=permissions,
             timeout=timeout,
+            actor=actor,
+            notify_state=notify_state,
+            notify_config=notify_config,
         )
     except ConfigError as exc:
         raise _fail(str(exc), EXIT_USAGE) from None

@@ -3,6 +3,8 @@ command layer as the CLI."""
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from collections.abc import Iterator
 
 import pytest
@@ -99,3 +101,44 @@ def test_the_agent_page_shows_the_buttons_and_never_the_token(
         assert f'data-action="{action}"' in page
     for path in ("/", "/events", "/agents/worker", "/api/agents/worker", "/metrics"):
         assert TOKEN not in operator.get(path).text, path
+
+
+def test_an_action_is_recorded_in_the_history_with_source_web(
+    fleet: Fleet, operator: TestClient
+) -> None:
+    assert (
+        operator.post("/api/agents/worker/restart", headers=BEARER).status_code == 200
+    )
+    refused = operator.post("/api/agents/nobody/stop", headers=BEARER)
+    assert refused.status_code == 404
+    history = operator.get(
+        "/api/history", params={"event_type": "operator_action"}
+    ).json()["events"]
+    actions = [(e["agent"], e["data"]) for e in history]
+    assert [(agent, data["action"], data["ok"]) for agent, data in actions] == [
+        ("worker", "restart", "True"),  # the history keeps data as text
+        (None, "stop", "False"),
+    ]
+    for _, data in actions:
+        assert data["source"] == "web"
+        assert data["actor"] == "token@testclient"  # the TestClient's address
+    # The CLI's history shows the same.
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pyorchestrate",
+            "history",
+            "--json",
+            "--socket",
+            fleet.socket,
+            "--event",
+            "operator_action",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert '"source": "web"' in result.stdout.replace('":"', '": "')

@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import signal
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -18,7 +19,7 @@ from pyorchestrate import Orchestrator
 from tests.agents import agent
 
 from ._binaries import CHROMEDRIVER, CHROMIUM, require
-from .conftest import XSS, MakeFleet, MakeServer
+from .conftest import XSS, Fleet, MakeFleet, MakeServer
 
 pytestmark = pytest.mark.slow
 
@@ -192,3 +193,150 @@ def test_the_restart_button_needs_the_token(
     assert token not in driver.current_url  # type: ignore[attr-defined]
     assert driver.get_cookies() == []  # type: ignore[attr-defined]
     fleet.wait_state("worker", "READY")
+
+
+def _events_seqs(driver: object) -> list[tuple[int, str, str]]:
+    """The events table's rows: (seq, agent, event)."""
+    rows = driver.execute_script(  # type: ignore[attr-defined]
+        "return [...document.querySelectorAll('#events tbody tr')]"
+        ".map(r => [...r.children].map(c => c.textContent))"
+    )
+    return [(int(r[0]), r[2], r[3]) for r in rows]
+
+
+def test_the_events_page_follows_new_events_through_its_filters(
+    make_fleet: MakeFleet, make_server: MakeServer, browser: object
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    def register(orchestrator: Orchestrator) -> None:
+        orchestrator.register_agent(agent("forever", "thread"), "worker")
+        orchestrator.register_agent(agent("forever", "thread"), "other")
+
+    fleet = make_fleet(register)
+    fleet.wait_state("worker", "READY")
+    fleet.wait_state("other", "READY")
+    server = make_server(socket_path=fleet.socket)
+    driver = browser
+    driver.get(server.url + "/events?agent=worker&follow=1")  # type: ignore[attr-defined]
+    _wait(
+        driver,
+        lambda d: d.find_element("id", "connection").text == "live",
+        "the page never went live",
+    )
+    driver.execute_script("window.__notReloaded = true")  # type: ignore[attr-defined]
+    first = max(seq for seq, _, _ in _events_seqs(driver))
+    fleet.orchestrator.restart_agent("other")  # filtered out: another agent
+    fleet.orchestrator.restart_agent("worker")
+    fleet.wait_state("worker", "READY")
+    _wait(
+        driver,
+        lambda d: any(
+            seq > first and event == "agent_ready" for seq, _, event in _events_seqs(d)
+        ),
+        "the new events did not show",
+    )
+    assert {name for _, name, _ in _events_seqs(driver)} == {"worker"}
+    assert driver.execute_script("return window.__notReloaded === true")  # type: ignore[attr-defined]
+
+    # Follow off: what comes meanwhile is not added. Events arrive in order, so
+    # once the next restart's (follow on again) show, the skipped ones came too.
+    follow = driver.find_element(By.ID, "follow")  # type: ignore[attr-defined]
+    follow.click()
+    latest = fleet.orchestrator.events()[-1].seq
+    fleet.orchestrator.restart_agent("worker")
+    fleet.wait_state("worker", "READY")
+    skipped = {
+        record.seq for record in fleet.orchestrator.events(agent="worker")
+    } - set(range(latest + 1))
+    assert skipped
+    follow.click()
+    fleet.orchestrator.restart_agent("worker")
+    fleet.wait_state("worker", "READY")
+    _wait(
+        driver,
+        lambda d: any(
+            seq > max(skipped) and event == "agent_ready"
+            for seq, _, event in _events_seqs(d)
+        ),
+        "following again showed nothing",
+    )
+    assert not skipped & {seq for seq, _, _ in _events_seqs(driver)}
+
+
+def test_the_theme_switches_and_stays_and_pages_fit_a_phone(
+    fleet: Fleet, make_server: MakeServer, browser: object
+) -> None:
+    server = make_server(socket_path=fleet.socket)
+    driver = browser
+    driver.set_window_size(375, 800)  # type: ignore[attr-defined]
+    for path in ("/", "/events", "/agents/boom", "/alerts"):
+        driver.get(server.url + path)  # type: ignore[attr-defined]
+        overflow = driver.execute_script(  # type: ignore[attr-defined]
+            "return document.documentElement.scrollWidth - window.innerWidth"
+        )
+        assert overflow <= 0, f"{path} is {overflow}px wider than a phone"
+    driver.get(server.url + "/")  # type: ignore[attr-defined]
+    background = "return getComputedStyle(document.body).backgroundColor"
+    before = driver.execute_script(background)  # type: ignore[attr-defined]
+    driver.find_element("id", "theme").click()  # type: ignore[attr-defined]
+    after = driver.execute_script(background)  # type: ignore[attr-defined]
+    assert after != before
+    theme = driver.execute_script("return document.documentElement.dataset.theme")  # type: ignore[attr-defined]
+    assert theme in ("light", "dark")
+    driver.refresh()  # type: ignore[attr-defined]
+    assert driver.execute_script(background) == after  # type: ignore[attr-defined]
+    driver.find_element("id", "theme").click()  # type: ignore[attr-defined]
+    assert driver.execute_script(background) == before  # type: ignore[attr-defined]
+
+
+def test_a_mute_from_the_alerts_page(
+    fleet: Fleet, make_server: MakeServer, browser: object, tmp_path: Path
+) -> None:
+    """The operator mutes an agent on the Alerts page (token asked once, kept in the
+    tab) and unmutes it; the notifier state file (what ``pyorchestrate notify
+    mutes`` reads) changes each time."""
+    from selenium.webdriver.common.by import By
+
+    from notifiers.state import NotifierState
+
+    token = "c41e-tok-77ab"
+    path = tmp_path / "notify.sqlite3"
+    NotifierState(path).close()  # a state file, as a dispatcher leaves it
+    server = make_server(
+        socket_path=fleet.socket,
+        token=token,
+        permissions="operator",
+        notify_state=str(path),
+    )
+    driver = browser
+    driver.get(server.url + "/alerts")  # type: ignore[attr-defined]
+    driver.find_element(By.NAME, "value").send_keys("worker")  # type: ignore[attr-defined]
+    driver.find_element(By.NAME, "reason").send_keys("deploy <b>now</b>")  # type: ignore[attr-defined]
+    driver.find_element(By.CSS_SELECTOR, '[data-alert-action="mute"]').click()  # type: ignore[attr-defined]
+    prompt = _wait(driver, lambda d: d.switch_to.alert, "no token prompt")
+    prompt.send_keys(token)  # type: ignore[attr-defined]
+    prompt.accept()  # type: ignore[attr-defined]
+    _wait(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#mutes tr[data-value="worker"]'),
+        "the mute did not show",
+    )
+    with NotifierState(path) as state:
+        assert [(m.kind, m.value) for m in state.mutes()] == [("agent", "worker")]
+    reason = driver.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, '#mutes tr[data-value="worker"] td:nth-child(5)'
+    ).text
+    assert reason.startswith("deploy <b>now</b> (by token@127.0.0.1")  # as text
+
+    driver.find_element(By.CSS_SELECTOR, "#mutes button.unmute").click()  # type: ignore[attr-defined]
+    _wait(
+        driver,
+        lambda d: (
+            not d.find_elements(By.CSS_SELECTOR, '#mutes tr[data-value="worker"]')
+        ),
+        "the mute did not go",
+    )
+    with NotifierState(path) as state:
+        assert state.mutes() == []
+    assert driver.get_cookies() == []  # type: ignore[attr-defined]

@@ -161,29 +161,67 @@
   }
 
   // ---------------------------------------------------------------- actions
+  // The token is asked once and kept in this tab's sessionStorage: never in a URL
+  // or a cookie. Every action is a POST with "Authorization: Bearer".
+  function token() {
+    var value = sessionStorage.getItem("pyorchestrate-token");
+    if (!value) {
+      value = window.prompt("Dashboard token (kept in this tab only):");
+      if (!value) return null;
+      sessionStorage.setItem("pyorchestrate-token", value);
+    }
+    return value;
+  }
+  function post(url, body, label, done) {
+    var bearer = token();
+    if (!bearer) return;
+    var result = document.getElementById("action-result");
+    if (result) result.textContent = label + "…";
+    var headers = { "Authorization": "Bearer " + bearer };
+    if (body !== null) headers["Content-Type"] = "application/json";
+    fetch(url, {
+      method: "POST", headers: headers, credentials: "omit",
+      body: body === null ? undefined : JSON.stringify(body)
+    }).then(function (response) {
+      return response.json().then(function (data) {
+        if (response.status === 401) sessionStorage.removeItem("pyorchestrate-token");
+        var text = response.ok ? (data.message || "done")
+          : (data.detail && data.detail.map ? data.detail.map(function (d) {
+              return d.loc[d.loc.length - 1] + ": " + d.msg;
+            }).join("; ") : (data.detail || data.error || response.status));
+        if (result) result.textContent = String(text);
+        if (response.ok && done) done(data);
+      });
+    }).catch(function (err) { if (result) result.textContent = String(err); });
+  }
   var actions = document.getElementById("actions");
   if (actions) {
     actions.addEventListener("click", function (e) {
       var button = e.target.closest("button[data-action]");
       if (!button) return;
-      var token = sessionStorage.getItem("pyorchestrate-token");
-      if (!token) {
-        token = window.prompt("Dashboard token (kept in this tab only):");
-        if (!token) return;
-        sessionStorage.setItem("pyorchestrate-token", token);
-      }
-      var result = document.getElementById("action-result");
-      result.textContent = button.dataset.action + "…";
-      fetch("/api/agents/" + encodeURIComponent(agentName) + "/" + button.dataset.action, {
-        method: "POST",
-        headers: { "Authorization": "Bearer " + token },
-        credentials: "omit"
-      }).then(function (response) {
-        return response.json().then(function (data) {
-          if (response.status === 401) sessionStorage.removeItem("pyorchestrate-token");
-          result.textContent = response.ok ? (data.message || "done") : (data.detail || data.error || response.status);
-        });
-      }).catch(function (err) { result.textContent = String(err); });
+      post("/api/agents/" + encodeURIComponent(agentName) + "/" + button.dataset.action,
+        null, button.dataset.action);
+    });
+  }
+  var muteForm = document.getElementById("mute-form");
+  if (muteForm) {
+    muteForm.addEventListener("submit", function (e) {
+      e.preventDefault();
+      var form = new FormData(muteForm);
+      post("/api/alerts/mute", {
+        kind: form.get("kind"), value: form.get("value"),
+        seconds: Number(form.get("seconds")), reason: form.get("reason") || null
+      }, "mute", function () { window.location.reload(); });
+    });
+  }
+  var mutes = document.getElementById("mutes");
+  if (mutes) {
+    mutes.addEventListener("click", function (e) {
+      var button = e.target.closest("button[data-alert-action]");
+      if (!button) return;
+      var row = button.closest("tr");
+      post("/api/alerts/unmute", { kind: row.dataset.kind, value: row.dataset.value },
+        "unmute", function () { window.location.reload(); });
     });
   }
 
