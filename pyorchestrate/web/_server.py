@@ -49,16 +49,16 @@ class WebServer:
         self.dashboard: Dashboard = self.app.state.dashboard
         self.config = self.dashboard.config
         self._sock: socket.socket | None = None
+        self._url: str | None = None
         self._server: uvicorn.Server | None = None
         self._thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
-        """``http://host:port`` once bound."""
-        if self._sock is None:
+        """``http://host:port`` once bound (still known after :meth:`stop`)."""
+        if self._url is None:
             raise RuntimeError("the server is not bound yet")
-        host, port = self._sock.getsockname()[:2]
-        return f"http://{host if ':' not in host else f'[{host}]'}:{port}"
+        return self._url
 
     def bind(self) -> socket.socket:
         """Bind the listening socket now (``run``/``start`` do it if not done), so
@@ -82,6 +82,8 @@ class WebServer:
             raise
         sock.listen(2048)  # connections wait in the queue until uvicorn serves
         self._sock = sock
+        host, port = sock.getsockname()[:2]
+        self._url = f"http://{host if ':' not in host else f'[{host}]'}:{port}"
         return sock
 
     def _uvicorn(self) -> uvicorn.Server:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import importlib
 import inspect
 import logging
 import os
@@ -196,6 +197,7 @@ class Orchestrator:
         self.reloader: Callable[[], dict[str, Any]] | None = None
         """What the ``reload`` control command calls (``pyorchestrate run FILE`` sets
         it to re-read its file); ``None``: the command fails."""
+        self._web: list[Any] = []  # serve_web's dashboards, stopped at shutdown
         self.history.record(
             "INIT",
             category="system",
@@ -559,6 +561,47 @@ class Orchestrator:
             context=context,
         )
 
+    def serve_web(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 8000,
+        token: str | None = None,
+        permissions: Literal["read_only", "operator"] = "read_only",
+        **settings: Any,
+    ) -> Any:
+        """Serve the web dashboard of this orchestrator from this process (the
+        ``[web]`` extra), on a thread the orchestrator stops and joins at
+        :meth:`shutdown`. It goes through the command socket, like ``pyorchestrate
+        web``; ``settings`` are the other ``WebConfig`` fields and ``alerts`` (see
+        :class:`pyorchestrate.web.EmbeddedWeb`). Returns the running
+        ``EmbeddedWeb`` (its ``url``).
+
+        Raises:
+            ImportError: the ``[web]`` extra is not installed (the message says so).
+            LifecycleError: after :meth:`shutdown`.
+            ConfigError: a bad setting, or the command interface is off.
+            OSError: the address cannot be bound.
+        """
+        if self._shutdown_done:
+            raise LifecycleError(f"orchestrator {self.name!r} is shut down")
+        # By name, when called: the core never imports the web package (an
+        # optional extra, a layer above the core).
+        try:
+            embed = importlib.import_module("pyorchestrate.web._embed")
+        except ImportError as exc:
+            missing = (exc.name or "").partition(".")[0]
+            if missing in ("", "pyorchestrate"):
+                raise  # a bug, not a missing extra
+            raise ImportError(
+                f"serve_web needs the [web] extra ({missing} is missing): "
+                "pip install 'pyorchestrate[web]'"
+            ) from exc
+        web = embed.serve_web(
+            self, host=host, port=port, token=token, permissions=permissions, **settings
+        )
+        self._web.append(web)
+        return web
+
     def stop_agent(self, name: str) -> str:
         """Ask one agent to stop (or take it off the queue); return what happened.
 
@@ -689,6 +732,11 @@ class Orchestrator:
         # ends the `logs --follow` streams reading them.
         if not self.lifecycle.close_io(2.0):
             self.logger.error("agents' log and output threads did not stop within 2 s")
+        for web in self._web:  # its pages follow the socket: before it closes
+            try:
+                web.stop()
+            except RuntimeError as exc:  # its thread did not end
+                self.logger.error("dashboard: %s", exc)
         if self.command_server is not None and not self.command_server.stop(2.0):
             self.logger.error("command server thread did not stop within 2 s")
         if not self.router.stop(2.0):
