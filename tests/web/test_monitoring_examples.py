@@ -12,10 +12,14 @@ from pathlib import Path
 import pytest
 from starlette.testclient import TestClient
 
+from notifiers.state import NotifierState
+from pyorchestrate.web import build_app
+
 from ._binaries import PROMTOOL, require
+from .conftest import LOCAL, Fleet
 
 MONITORING = Path(__file__).resolve().parents[2] / "examples" / "monitoring"
-METRIC = re.compile(r"\b(pyorchestrate_[a-z_]+)")
+METRIC = re.compile(r"\b((?:pyorchestrate|notify)_[a-z_]+)")
 
 
 @pytest.mark.parametrize(
@@ -52,8 +56,12 @@ def _exported(client: TestClient) -> set[str]:
     return names
 
 
-def test_the_examples_use_only_exported_metrics(api: TestClient) -> None:
-    exported = _exported(api)
+def test_the_examples_use_only_exported_metrics(fleet: Fleet, tmp_path: Path) -> None:
+    state = tmp_path / "notify.sqlite3"
+    NotifierState(state).close()  # the alerting metrics need a state file
+    app = build_app(socket_path=fleet.socket, notify_state=str(state))
+    with TestClient(app, base_url=LOCAL) as client:
+        exported = _exported(client)
     board = json.loads((MONITORING / "grafana-dashboard.json").read_text())
     exprs = [target["expr"] for panel in board["panels"] for target in panel["targets"]]
     rules = (MONITORING / "pyorchestrate-rules.yml").read_text()
@@ -61,3 +69,4 @@ def test_the_examples_use_only_exported_metrics(api: TestClient) -> None:
     assert used, "no metric found in the examples"
     assert used <= exported, sorted(used - exported)
     assert "pyorchestrate_agent_restarts_total" in used
+    assert "notify_failed_total" in used
