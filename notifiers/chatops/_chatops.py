@@ -115,12 +115,14 @@ class SupportsMute(Protocol):
 class ChatOps:
     """Buttons on alerts, chat commands, acknowledgements and escalation.
 
+    An unacknowledged alert goes to the Telegram channel's fallback in the
+    dispatcher (``fallbacks={"telegram": "email"}``; ``[telegram] escalate_to`` in
+    the settings), and on along its chain if that one fails too.
+
     Args:
         access: who may do what (deny by default).
         ack_timeout: seconds an alert at ``ack_severity`` or worse waits for an Ack
-            before it goes on to ``escalate_to`` (``None``: no acknowledgement asked).
-        escalate_to: the channel an unacknowledged alert goes to: the Telegram
-            channel's fallback in the dispatcher (its chain goes on from there).
+            before it is escalated (``None``: no acknowledgement asked).
         action_ttl: seconds a button stays valid.
         ack_severity: the least severe alert that must be acknowledged.
         poll_timeout: seconds of a long poll.
@@ -133,7 +135,6 @@ class ChatOps:
         access: Access,
         *,
         ack_timeout: float | None = None,
-        escalate_to: str | None = None,
         action_ttl: float = 86_400.0,
         ack_severity: Severity = Severity.ERROR,
         poll_timeout: float = 10.0,
@@ -144,7 +145,6 @@ class ChatOps:
             raise ValueError("ack_timeout must be positive")
         self.access = access
         self.ack_timeout = ack_timeout
-        self.escalate_to = escalate_to
         self.action_ttl = action_ttl
         self.ack_severity = ack_severity
         self.poll_timeout = poll_timeout
@@ -157,6 +157,8 @@ class ChatOps:
         or used already."""
         self.handled = 0
         """Commands and button presses carried out."""
+        self.escalated = 0
+        """Alerts escalated here (nobody acknowledged them in time)."""
         self.polling_error: str | None = None
         """Why polling stopped for good (a 409 Conflict), if it did."""
         self.channel = "telegram"
@@ -171,6 +173,7 @@ class ChatOps:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wake: asyncio.Event | None = None
         self._timer: asyncio.Task[None] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
         self._starter: asyncio.Task[None] | None = None
         self._polling = asyncio.Event()  # set once polling runs (tests, bench)
         self._stopping = False
@@ -237,6 +240,7 @@ class ChatOps:
         """Start polling and the escalation timer on the running loop (returns at
         once: a Bot API that is down delays nothing)."""
         self._bot = bot
+        self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._wake = asyncio.Event()
         self._starter = asyncio.get_running_loop().create_task(
@@ -418,25 +422,38 @@ class ChatOps:
         wake = self._wake
         assert wake is not None
         while not self._stopping:
-            try:
-                for escalation in self.table.due([self.channel]):
-                    await self._fire(escalation)
-                upcoming = self.table.next_due([self.channel])
-            except Exception as exc:  # a failing state file must not end the timer
-                logger.error(
-                    "telegram chat-ops: escalation check failed: %s", redact(exc)
-                )
-                upcoming = None
-            now = self.table.db.clock() if self._state is not None else 0.0
+            upcoming = await self._check()
+            now = self.table.db.clock()
             wait = 5.0 if upcoming is None else min(5.0, max(0.0, upcoming - now))
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), wait + 0.01)
 
-    async def _fire(self, escalation: Escalation) -> None:
+    async def _check(self) -> float | None:
+        """Fire the escalations due now; when the next one is due."""
+        try:
+            for escalation in self.table.due([self.channel]):
+                if await self._fire(escalation):
+                    self.escalated += 1
+            return self.table.next_due([self.channel])
+        except Exception as exc:  # a failing state file must not end the timer
+            logger.error("telegram chat-ops: escalation check failed: %s", redact(exc))
+            return None
+
+    def check_escalations(self, timeout: float = 10.0) -> int:
+        """From any other thread: fire the escalations due now (by the state's
+        clock) and wait for that; returns how many fired so far in all. The timer
+        does this by itself; this is for a test's clock or a CLI."""
+        loop = self._loop
+        if loop is None:
+            return self.escalated
+        asyncio.run_coroutine_threadsafe(self._check(), loop).result(timeout)
+        return self.escalated
+
+    async def _fire(self, escalation: Escalation) -> bool:
         dispatcher = self._dispatcher
         if dispatcher is None:
-            return
+            return False
         original = escalation.notification()
         how_long = format_duration(escalation.timeout)
         why = f"not acknowledged on Telegram within {how_long}"
@@ -453,19 +470,20 @@ class ChatOps:
             outbox=dispatcher.durable,
         )
         if not fired:
-            return
+            return False
         if escalation.target not in dispatcher.channels:
             logger.error(
                 "alert %d: no channel %r to escalate to",
                 escalation.alert,
                 escalation.target,
             )
-            return
+            return False
         dispatcher.hand_over_escalated(escalated, self.channel, escalation.target, row)
         logger.warning(
             "alert %r %s: sent to %s", redact(original.title), why, escalation.target
         )
         await self._annotate(escalation.alert, f"⏫ {why}: sent to {escalation.target}")
+        return True
 
     # ------------------------------------------------------------ updates in
     async def _on_update(self, update: object, context: object) -> None:
@@ -940,7 +958,6 @@ def for_settings(section: Any, notifier: Any) -> None:
             section.allowed_users, section.allowed_chats, section.permissions
         ),
         ack_timeout=section.ack_timeout,
-        escalate_to=section.escalate_to[0] if section.escalate_to else None,
         action_ttl=section.action_ttl,
     )
 

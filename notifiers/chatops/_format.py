@@ -139,7 +139,7 @@ def format_history(data: Mapping[str, Any]) -> str:
         info = event.get("data") or {}
         if name == "operator_action":
             who = info.get("actor") or "?"
-            ok = "ok" if info.get("ok") else "failed"
+            ok = "ok" if str(info.get("ok")).lower() in ("true", "1") else "failed"
             extra = f" {info.get('action')} by {who} ({info.get('source')}, {ok})"
         elif info.get("error_message"):
             extra = f" {str(info['error_message'])[:80]}"

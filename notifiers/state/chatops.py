@@ -91,8 +91,17 @@ class ChatOpsTable:
 
     # ------------------------------------------------------------ alerts
     def add_alert(self, notification: Notification, channel: str, chat: object) -> int:
-        """Keep an alert about to be sent with buttons; its id (in the buttons)."""
+        """Keep an alert about to be sent with buttons; its id (in the buttons).
+
+        The same alert sent again (an outbox replay after a crash: same ``uid``)
+        keeps its id, so it never gets a second escalation timer."""
         with self.db.write() as conn:
+            found = conn.execute(
+                "SELECT id FROM chat_alerts WHERE uid = ? AND channel = ?",
+                (notification.uid, channel),
+            ).fetchone()
+            if found is not None:
+                return int(found[0])
             cursor = conn.execute(
                 "INSERT INTO chat_alerts "
                 "(uid, channel, agent, event, title, error, chat, created) "

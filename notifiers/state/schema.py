@@ -96,6 +96,7 @@ CREATE TABLE IF NOT EXISTS chat_alerts (
     created REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS chat_alerts_by_chat ON chat_alerts (chat, id);
+CREATE INDEX IF NOT EXISTS chat_alerts_by_uid ON chat_alerts (uid, channel);
 CREATE TABLE IF NOT EXISTS escalations (
     alert INTEGER PRIMARY KEY,
     channel TEXT NOT NULL,
