@@ -318,15 +318,17 @@ class ChatOps:
 
     async def _stop_polling(self) -> None:
         app = self._app
-        self._polling.clear()
-        if app is None:
-            return
-        with contextlib.suppress(Exception):
-            if app.updater is not None and app.updater.running:
-                await app.updater.stop()
-        with contextlib.suppress(Exception):
-            if app.running:
-                await app.stop()
+        try:
+            if app is None:
+                return
+            with contextlib.suppress(Exception):
+                if app.updater is not None and app.updater.running:
+                    await app.updater.stop()
+            with contextlib.suppress(Exception):
+                if app.running:
+                    await app.stop()
+        finally:
+            self._polling.clear()  # once stopped (its last getUpdates sent)
 
     async def stop(self) -> None:
         """Stop polling, the timer and every action under way (on the loop)."""

@@ -216,6 +216,7 @@ class FakeTelegramServer:
         self._callback_ids = 0
         self._pollers: dict[str, int] = {}  # token -> the newest poll's number
         self._polls = 0
+        self._waiting = 0  # long polls waiting now
         self._down: int | None = None
         self._stopping = threading.Event()
         self._httpd: _Server | None = None
@@ -457,6 +458,12 @@ class FakeTelegramServer:
             return [dict(e) for e in self._edits]
 
     @property
+    def waiting_polls(self) -> int:
+        """``getUpdates`` long polls waiting for an update now."""
+        with self._lock:
+            return self._waiting
+
+    @property
     def pending_updates(self) -> int:
         """Updates queued and not yet confirmed by a poll's ``offset``."""
         with self._lock:
@@ -533,7 +540,11 @@ class FakeTelegramServer:
                     if self._pollers.get(token) == number:
                         del self._pollers[token]
                     return 200, {"ok": True, "result": ready[:limit]}
-                self._changed.wait(remaining)
+                self._waiting += 1
+                try:
+                    self._changed.wait(remaining)
+                finally:
+                    self._waiting -= 1
 
     # ------------------------------------------------------------ internals
     def _spawn(self, httpd: _Server, request: socket.socket, address: Any) -> None:

@@ -52,7 +52,13 @@ def wait_until(
 
 def wait_polling(server: FakeTelegramServer, ops: ChatOps) -> None:
     wait_until(lambda: ops.polling, what="polling")
-    server.wait_for_requests(1, method="getUpdates")
+    wait_until(
+        lambda: (
+            server.waiting_polls
+            or any(r["method"] == "getUpdates" for r in server.requests)
+        ),
+        what="a getUpdates",
+    )
 
 
 @pytest.fixture
