@@ -46,7 +46,8 @@ HISTORY_EVENTS = 10_000
 DOM_RATIO = 2.0  # event -> DOM p50 within 2x the bare SSE echo
 API_TARGET = 0.050  # /api/agents p99 under 50 ms
 METRICS_RATIO = 1.5  # /metrics p50 with 10k events within 1.5x an empty history
-HIGH = 99
+HIGH = 99  # the HTTP rows' upper percentile
+DOM_HIGH = 95  # the DOM row's
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMEDRIVER = "/usr/bin/chromedriver"
@@ -482,14 +483,8 @@ def main(argv: list[str] | None = None) -> int:
             server.stop()
         shutil.rmtree(work, ignore_errors=True)
 
+    # The issue asks p50/p99 of the HTTP routes, p50/p95 of the DOM latency.
     _stats.print_header(HIGH)
-    _stats.ratio_row(
-        f"event -> DOM ({len(dom)} events) vs bare SSE echo",
-        dom,
-        dom_bare,
-        DOM_RATIO,
-        HIGH,
-    )
     _stats.latency_row(
         f"/api/agents, {agents} agents vs bare JSON", api, api_bare, API_TARGET, HIGH
     )
@@ -499,6 +494,15 @@ def main(argv: list[str] | None = None) -> int:
         metrics_empty,
         METRICS_RATIO,
         HIGH,
+    )
+    print()
+    _stats.print_header(DOM_HIGH)
+    _stats.ratio_row(
+        f"event -> DOM ({len(dom)} events) vs bare SSE echo",
+        dom,
+        dom_bare,
+        DOM_RATIO,
+        DOM_HIGH,
     )
     print()
     print(

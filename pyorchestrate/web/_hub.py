@@ -9,7 +9,8 @@ The hub runs two tasks on the server's loop:
   ``reconnect_interval`` seconds, on its own.
 * **refresh**: runs ``ps`` when the table is stale (at once after an event) or every
   ``refresh_interval`` seconds, and sends the table to every page. One ``ps`` serves
-  every page, however many are open.
+  every page, however many are open; none runs while no open page shows a table
+  (the events page, or no page at all).
 
 Each page gets a bounded queue (``queue_size`` messages). A page that falls that far
 behind is dropped (its stream ends; the browser's ``EventSource`` reconnects and
@@ -229,9 +230,12 @@ class EventHub:
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(self.refresh_interval):
                     await stale.wait()
-            if not self._pages and not stale.is_set():
-                continue  # nobody looks: no ps every interval for nothing
             stale.clear()
+            if not any(page.table for page in self._pages):
+                # Nobody shows a table: no ps per event or interval for nothing
+                # (it would also compete with the events' own way to the pages).
+                # A page that opens marks the table stale and gets a fresh one.
+                continue
             await self.refresh()
 
     async def refresh(self) -> None:

@@ -237,6 +237,7 @@ class Pages:
             request,
             "agent.html",
             agent=agent,
+            alert_mute=await self._agent_mute(name),
             events=list(reversed(events)),
             runs=build_runs(events),
             config_json=json.dumps(agent.get("config") or {}, indent=2, sort_keys=True),
@@ -294,6 +295,18 @@ class Pages:
             agent_names=sorted(str(a.get("name")) for a in ps.get("agents") or []),
             **common,
         )
+
+    async def _agent_mute(self, name: str) -> dict[str, Any] | None:
+        """For an operator's agent page with an Alerts panel: ``{"muted": mute or
+        None}`` (a mute of exactly this agent); else ``None`` (no button)."""
+        panel = self.alerts_panel
+        if panel is None or "mute" not in self.config.allowed_actions:
+            return None
+        data = await anyio.to_thread.run_sync(panel.alerts)
+        for mute in data.get("mutes") or []:
+            if mute.get("kind") == "agent" and mute.get("value") == name:
+                return {"muted": mute}
+        return {"muted": None}
 
     async def alerts(self, request: Request) -> Response:
         """Channels, outbox and mutes of the notifier state (404 without one);

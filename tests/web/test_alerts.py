@@ -226,6 +226,7 @@ def test_a_mute_from_the_page_shows_in_notify_mutes(
     operator: TestClient, state_file: Path
 ) -> None:
     assert 'id="mute-form"' in operator.get("/alerts").text
+    assert 'data-alert-action="mute"' in operator.get("/agents/worker").text
     response = operator.post(
         "/api/alerts/mute",
         headers=BEARER,
@@ -239,6 +240,9 @@ def test_a_mute_from_the_page_shows_in_notify_mutes(
     assert [(m["kind"], m["value"]) for m in mutes] == [("agent", "worker")]
     assert mutes[0]["reason"] == "deploy (by alice@testclient)"
     assert 'data-value="worker"' in operator.get("/alerts").text
+    agent_page = operator.get("/agents/worker").text
+    assert 'data-alert-action="unmute"' in agent_page
+    assert "alerts muted until" in agent_page
 
     ended = operator.post(
         "/api/alerts/unmute", headers=BEARER, json={"kind": "agent", "value": "worker"}
@@ -293,6 +297,7 @@ def test_read_only_cannot_mute_and_no_token_is_401(
         assert refused.status_code == 403
         assert "'read_only' preset does not allow 'mute'" in refused.json()["detail"]
         assert "mute-form" not in read_only.get("/alerts").text
+        assert "data-alert-action" not in read_only.get("/agents/worker").text
     anonymous = operator.post("/api/alerts/mute", json=body)
     assert anonymous.status_code == 401
     wrong = operator.post(

@@ -339,4 +339,18 @@ def test_a_mute_from_the_alerts_page(
     )
     with NotifierState(path) as state:
         assert state.mutes() == []
+
+    # The agent page mutes its agent's alerts for an hour (the token is kept in
+    # the tab: no prompt this time).
+    driver.get(server.url + "/agents/worker")  # type: ignore[attr-defined]
+    driver.find_element(By.CSS_SELECTOR, '[data-alert-action="mute"]').click()  # type: ignore[attr-defined]
+    _wait(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '[data-alert-action="unmute"]'),
+        "the agent page did not show the mute",
+    )
+    with NotifierState(path) as state:
+        (mute,) = state.mutes()
+    assert (mute.kind, mute.value) == ("agent", "worker")
+    assert mute.until is not None
     assert driver.get_cookies() == []  # type: ignore[attr-defined]

@@ -172,3 +172,53 @@ def test_a_failure_of_the_hub_is_logged(
             caplog.text
         )
     assert "a bug in an event handler" in caplog.text
+
+
+class CountingLink(OrchestratorLink):
+    """A link that counts the commands it runs."""
+
+    def __init__(self, socket_path: str) -> None:
+        super().__init__(socket_path)
+        self.commands: list[str] = []
+
+    def call(self, command: str, *args: Any) -> dict[str, Any]:
+        self.commands.append(command)
+        return super().call(command, *args)
+
+
+def test_no_ps_runs_while_no_page_shows_a_table(fleet: Fleet) -> None:
+    """Events alone (the events page, or nobody looking) cost no ``ps``; a page
+    with the agent table gets a fresh one at once."""
+
+    async def scenario() -> None:
+        link = CountingLink(fleet.socket)
+        hub = EventHub(link, refresh_interval=0.05)
+        task = asyncio.create_task(hub.run())
+        try:
+            await eventually(lambda: hub.connected)
+            events_page = hub.open_page(table=False)
+            await asyncio.sleep(0.2)  # several refresh intervals
+            link.commands.clear()
+            await asyncio.to_thread(fleet.orchestrator.restart_agent, "worker")
+            await asyncio.to_thread(fleet.wait_state, "worker", "READY")
+            seen: list[str] = []
+            while "agent_ready" not in seen:
+                message = await asyncio.wait_for(events_page.queue.get(), 10)
+                assert message is not None
+                kind, text = message
+                assert kind != "agents"
+                if kind == "event":
+                    seen.append(json.loads(text)["event_name"])
+            await asyncio.sleep(0.2)
+            assert link.commands == []
+            table_page = hub.open_page()
+            while message := await asyncio.wait_for(table_page.queue.get(), 10):
+                if message[0] == "agents":
+                    break
+            assert "ps" in link.commands
+        finally:
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+            link.close()
+
+    asyncio.run(scenario())

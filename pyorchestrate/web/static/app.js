@@ -198,9 +198,17 @@
   if (actions) {
     actions.addEventListener("click", function (e) {
       var button = e.target.closest("button[data-action]");
-      if (!button) return;
-      post("/api/agents/" + encodeURIComponent(agentName) + "/" + button.dataset.action,
-        null, button.dataset.action);
+      if (button) {
+        post("/api/agents/" + encodeURIComponent(agentName) + "/" + button.dataset.action,
+          null, button.dataset.action);
+        return;
+      }
+      var alert = e.target.closest("button[data-alert-action]");
+      if (!alert) return;
+      var body = { kind: "agent", value: agentName };
+      if (alert.dataset.alertAction === "mute") body.seconds = Number(alert.dataset.seconds);
+      post("/api/alerts/" + alert.dataset.alertAction, body, alert.dataset.alertAction,
+        function () { window.location.reload(); });
     });
   }
   var muteForm = document.getElementById("mute-form");
