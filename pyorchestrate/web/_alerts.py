@@ -35,7 +35,13 @@ from ._config import WebConfig
 from ._link import OrchestratorLink
 from ._panels import AlertsPanel
 
-__all__ = ["MuteRequest", "UnmuteRequest", "alerts_routes"]
+__all__ = [
+    "MuteRequest",
+    "UnmuteRequest",
+    "alerts_routes",
+    "panel_error",
+    "unavailable",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +62,19 @@ class MuteRequest(UnmuteRequest):
 
     seconds: float = Field(gt=0, le=366 * 86400)
     reason: str | None = Field(default=None, max_length=200)
+
+
+def unavailable(exc: Exception) -> JSONResponse:
+    """The panel failed (a broken or unreadable state file): 503, said and logged."""
+    logger.error("the alerts panel failed: %s: %s", type(exc).__name__, exc)
+    return JSONResponse(
+        {"error": "alerts_unavailable", "detail": panel_error(exc)}, status_code=503
+    )
+
+
+def panel_error(exc: Exception) -> str:
+    """What the page says when the panel failed."""
+    return f"cannot read the notifier state: {type(exc).__name__}: {exc}"
 
 
 def _off() -> JSONResponse:
@@ -108,7 +127,10 @@ def alerts_routes(
     async def show(request: Request) -> Response:
         if panel is None:
             return _off()
-        data = await anyio.to_thread.run_sync(panel.alerts)
+        try:
+            data = await anyio.to_thread.run_sync(panel.alerts)
+        except Exception as exc:  # the provider's failure: a 503 that says it
+            return unavailable(exc)
         return JSONResponse(dict(data), headers={"Cache-Control": "no-store"})
 
     async def record(
@@ -163,6 +185,8 @@ def alerts_routes(
         except ValueError as exc:
             field, _, message = str(exc).partition(": ")
             return _invalid(field if message else "value", message or str(exc))
+        except Exception as exc:  # the state file cannot be written
+            return unavailable(exc)
         result = f"muted {body.kind} {body.value!r} for {body.seconds:g} s"
         recorded = await record(request, "mute", body.model_dump(), result)
         return JSONResponse({"action": "mute", "mute": dict(done), **recorded})
@@ -182,6 +206,8 @@ def alerts_routes(
             )
         except ValueError as exc:
             return _invalid("value", str(exc))
+        except Exception as exc:  # the state file cannot be written
+            return unavailable(exc)
         if not ended:
             return JSONResponse(
                 {

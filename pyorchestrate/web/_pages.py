@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as _dt
 import json
+import logging
 from collections.abc import Mapping
 from typing import Any, Literal
 from urllib.parse import quote
@@ -25,12 +26,15 @@ from starlette.templating import Jinja2Templates
 from ..core.errors import AgentNotFound, ControlError
 from ..core.events import OrchestratorEvent, Severity
 from ._actions import ACTIONS
+from ._alerts import panel_error
 from ._api import EventQuery, QueryError, error_response, mask_secrets, parse_query
 from ._config import WebConfig
 from ._link import OrchestratorLink
 from ._panels import AlertsPanel
 
 __all__ = ["EventsPageQuery", "Pages", "build_runs"]
+
+logger = logging.getLogger(__name__)
 
 _FAILING = frozenset({"FAILED", "FATAL", "BACKOFF", "QUARANTINED"})
 
@@ -302,7 +306,11 @@ class Pages:
         panel = self.alerts_panel
         if panel is None or "mute" not in self.config.allowed_actions:
             return None
-        data = await anyio.to_thread.run_sync(panel.alerts)
+        try:
+            data = await anyio.to_thread.run_sync(panel.alerts)
+        except Exception:  # the Alerts page says why; no button here
+            logger.exception("the alerts panel failed")
+            return None
         for mute in data.get("mutes") or []:
             if mute.get("kind") == "agent" and mute.get("value") == name:
                 return {"muted": mute}
@@ -319,7 +327,18 @@ class Pages:
         panel = self.alerts_panel
         if panel is None:
             return self._render(request, "alerts.html", 404, alerts=None, **common)
-        data = await anyio.to_thread.run_sync(panel.alerts)
+        try:
+            data = await anyio.to_thread.run_sync(panel.alerts)
+        except Exception as exc:  # the provider's failure: a 503 that says it
+            logger.error("the alerts panel failed: %s: %s", type(exc).__name__, exc)
+            return self._render(
+                request,
+                "alerts.html",
+                503,
+                alerts=None,
+                alerts_error=panel_error(exc),
+                **common,
+            )
         can_mute = "mute" in self.config.allowed_actions
         return self._render(
             request,

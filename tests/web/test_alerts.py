@@ -316,3 +316,22 @@ def test_without_a_state_the_page_says_how_and_the_api_is_404(
     assert "--notify-state" in page.text
     assert api.get("/api/alerts").json()["error"] == "alerts_off"
     assert "notify_sent_total" not in api.get("/metrics").text
+
+
+def test_a_broken_state_file_is_a_clear_503_and_metrics_go_on(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    broken = tmp_path / "notify.sqlite3"
+    broken.write_bytes(b"this is not a database, just some bytes " * 100)
+    app = build_app(socket_path=fleet.socket, notify_state=str(broken))
+    with TestClient(app, base_url=LOCAL) as client:
+        page = client.get("/alerts")
+        assert page.status_code == 503
+        assert "cannot read the notifier state: DatabaseError" in page.text
+        api = client.get("/api/alerts")
+        assert api.status_code == 503
+        assert api.json()["error"] == "alerts_unavailable"
+        found = _samples(client)
+        assert found[("pyorchestrate_web_panel_up", (("panel", "alerts"),))] == 0
+        assert found[("pyorchestrate_orchestrator_up", ())] == 1
+        assert client.get("/agents/worker").status_code == 200
