@@ -45,13 +45,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
-from pydantic import Field, SecretStr, ValidationInfo, field_validator
+from pydantic import Field, SecretStr, field_validator
 
 from .._sections import Duration, Number, Seconds, checked, http_url
 from ..base import Notification, Notifier, TextFormat
 from ..errors import (
     DeliveryError,
     MaybeDelivered,
+    NotifierConfigError,
     PermanentDeliveryError,
     RateLimited,
     TransientDeliveryError,
@@ -228,46 +229,45 @@ class TelegramSettings(ChannelSection):
 
     _check_base_url = field_validator("base_url")(http_url)
 
+    def chatops_problems(self) -> list[tuple[str, str]]:
+        """What the chat-ops settings lack together (each field alone is checked
+        as it is read): checked when the channel is built."""
+        problems: list[tuple[str, str]] = []
+        listed = {str(i) for i in (*self.allowed_users, *self.allowed_chats)}
+        strangers = sorted(k for k in self.permissions if k not in listed)
+        if strangers:
+            problems.append(
+                (
+                    "permissions",
+                    f"{len(strangers)} id(s) not in allowed_users or allowed_chats "
+                    "(list them there first)",
+                )
+            )
+        if self.commands and not listed:
+            problems.append(
+                (
+                    "commands",
+                    "needs allowed_users or allowed_chats (commands are denied to "
+                    "everyone else)",
+                )
+            )
+        if self.ack_timeout is not None and not self.commands:
+            problems.append(
+                (
+                    "ack_timeout",
+                    "needs commands = true (an ack comes from a button or /ack)",
+                )
+            )
+        if self.ack_timeout is not None and not (self.escalate_to or self.fallback):
+            problems.append(
+                ("ack_timeout", "needs escalate_to (where an unacked alert goes)")
+            )
+        return problems
+
     @field_validator("permissions")
     @classmethod
-    def _check_permissions(
-        cls, value: dict[str, str], info: ValidationInfo
-    ) -> dict[str, str]:
-        listed = {
-            str(i)
-            for key in ("allowed_users", "allowed_chats")
-            for i in info.data.get(key) or []
-        }
-        strangers = sorted(k for k in value if k.strip() not in listed)
-        if strangers:
-            raise ValueError(
-                f"{len(strangers)} id(s) not in allowed_users or allowed_chats "
-                "(list them there first)"
-            )
+    def _strip_permission_keys(cls, value: dict[str, str]) -> dict[str, str]:
         return {k.strip(): v for k, v in value.items()}
-
-    @field_validator("commands")
-    @classmethod
-    def _check_commands(cls, value: bool, info: ValidationInfo) -> bool:
-        if value and not (
-            info.data.get("allowed_users") or info.data.get("allowed_chats")
-        ):
-            raise ValueError(
-                "needs allowed_users or allowed_chats (commands are denied to everyone "
-                "else)"
-            )
-        return value
-
-    @field_validator("ack_timeout")
-    @classmethod
-    def _check_ack_timeout(
-        cls, value: float | None, info: ValidationInfo
-    ) -> float | None:
-        if value is not None and not info.data.get("commands"):
-            raise ValueError(
-                "needs commands = true (an ack comes from a button or /ack)"
-            )
-        return value
 
     @field_validator("escalate_to", mode="before")
     @classmethod
@@ -282,7 +282,15 @@ class TelegramSettings(ChannelSection):
         return None if value is None else [v.strip() for v in value]
 
     def build(self) -> TelegramNotifier:
-        """A :class:`TelegramNotifier` for this chat."""
+        """A :class:`TelegramNotifier` for this chat.
+
+        Raises:
+            NotifierConfigError: chat-ops settings that do not fit together (e.g.
+                ``commands = true`` with nobody allowed), naming the field.
+        """
+        problems = self.chatops_problems()
+        if problems:
+            raise NotifierConfigError("invalid Telegram settings", problems)
         token = self.token.get_secret_value()
         SECRETS.add(token)
         options: dict[str, Any] = {
