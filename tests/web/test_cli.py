@@ -63,12 +63,46 @@ def test_operator_permissions_without_a_token_are_refused() -> None:
     assert "permissions: 'operator' allows actions, which need a token" in result.stderr
 
 
-def test_serves_the_api_and_stops_on_sigint(fleet: Fleet) -> None:
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        (
+            'state_path = "none"\n',
+            "notify_config: the notifier settings keep no state file",
+        ),
+        ("[webhook]\nurl = 5\n", "webhook"),
+    ],
+    ids=["state-off", "bad-settings"],
+)
+def test_bad_notifier_settings_are_refused_naming_them(
+    tmp_path: Path, settings: str, message: str
+) -> None:
+    config = tmp_path / "notify.toml"
+    config.write_text(settings)
+    result = subprocess.run(
+        [str(BIN / "pyorchestrate-web"), "--notify-config", str(config), "--port", "0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        env=_env(PYORCHESTRATE_SOCKET=str(tmp_path / "none.sock")),
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert message in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_serves_the_api_and_stops_on_sigint(fleet: Fleet, tmp_path: Path) -> None:
+    from notifiers.state import NotifierState
+
+    state = tmp_path / "notify.sqlite3"
+    with NotifierState(state) as opened:
+        opened.mute("agent", "worker", duration=600, reason="maintenance")
     process = subprocess.Popen(
         [str(BIN / "pyorchestrate"), "web", "--socket", fleet.socket, "--port", "0"],
         stderr=subprocess.PIPE,
         text=True,
-        env=_env(),
+        env=_env(PYORCHESTRATE_NOTIFY_STATE_PATH=str(state)),  # as notify reads it
     )
     try:
         assert process.stderr is not None
@@ -80,6 +114,9 @@ def test_serves_the_api_and_stops_on_sigint(fleet: Fleet) -> None:
         with urllib.request.urlopen(f"{match[1]}/api/agents", timeout=10) as reply:
             names = {row["name"] for row in json.load(reply)["agents"]}
         assert names == {"worker", "boom"}
+        with urllib.request.urlopen(f"{match[1]}/api/alerts", timeout=10) as reply:
+            mutes = json.load(reply)["mutes"]
+        assert [(m["kind"], m["value"]) for m in mutes] == [("agent", "worker")]
         process.send_signal(signal.SIGINT)
         assert process.wait(timeout=15) == 130  # as every command on Ctrl+C
         assert "Traceback" not in process.stderr.read()
