@@ -335,3 +335,30 @@ def test_a_broken_state_file_is_a_clear_503_and_metrics_go_on(
         assert found[("pyorchestrate_web_panel_up", (("panel", "alerts"),))] == 0
         assert found[("pyorchestrate_orchestrator_up", ())] == 1
         assert client.get("/agents/worker").status_code == 200
+
+
+def test_a_mute_is_kept_when_the_orchestrator_cannot_record_it(
+    short_tmp: Path, state_file: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The mute is the notifier's: it holds even when the orchestrator does not
+    answer; the answer and the log say it was not recorded."""
+    app = build_app(
+        socket_path=str(short_tmp / "gone.sock"),
+        notify_state=str(state_file),
+        token=TOKEN,
+        permissions="operator",
+    )
+    with TestClient(app, base_url=LOCAL) as client:
+        response = client.post(
+            "/api/alerts/mute",
+            headers=BEARER,
+            json={"kind": "channel", "value": "chat", "seconds": 60},
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["recorded"] is False
+    assert "gone.sock" in response.json()["record_error"]
+    assert "done but not recorded in the history" in caplog.text
+    listed = _cli("notify", "mutes", "--json", "--state-path", str(state_file))
+    assert [(m["kind"], m["value"]) for m in json.loads(listed.stdout)] == [
+        ("channel", "chat")
+    ]
