@@ -25,6 +25,7 @@ BENCHMARKS = (
     "bench_fleet.py",
     "bench_schedule.py",
     "bench_web.py",
+    "bench_chatops.py",
 )
 
 

@@ -174,6 +174,7 @@ class ChatOps:
         self._wake: asyncio.Event | None = None
         self._timer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._recorded: dict[int, asyncio.Event] = {}
         self._starter: asyncio.Task[None] | None = None
         self._polling = asyncio.Event()  # set once polling runs (tests, bench)
         self._stopping = False
@@ -396,6 +397,9 @@ class ChatOps:
         """After the alert went out: where it is, and its escalation timer."""
         table = self.table
         table.sent(alert, chat, int(message.message_id), text)
+        recorded = self._recorded.pop(alert, None)
+        if recorded is not None:  # a press that came before the send's answer
+            recorded.set()
         target = self._escalation_target()
         if (
             self.ack_timeout is not None
@@ -872,6 +876,14 @@ class ChatOps:
             await query.answer("⚠ this button is not valid (expired or altered)")
             return
         alert = self.table.alert(signed.alert)
+        if alert is not None and alert.message_id is None:
+            # Telegram may show the message before the bot has its answer (and
+            # its id): wait for the send to be recorded, briefly.
+            recorded = self._recorded.setdefault(alert.id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(recorded.wait(), 5.0)
+            self._recorded.pop(alert.id, None)
+            alert = self.table.alert(signed.alert)
         message = query.message
         if (
             alert is None

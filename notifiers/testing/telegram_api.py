@@ -61,6 +61,8 @@ def _error(status: int, description: str, **parameters: Any) -> JSONBody:
     return body
 
 
+_FOR = "_for"  # an update's addressee: "bot<token>", or None for any bot
+
 _DESCRIPTIONS = {
     400: "Bad Request: chat not found",
     401: "Unauthorized",
@@ -374,13 +376,15 @@ class FakeTelegramServer:
         username: str | None = "alice",
         chat_type: str | None = None,
         reply_to: int | None = None,
+        bot: str | None = None,
     ) -> int:
         """Queue a user's message (``/ps``, ``/status etl``) for ``getUpdates``, with
         a ``bot_command`` entity when it starts with ``/``; returns its update id.
 
         ``user_id`` defaults to ``chat_id`` (a private chat); ``chat_type`` to
         ``private`` for a positive chat id, ``supergroup`` otherwise. ``reply_to``:
-        the message id it answers.
+        the message id it answers. ``bot``: the token of the bot it is for (``None``:
+        whichever bot polls).
         """
         user = user_id if user_id is not None else chat_id
         sender: JSONBody = {"id": user, "is_bot": False, "first_name": "User"}
@@ -402,7 +406,7 @@ class FakeTelegramServer:
                 ]
             if reply_to is not None and reply_to in self._sent:
                 message["reply_to_message"] = dict(self._sent[reply_to])
-            return self._queue_update({"message": message})
+            return self._queue_update({"message": message}, bot)
 
     def press_button(
         self,
@@ -412,6 +416,7 @@ class FakeTelegramServer:
         chat_id: int | None = None,
         user_id: int = 42,
         username: str | None = "alice",
+        bot: str | None = None,
     ) -> int:
         """Queue a press of an inline button whose ``callback_data`` is ``data``, on
         the message ``message_id`` (default: the last one the bot sent); returns its
@@ -437,7 +442,7 @@ class FakeTelegramServer:
                 "data": data,
                 "message": message,
             }
-            return self._queue_update({"callback_query": query})
+            return self._queue_update({"callback_query": query}, bot)
 
     def message(self, message_id: int) -> JSONBody:
         """A message the bot sent, as it reads now (after its edits): ``text``,
@@ -493,6 +498,18 @@ class FakeTelegramServer:
             assert edit is not None
             return dict(edit)
 
+    def wait_for_edits(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
+        """Wait until ``count`` edits were accepted; return them all."""
+        found = wait_for_items(
+            self._changed,
+            self._edits,
+            count,
+            timeout,
+            what="edits",
+            describe=lambda e: str(e.get("text", ""))[:40],
+        )
+        return [dict(e) for e in found]
+
     def go_down(self, status: int = 502) -> None:
         """Answer every request with ``status`` (a Bot API outage) until
         :meth:`come_back`; long polls under way end with it too."""
@@ -506,11 +523,16 @@ class FakeTelegramServer:
             self._down = None
             self._changed.notify_all()
 
-    def _queue_update(self, update: JSONBody) -> int:
-        # called with the lock held
+    def _queue_update(self, update: JSONBody, bot: str | None) -> int:
+        # called with the lock held; "bot<token>" as in the request path, or None
         self._update_ids += 1
-        update = {"update_id": self._update_ids, **update}
-        self._updates.append(update)
+        self._updates.append(
+            {
+                "update_id": self._update_ids,
+                **update,
+                _FOR: f"bot{bot}" if bot else None,
+            }
+        )
         self._changed.notify_all()
         return self._update_ids
 
@@ -525,7 +547,11 @@ class FakeTelegramServer:
             number = self._polls
             self._pollers[token] = number  # a newer poll ends an older one (409)
             if offset:
-                self._updates = [u for u in self._updates if u["update_id"] >= offset]
+                self._updates = [
+                    u
+                    for u in self._updates
+                    if u["update_id"] >= offset or u[_FOR] not in (None, token)
+                ]
             self._changed.notify_all()
             while True:
                 if self._pollers.get(token) != number:
@@ -534,7 +560,11 @@ class FakeTelegramServer:
                     return self._down, _error(
                         self._down, _DESCRIPTIONS.get(self._down, "Error")
                     )
-                ready = [u for u in self._updates if u["update_id"] >= offset]
+                ready = [
+                    {k: v for k, v in u.items() if k != _FOR}
+                    for u in self._updates
+                    if u["update_id"] >= offset and u[_FOR] in (None, token)
+                ]
                 remaining = deadline - time.monotonic()
                 if ready or remaining <= 0 or self._stopping.is_set():
                     if self._pollers.get(token) == number:
