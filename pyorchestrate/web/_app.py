@@ -76,17 +76,18 @@ class Dashboard:
         link = OrchestratorLink(path, timeout=config.timeout)
         registry = CollectorRegistry(auto_describe=False)
         tally = EventTally(registry)
+        owns = alerts is None
+        if alerts is None:
+            alerts = load_alerts_panel(config.notify_state, config.notify_config)
         hub = EventHub(
             link,
             queue_size=config.sse_queue_size,
             refresh_interval=config.refresh_interval,
             reconnect_interval=config.reconnect_interval,
             on_event=tally.on_event,
+            alerts=alerts,
         )
         registry.register(OrchestratorCollector(link, hub, tally))
-        owns = alerts is None
-        if alerts is None:
-            alerts = load_alerts_panel(config.notify_state, config.notify_config)
         if alerts is not None:
             registry.register(PanelCollector(alerts))
         return cls(

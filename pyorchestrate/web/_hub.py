@@ -12,6 +12,9 @@ The hub runs two tasks on the server's loop:
   every page, however many are open; none runs while no open page shows a table
   (the events page, or no page at all).
 
+* **alerts** (with an Alerts panel): reads the panel every ``alerts_interval``
+  seconds while an Alerts page is open, and sends its data when it changed.
+
 Each page gets a bounded queue (``queue_size`` messages). A page that falls that far
 behind is dropped (its stream ends; the browser's ``EventSource`` reconnects and
 starts from a fresh table), so a slow client never makes the server buffer without
@@ -30,6 +33,7 @@ from typing import Any
 
 from ..core.errors import ControlError
 from ._link import OrchestratorLink
+from ._panels import AlertsPanel
 
 __all__ = ["EventHub", "Message", "PageStream"]
 
@@ -37,8 +41,9 @@ logger = logging.getLogger(__name__)
 
 Message = tuple[str, str]
 """``(kind, JSON text)``: ``event`` (a record), ``agents`` (the ``ps`` data; only the
-page's agent for an agent's page) or ``status`` (``{"connected": bool, "error":
-str | None}``). Each is encoded once, however many pages it goes to."""
+page's agent for an agent's page), ``status`` (``{"connected": bool, "error":
+str | None}``) or ``alerts`` (the Alerts panel's data, or ``{"error": ...}``). Each
+is encoded once, however many pages it goes to."""
 
 _QUIET_EVENTS = frozenset({"agent_heartbeat"})
 """Counted, but not sent to pages (one per agent per interval)."""
@@ -53,10 +58,14 @@ class PageStream:
     event_name: str | None = None
     table: bool = True
     """Whether the page shows agents (the events page does not)."""
+    alerts: bool = False
+    """Whether the page shows the Alerts panel's data."""
+    events: bool = True
+    """Whether the page shows events (the Alerts page does not)."""
     dropped: bool = field(default=False)
 
     def wants(self, event: dict[str, Any]) -> bool:
-        if event.get("event_name") in _QUIET_EVENTS:
+        if not self.events or event.get("event_name") in _QUIET_EVENTS:
             return False
         if self.agent is not None and event.get("agent") != self.agent:
             return False
@@ -72,6 +81,9 @@ class EventHub:
         refresh_interval: seconds between agent-table refreshes.
         reconnect_interval: seconds between attempts to reach the orchestrator.
         on_event: called with each event as it arrives (on the loop; must be quick).
+        alerts: the Alerts panel whose data the Alerts pages follow.
+        alerts_interval: seconds between two reads of it (while an Alerts page is
+            open).
     """
 
     def __init__(
@@ -82,6 +94,8 @@ class EventHub:
         refresh_interval: float = 2.0,
         reconnect_interval: float = 1.0,
         on_event: Callable[[dict[str, Any]], None] | None = None,
+        alerts: AlertsPanel | None = None,
+        alerts_interval: float = 1.0,
     ) -> None:
         self.link = link
         self.queue_size = queue_size
@@ -93,8 +107,12 @@ class EventHub:
         self.agents: dict[str, Any] | None = None
         self.last_seq: int | None = None
         self.dropped_total = 0
+        self.alerts = alerts
+        self.alerts_interval = alerts_interval
+        self._alerts_text: str | None = None  # the last alerts data sent, encoded
         self._pages: set[PageStream] = set()
         self._stale: asyncio.Event | None = None  # made by run(), on its loop
+        self._alerts_stale: asyncio.Event | None = None
 
     # ------------------------------------------------------------ pages
     @property
@@ -108,13 +126,28 @@ class EventHub:
         agent: str | None = None,
         event_name: str | None = None,
         table: bool = True,
+        alerts: bool = False,
+        events: bool = True,
     ) -> PageStream:
-        """A new page's stream, primed with the connection state and the table."""
-        page = PageStream(asyncio.Queue(self.queue_size), agent, event_name, table)
+        """A new page's stream, primed with the connection state and the table
+        (and the alerts data)."""
+        page = PageStream(
+            asyncio.Queue(self.queue_size),
+            agent,
+            event_name,
+            table,
+            alerts=alerts and self.alerts is not None,
+            events=events,
+        )
         page.queue.put_nowait(("status", _encode(self._status())))
         self._mark_stale()  # a fresh table for it at once
         if self.agents is not None and table:
             page.queue.put_nowait(("agents", _encode(_table_for(self.agents, agent))))
+        if page.alerts:
+            if self._alerts_text is not None:
+                page.queue.put_nowait(("alerts", self._alerts_text))
+            if self._alerts_stale is not None:
+                self._alerts_stale.set()
         self._pages.add(page)
         return page
 
@@ -185,10 +218,15 @@ class EventHub:
         """Follow and refresh until cancelled (on one loop at a time; a server that
         starts again runs it again)."""
         self._stale = asyncio.Event()
+        self._alerts_stale = asyncio.Event()
         self.connected, self.error = False, None
         async with asyncio.TaskGroup() as group:
             group.create_task(self._follow(), name="pyorchestrate-web-follow")
             group.create_task(self._refresh(), name="pyorchestrate-web-refresh")
+            if self.alerts is not None:
+                group.create_task(
+                    self._follow_alerts(self.alerts), name="pyorchestrate-web-alerts"
+                )
 
     async def _follow(self) -> None:
         while True:
@@ -238,6 +276,39 @@ class EventHub:
                 continue
             await self.refresh()
 
+    async def _follow_alerts(self, panel: AlertsPanel) -> None:
+        stale = self._alerts_stale
+        assert stale is not None
+        failed = False
+        while True:
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self.alerts_interval):
+                    await stale.wait()
+            stale.clear()
+            if not any(page.alerts for page in self._pages):
+                continue  # no Alerts page open: no read
+            try:
+                data = dict(await asyncio.to_thread(panel.alerts))
+            except Exception as exc:  # said on the page, logged once per outage
+                if not failed:
+                    logger.error(
+                        "the alerts panel failed: %s: %s", type(exc).__name__, exc
+                    )
+                failed = True
+                data = {
+                    "error": f"cannot read the notifier state: {type(exc).__name__}: {exc}"
+                }
+            else:
+                failed = False
+            text = _encode(_steady(data))
+            if text == self._alerts_text:
+                continue
+            self._alerts_text = text
+            message = ("alerts", text)
+            for page in list(self._pages):
+                if page.alerts:
+                    self._put(page, message)
+
     async def refresh(self) -> None:
         """Read the agent table now and send it to every page."""
         try:
@@ -251,6 +322,20 @@ class EventHub:
 
 def _encode(data: dict[str, Any]) -> str:
     return json.dumps(data, separators=(",", ":"))
+
+
+def _steady(data: dict[str, Any]) -> dict[str, Any]:
+    """The alerts data without what moves by itself (``now``, a mute's ``left``:
+    the page counts down from ``until``), so an unchanged state sends nothing."""
+    steady = {key: value for key, value in data.items() if key != "now"}
+    if isinstance(data.get("mutes"), list):
+        steady["mutes"] = [
+            {k: v for k, v in mute.items() if k != "left"}
+            if isinstance(mute, dict)
+            else mute
+            for mute in data["mutes"]
+        ]
+    return steady
 
 
 def _table_for(agents: dict[str, Any], agent: str | None) -> dict[str, Any]:

@@ -5,7 +5,9 @@ the hub fills; a page that falls ``sse_queue_size`` messages behind is dropped, 
 send that blocks for ``SEND_TIMEOUT`` seconds drops it too (the browser reconnects by
 itself and starts from a fresh table). Messages: ``status`` (connected or not),
 ``agents`` (the ``ps`` data; with ``agent=NAME`` only that agent's row; none with
-``table=false``) and ``event`` (one history record), each JSON.
+``table=false``), ``event`` (one history record; none with ``events=false``) and,
+with ``alerts=true``, ``alerts`` (the Alerts panel's data when it changed), each
+JSON.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ class StreamQuery(EventQuery):
     agent: str | None = Field(default=None, min_length=1)
     table: bool = True
     """``false``: no ``agents`` messages (a page that shows no agent table)."""
+    events: bool = True
+    """``false``: no ``event`` messages (a page that shows no events)."""
+    alerts: bool = False
+    """``true``: ``alerts`` messages, the Alerts panel's data when it changes."""
 
 
 def stream_endpoint(hub: EventHub) -> Callable[[Request], Awaitable[Response]]:
@@ -45,7 +51,11 @@ def stream_endpoint(hub: EventHub) -> Callable[[Request], Awaitable[Response]]:
         except QueryError as exc:
             return error_response(exc, hub.link)
         page = hub.open_page(
-            agent=query.agent, event_name=query.event_type, table=query.table
+            agent=query.agent,
+            event_name=query.event_type,
+            table=query.table,
+            alerts=query.alerts,
+            events=query.events,
         )
 
         async def messages() -> AsyncIterator[ServerSentEvent]:

@@ -322,7 +322,7 @@ class Pages:
         common: dict[str, Any] = {
             "page": "alerts",
             "title": "Alerts",
-            "stream_url": "/api/stream?table=false",
+            "stream_url": "/api/stream?table=false&events=false&alerts=true",
         }
         panel = self.alerts_panel
         if panel is None:

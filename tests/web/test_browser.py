@@ -354,3 +354,52 @@ def test_a_mute_from_the_alerts_page(
     assert (mute.kind, mute.value) == ("agent", "worker")
     assert mute.until is not None
     assert driver.get_cookies() == []  # type: ignore[attr-defined]
+
+
+def test_the_alerts_page_follows_the_state_file_without_reload(
+    fleet: Fleet, make_server: MakeServer, browser: object, tmp_path: Path
+) -> None:
+    from selenium.webdriver.common.by import By
+
+    from notifiers.state import NotifierState
+
+    path = tmp_path / "notify.sqlite3"
+    NotifierState(path).close()
+    server = make_server(socket_path=fleet.socket, notify_state=str(path))
+    driver = browser
+    driver.get(server.url + "/alerts")  # type: ignore[attr-defined]
+    _wait(
+        driver,
+        lambda d: d.find_element("id", "connection").text == "live",
+        "the page never went live",
+    )
+    driver.execute_script("window.__notReloaded = true")  # type: ignore[attr-defined]
+    with NotifierState(path) as state:  # as pyorchestrate notify mute and a dispatcher
+        state.mute("event", "agent_*", duration=3600, reason="<i>upgrade</i>")
+        state.save_stats({"pager": {"sent": 5, "failed": 2, "retried": 1}})
+    _wait(
+        driver,
+        lambda d: d.find_elements(By.CSS_SELECTOR, '#mutes tr[data-value="agent_*"]'),
+        "the mute did not show",
+    )
+    _wait(
+        driver,
+        lambda d: (
+            d.find_elements(
+                By.CSS_SELECTOR,
+                '#channels tr[data-channel="pager"] td[data-count="sent"]',
+            )
+            and d.find_element(
+                By.CSS_SELECTOR,
+                '#channels tr[data-channel="pager"] td[data-count="sent"]',
+            ).text
+            == "5"
+        ),
+        "the counters did not show",
+    )
+    reason = driver.find_element(  # type: ignore[attr-defined]
+        By.CSS_SELECTOR, '#mutes tr[data-value="agent_*"] td:nth-child(5)'
+    ).text
+    assert reason == "<i>upgrade</i>"  # text, not markup
+    assert driver.execute_script("return window.__notReloaded === true")  # type: ignore[attr-defined]
+    assert driver.find_elements(By.CSS_SELECTOR, "#mutes button") == []  # type: ignore[attr-defined]

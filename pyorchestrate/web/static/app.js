@@ -233,6 +233,103 @@
     });
   }
 
+  // ---------------------------------------------------------------- alerts
+  function stamp(epoch) {
+    if (epoch === null || epoch === undefined) return "";
+    var d = new Date(epoch * 1000);
+    function two(n) { return (n < 10 ? "0" : "") + n; }
+    return d.getFullYear() + "-" + two(d.getMonth() + 1) + "-" + two(d.getDate()) + " " +
+      two(d.getHours()) + ":" + two(d.getMinutes()) + ":" + two(d.getSeconds());
+  }
+  function count(value) { return value === null || value === undefined ? "–" : value; }
+  function emptyRow(tbody, columns, text) {
+    var tr = document.createElement("tr");
+    cell(tr, text, "muted").colSpan = columns;
+    tbody.appendChild(tr);
+  }
+  function renderAlerts(data) {
+    var problem = document.getElementById("alerts-live-error");
+    if (problem) {
+      problem.hidden = !data.error;
+      problem.textContent = data.error || "";
+    }
+    if (data.error) return;
+    var detail = document.getElementById("alerts-detail");
+    if (detail) detail.textContent = data.detail || "";
+    var channels = document.querySelector("#channels tbody");
+    if (channels) {
+      channels.replaceChildren();
+      (data.channels || []).forEach(function (c) {
+        var tr = document.createElement("tr");
+        tr.dataset.channel = c.channel;
+        cell(tr, c.channel);
+        [["sent"], ["failed"], ["retried"], ["queued"], ["dropped"], ["suppressed"]].forEach(function (k) {
+          var td = cell(tr, count(c[k[0]]), k[0] === "failed" && c.failed ? "error" : "");
+          td.dataset.count = k[0];
+        });
+        var o = c.outbox || {};
+        cell(tr, (o.pending || 0) + " pending, " + (o.failed || 0) + " failed, " + (o.dead || 0) + " dead")
+          .dataset.count = "outbox";
+        cell(tr, stamp(c.last_success));
+        cell(tr, c.last_error || "", "error");
+        cell(tr, c.running ? "running" : (c.running === false ? "stopped" : ""));
+        channels.appendChild(tr);
+      });
+      if (!channels.children.length) emptyRow(channels, 11, "No channel has saved its counters yet.");
+    }
+    var mutes = document.querySelector("#mutes tbody");
+    if (mutes) {
+      var canUnmute = !!document.getElementById("mute-form");
+      var now = Date.now() / 1000;
+      mutes.replaceChildren();
+      (data.mutes || []).forEach(function (m) {
+        var tr = document.createElement("tr");
+        tr.dataset.kind = m.kind;
+        tr.dataset.value = m.value;
+        cell(tr, m.kind);
+        cell(tr, m.value);
+        var until = cell(tr, m.until === null ? "unmuted" : stamp(m.until) + " ");
+        if (m.until !== null) {
+          var left = document.createElement("span");
+          left.className = "muted";
+          left.textContent = "(" + duration(Math.max(0, m.until - now)) + " left)";
+          until.appendChild(left);
+        }
+        cell(tr, stamp(m.created));
+        cell(tr, m.reason || "");
+        if (canUnmute) {
+          var button = document.createElement("button");
+          button.type = "button";
+          button.className = "unmute";
+          button.dataset.alertAction = "unmute";
+          button.textContent = "Unmute";
+          cell(tr, "").appendChild(button);
+        }
+        mutes.appendChild(tr);
+      });
+      if (!mutes.children.length) emptyRow(mutes, 6, "Nothing is muted.");
+    }
+    var outbox = document.querySelector("#outbox tbody");
+    if (outbox) {
+      outbox.replaceChildren();
+      (data.outbox || []).forEach(function (r) {
+        var tr = document.createElement("tr");
+        tr.className = "outbox-" + String(r.state).replace(/[^a-z]/g, "");
+        [r.id, r.channel, r.state, r.attempts, r.agent || "", r.event || "", r.title || "",
+          stamp(r.created)].forEach(function (v) { cell(tr, v); });
+        cell(tr, r.last_error || "", "error");
+        outbox.appendChild(tr);
+      });
+      if (!outbox.children.length) emptyRow(outbox, 9, "The outbox is empty: everything was delivered.");
+      var total = data.outbox_total || 0, shown = (data.outbox || []).length;
+      var heading = document.getElementById("outbox-count");
+      if (heading) {
+        heading.textContent = "(" + total + " row" + (total === 1 ? "" : "s") +
+          (total > shown ? ", the oldest " + shown + " shown" : "") + ")";
+      }
+    }
+  }
+
   // ---------------------------------------------------------------- stream
   var url = body.dataset.stream;
   if (url && window.EventSource) {
@@ -247,6 +344,7 @@
       else if (page === "agent") renderAgent(data);
     });
     source.addEventListener("event", function (e) { appendEvent(JSON.parse(e.data)); });
+    source.addEventListener("alerts", function (e) { renderAlerts(JSON.parse(e.data)); });
     source.onerror = function () {
       setConnected(false, "the dashboard server does not answer");
     };
