@@ -86,6 +86,7 @@ def test_notify_help_loads_only_the_light_notify_plugin() -> None:
     ]
     assert notifier_modules == [
         "notifiers",
+        "notifiers._durations",  # stdlib only: "10m", shared with the settings
         "notifiers.cli",
         "notifiers.cli._common",
         "notifiers.cli._durations",
