@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import math
 import os
+import re
 import socket
 import threading
 import time
@@ -434,7 +435,11 @@ def _process_running(host: object, pid: object) -> bool | None:
 
 
 def _register_secrets(settings: Any) -> None:
-    """Mask the configured secrets (tokens, passwords, URLs) in what the page shows."""
+    """Mask the configured secrets (tokens, passwords, URLs and their paths) in what
+    the page shows, as ``pyorchestrate notify status`` does: the stored texts were
+    masked by the process that wrote them; this is a second net."""
+    from urllib.parse import urlsplit
+
     from pydantic import SecretStr
 
     for name in settings.configured():
@@ -443,8 +448,18 @@ def _register_secrets(settings: Any) -> None:
                 value if isinstance(value, list | tuple) else [value]
             )
             for item in values:
-                if isinstance(item, SecretStr):
-                    secret = item.get_secret_value()
-                    SECRETS.add(secret)
-                    if "://" in secret:
-                        SECRETS.add(secret.split("://", 1)[1])
+                if not isinstance(item, SecretStr):
+                    continue
+                secret = item.get_secret_value()
+                SECRETS.add(secret)
+                if "://" not in secret:
+                    continue
+                rest = secret.split("://", 1)[1]
+                if re.search(r"[/?#@]", rest):  # a bare host:port is no secret
+                    SECRETS.add(rest)
+                try:
+                    path = urlsplit(secret).path.rstrip("/")
+                except ValueError:
+                    continue
+                if len(path) > 1:  # with its "/": "/hook" must not mask "webhook"
+                    SECRETS.add(path)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from starlette.testclient import TestClient
 
 from notifiers import Dispatcher, Notification, RetryPolicy, TransientDeliveryError
+from notifiers.state import NotifierState
 from notifiers.testing import FlakyNotifier, RecordingNotifier
 from notifiers.web_panel import NotifierPanel
 from pyorchestrate.web import build_app
@@ -189,6 +191,30 @@ def test_a_configured_channel_has_its_series_before_anything_happened(
         ):
             assert "s3cr3t" not in text
     assert not (tmp_path / "later.sqlite3").exists()  # never created just to read
+
+
+def test_the_settings_secrets_are_masked_in_what_the_state_file_holds(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """A second net: an error stored with a secret in it (by a process that did not
+    know it) is masked with the secrets of ``--notify-config``'s settings."""
+    secret = f"hook-{uuid.uuid4().hex}"  # never registered in this process before
+    path = tmp_path / "notify.sqlite3"
+    with NotifierState(path) as state:
+        state.save_stats(
+            {"webhook": {"failed": 1, "last_error": f"POST /{secret} refused"}}
+        )
+        state.mute("agent", "worker", duration=600, reason=f"see /{secret}")
+    settings = tmp_path / "notify.toml"
+    settings.write_text(
+        f'state_path = "{path}"\n[webhook]\nurl = "json://127.0.0.1:9/{secret}"\n'
+    )
+    app = build_app(socket_path=fleet.socket, notify_config=str(settings))
+    with TestClient(app, base_url=LOCAL) as client:
+        page = client.get("/alerts").text
+        assert "POST *** refused" in page
+        for text in (page, client.get("/api/alerts").text, client.get("/metrics").text):
+            assert secret not in text
 
 
 def test_delivery_times_come_from_a_dispatcher_of_this_process(
