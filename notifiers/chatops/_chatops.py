@@ -938,6 +938,8 @@ class ChatOps:
             line = await self._guarded(
                 self._act("restart", alert.agent or "", update=update, chat=chat)
             )
+        if line.startswith("⚠"):  # it did not happen: the button works again
+            self.table.unuse(alert.id, letter)
         await self._annotate(alert.id, line)
 
     async def _log(self, alert: ChatAlert, *, update: Any, chat: int) -> str:

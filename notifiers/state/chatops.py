@@ -173,6 +173,14 @@ class ChatOpsTable:
                 == 1
             )
 
+    def unuse(self, alert: int, action: str) -> None:
+        """``action`` failed: its button works again."""
+        with self.db.write() as conn:
+            conn.execute(
+                "UPDATE chat_alerts SET used = replace(used, ?, '') WHERE id = ?",
+                (action, alert),
+            )
+
     def ack(self, alert: int, actor: str) -> tuple[bool, bool]:
         """Acknowledge ``alert``: (newly acknowledged, an escalation was stopped)."""
         now = self.db.clock()

@@ -175,3 +175,84 @@ def test_forged_altered_expired_and_replayed_button_data_is_refused(
         [mute] = state.mutes()
     assert (mute.kind, mute.value) == ("agent", "etl")
     assert mute.reason == "muted from Telegram by @alice"
+
+
+class Chatty(LoopingProcessAgent):
+    """Writes numbered lines, then crashes once (no marker file yet)."""
+
+    marker = ""
+
+    def cycle(self) -> None:
+        for number in range(30):
+            print(f"line {number} <of 30> & more", flush=True)
+        if not Path(self.marker).exists():
+            Path(self.marker).write_text("failed once")
+            raise RuntimeError("crashed after 30 lines")
+        time.sleep(0.05)
+
+
+def test_log_press_replies_with_the_last_output_lines_escaped(
+    tmp_path: Path,
+    fake_telegram: FakeTelegramServer,
+    make_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    orchestrator = make_orchestrator("etl-prod", agent_start_timeout=30.0)
+    orchestrator.register_agent(Chatty, "chatty", marker=str(tmp_path / "failed"))
+    ops = chatops()
+    alerts = attach(
+        orchestrator,
+        "errors_only",
+        telegram(fake_telegram, ops),
+        rules=False,
+        state=tmp_path / "notify.sqlite3",
+    )
+    orchestrator.start()
+    fake_telegram.wait_for(1, timeout=30)
+    wait_polling(fake_telegram, ops)
+    message_id = fake_telegram.sent_ids[-1]
+    log = buttons(fake_telegram.message(message_id))["📄 Log"]
+    fake_telegram.press_button(log, message_id=message_id)
+    reply = fake_telegram.wait_for(2)[-1]["text"]
+    fake_telegram.press_button(log, message_id=message_id)  # Log works again
+    again = fake_telegram.wait_for(3)[-1]["text"]
+    alerts.detach()
+
+    assert reply.startswith("📄 <b>chatty</b>: last output")
+    assert "line 29 &lt;of 30&gt; &amp; more" in reply and "<of 30>" not in reply
+    assert "<pre>" in reply and len(reply) <= 4096
+    assert again == reply
+    assert fake_telegram.edits == []  # the alert itself is unchanged
+
+
+def test_a_refused_restart_says_why_and_the_button_works_again(
+    tmp_path: Path,
+    fake_telegram: FakeTelegramServer,
+    make_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    # The orchestrator itself allows no restart: the same check as over its socket.
+    orchestrator = make_orchestrator(
+        "etl-prod",
+        agent_start_timeout=30.0,
+        allowed_commands=frozenset({"ps", "status", "history"}),
+    )
+    orchestrator.register_agent(FailsOnce, "etl", marker=str(tmp_path / "failed"))
+    ops = chatops()
+    alerts = attach(
+        orchestrator,
+        "errors_only",
+        telegram(fake_telegram, ops),
+        rules=False,
+        state=tmp_path / "notify.sqlite3",
+    )
+    orchestrator.start()
+    fake_telegram.wait_for(1, timeout=30)
+    wait_polling(fake_telegram, ops)
+    message_id = fake_telegram.sent_ids[-1]
+    restart = buttons(fake_telegram.message(message_id))["↻ Restart"]
+    fake_telegram.press_button(restart, message_id=message_id)
+    edit = fake_telegram.wait_for_edit()
+    alerts.detach()
+
+    assert "⚠ " in edit["text"] and "not allowed" in edit["text"]
+    assert "↻ Restart" in buttons(fake_telegram.message(message_id))
+    assert orchestrator.run_command("status", "etl")["restarts"] == 0

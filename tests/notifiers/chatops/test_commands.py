@@ -140,11 +140,12 @@ def test_operator_restarts_and_mutes_by_command_and_history_shows_it(
             "/unmute etl<1>",
             "/history 8",
             "/frobnicate",
+            "/status nosuch",
         )
     ):
         fake_telegram.send_command(command, chat_id=CHAT)
         fake_telegram.wait_for(number + 1, timeout=30)
-    restarted, muted, unmuted, history, unknown = replies(fake_telegram, CHAT)
+    restarted, muted, unmuted, history, unknown, missing = replies(fake_telegram, CHAT)
     assert restarted.startswith("↻ restarted by @alice at ")
     assert restarted.endswith("READY again")
     assert "🔕 etl&lt;1&gt; muted for 2 h (until " in muted
@@ -152,6 +153,7 @@ def test_operator_restarts_and_mutes_by_command_and_history_shows_it(
     assert "restart by @alice (telegram, ok)" in history
     assert "unmute by @alice" in history
     assert unknown == "unknown command; /help lists them"
+    assert missing.startswith("⚠ ") and "nosuch" in missing
     actions = [
         (r.data["action"], r.agent or r.data.get("target"))
         for r in orchestrator.history.last(100, event_name="operator_action")
