@@ -113,6 +113,41 @@ def test_no_core_source_names_notifiers() -> None:
     assert offenders == []
 
 
+def test_only_the_ray_backend_imports_ray() -> None:
+    """``ray`` (a heavy, optional import) is imported in one module, lazily: never at
+    the top of any module, and nowhere else in pyorchestrate or notifiers."""
+    backend = ROOT / "pyorchestrate" / "core" / "agent" / "ray_backend.py"
+    offenders = []
+    for package in ("pyorchestrate", "notifiers"):
+        for path in (ROOT / package).rglob("*.py"):
+            tree = ast.parse(path.read_text())
+            top_level = set(map(id, tree.body))
+            for node in ast.walk(tree):
+                names = []
+                if isinstance(node, ast.Import):
+                    names = [alias.name for alias in node.names]
+                elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                    names = [node.module or ""]
+                if not any(n == "ray" or n.startswith("ray.") for n in names):
+                    continue
+                if path != backend or id(node) in top_level:
+                    offenders.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    assert offenders == []
+
+
+def test_importing_the_orchestrator_does_not_import_ray() -> None:
+    code = (
+        "import sys\n"
+        "from pyorchestrate import Orchestrator, LoopingThreadAgent\n"
+        "Orchestrator(Orchestrator.Config(enable_command_interface=False)).shutdown()\n"
+        "print('ray' in sys.modules)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "False"
+
+
 def test_no_module_imports_another_modules_private_names() -> None:
     """A name another module needs is public in its (possibly private) module:
     ``from .x import _helper`` across modules is an object spread over files."""

@@ -187,7 +187,7 @@ class BaseAgent(abc.ABC):
         **kwargs: Any,
     ) -> None:
         flavour = self.flavour
-        if flavour not in ("thread", "process"):
+        if flavour not in ("thread", "process", "ray"):
             raise TypeError(
                 f"{type(self).__name__} has no flavour: subclass a …ThreadAgent or a "
                 "…ProcessAgent (e.g. LoopingThreadAgent)"

@@ -36,7 +36,9 @@ __all__ = [
     "make_event",
 ]
 
-Flavour = Literal["thread", "process"]
+Flavour = Literal["thread", "process", "ray"]
+"""Where an agent runs: a thread, a process, or a Ray actor (whose orchestrator-side
+object, :class:`~.ray_backend.RayAgent`, uses thread events)."""
 
 
 class ProcessEvent:
@@ -138,7 +140,7 @@ def make_event(flavour: Flavour, *, is_set: bool = False) -> AnyEvent:
     flavours.
     """
     event: AnyEvent
-    if flavour == "thread":
+    if flavour in ("thread", "ray"):
         event = threading.Event()
     elif flavour == "process":
         event = ProcessEvent()

@@ -30,8 +30,8 @@ def build_agent_summary(agent: AgentSnapshot) -> dict[str, Any]:
     """What ``ps`` shows of one agent: name, class and state, whether it is alive,
     started or queued, pid, uptime, restarts, the last exit code or signal, the time
     to its next try, and its last error; a scheduled agent's next run and last
-    result."""
-    return {
+    result. A Ray agent's row adds its ``node``."""
+    row = {
         "name": agent.name,
         "agent_name": agent.name,  # the reference protocol's key for ps rows
         "class_name": agent.class_name,
@@ -50,12 +50,15 @@ def build_agent_summary(agent: AgentSnapshot) -> dict[str, Any]:
         "next_run": agent.next_run,
         "last_result": agent.last_result,
     }
+    if agent.flavour == "ray":
+        row["node"] = agent.node
+    return row
 
 
 def build_agent_status(details: AgentDetails) -> dict[str, Any]:
     """One agent's whole state: :func:`build_agent_summary` plus its flavour,
     generation, starts, restart policy and attempt, termination status, dependencies
-    and config."""
+    and config; a Ray agent's actor (``ray``: name, namespace, id, node, resources)."""
     agent = details.agent
     return {
         **build_agent_summary(agent),
@@ -67,6 +70,7 @@ def build_agent_status(details: AgentDetails) -> dict[str, Any]:
         "termination_status": details.termination_status,
         "dependencies": list(details.dependencies),
         "config": details.config,
+        **({} if details.ray is None else {"ray": details.ray}),
     }
 
 

@@ -66,6 +66,8 @@ class AgentSnapshot(NamedTuple):
     last_result: str | None = None
     """A scheduled agent's last run: ``success``, ``failed``, ``max_runtime`` or
     ``missed`` (``None``: not scheduled, or no run yet)."""
+    node: str | None = None
+    """A Ray agent's node (its IP address), once its actor is placed."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +83,8 @@ class AgentDetails:
     termination_status: str | None
     dependencies: tuple[str, ...]
     config: dict[str, Any] | None
+    ray: dict[str, Any] | None = None
+    """A Ray agent's actor: name, namespace, id, node and resources."""
 
 
 @dataclass(frozen=True, slots=True)

@@ -140,6 +140,33 @@ class OrchestratorConfig(ConfigModel):
         strict=True,
         description="most bytes of those lines kept in memory",
     )
+    backend: Literal["local", "ray"] = Field(
+        default="local",
+        description=(
+            "where agents run unless register_agent says: 'local' (a thread or a "
+            "process, as the class says) or 'ray' (a Ray actor)"
+        ),
+    )
+    ray_address: str | None = Field(
+        default=None,
+        min_length=1,
+        description=(
+            "Ray cluster of the Ray agents: None = start a local one on 127.0.0.1, "
+            "owned and stopped with the orchestrator; 'auto', 'host:port' or "
+            "'ray://host:10001' = connect, and leave it running"
+        ),
+    )
+    ray_namespace: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Ray namespace of the agents' actors (None: one per orchestrator)",
+    )
+    ray_num_cpus: int | None = Field(
+        default=None,
+        gt=0,
+        strict=True,
+        description="CPUs of the local Ray cluster (None: Ray counts them)",
+    )
 
     @field_validator("logs_dir", mode="before")
     @classmethod

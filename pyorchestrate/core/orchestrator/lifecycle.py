@@ -22,6 +22,7 @@ with its own job and state, which change state only through it:
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable
@@ -32,6 +33,7 @@ from typing import Any
 from ..agent.command import CommandAgent, CommandSpawnError, ProcessGroupGuard
 from ..agent.external import ExternalJob
 from ..agent.flavours import StartMethod, expected_exit_code
+from ..agent.ray_backend import RayAgent, RayBackend
 from ..agent.status import AgentTerminationStatus
 from ..errors import LifecycleError
 from ..events import AgentEvent, OrchestratorEvent
@@ -61,6 +63,10 @@ end at once unless something the agent started, outside its process group, holds
 ERROR_HOLD = 5.0
 """Seconds a process agent's reported error (AGENT_ERROR) waits for the process to end,
 to carry its last output lines; an agent still running then has its error sent as is."""
+
+_REMOTE = ("process", "ray")
+"""Flavours whose agents run in a process of their own: their pid and log records
+come in their messages."""
 
 _STATE_EVENTS: dict[AgentState, OrchestratorEvent] = {
     S.RUNNING: OrchestratorEvent.AGENT_STARTED,
@@ -107,6 +113,9 @@ class LifecycleManager:
         schedule_state: Path | None = None,
         name: str = "orchestrator",
         output: OutputSettings | None = None,
+        ray_address: str | None = None,
+        ray_namespace: str | None = None,
+        ray_num_cpus: int | None = None,
     ) -> None:
         self.registry = registry
         self.graph = graph
@@ -124,6 +133,13 @@ class LifecycleManager:
         """Reads process agents' stdout and stderr, stores it, keeps the last lines."""
         self.command_guard = ProcessGroupGuard(name)
         """Ends the command agents' process groups if this process dies."""
+        self.ray = RayBackend(
+            address=ray_address,
+            namespace=ray_namespace
+            or f"pyorchestrate-{name}-{os.getpid()}-{id(self):x}",
+            num_cpus=ray_num_cpus,
+        )
+        """The Ray cluster that Ray agents run on (connected on first use)."""
 
         def wake_router() -> None:
             self.wake()  # late-bound: the orchestrator sets wake once its router exists
@@ -201,6 +217,8 @@ class LifecycleManager:
     def emit(self, event: OrchestratorEvent, entry: AgentEntry, **context: Any) -> None:
         """Emit ``event`` for ``entry`` with its generation and pid added."""
         ctx: dict[str, Any] = {"generation_id": entry.generation_id, "pid": entry.pid}
+        if isinstance(entry.agent, RayAgent):
+            ctx["node"] = entry.agent.node  # alerts' {node}
         ctx.update(context)
         self.bus.emit(event, agent_name=entry.name, context=ctx)
 
@@ -471,6 +489,8 @@ class LifecycleManager:
             if isinstance(instance, CommandAgent):
                 instance.use_guard(self.command_guard)
                 on_line = instance.on_output_line  # ready_pattern, heartbeats
+            if isinstance(instance, RayAgent):
+                instance.use_backend(self.ray)
             if instance.flavour == "process":
                 # OSError: names the file
                 output = self.output.open(entry.name, on_line=on_line)
@@ -513,7 +533,7 @@ class LifecycleManager:
             )
             return
         if message.type is MessageType.LOG:
-            if entry.flavour == "process":
+            if entry.flavour in _REMOTE:
                 self.log_relay.submit(entry.name, message.payload)
             return
         if message.type is not MessageType.STATUS:
@@ -530,7 +550,7 @@ class LifecycleManager:
             )
             return
         event = payload.get("event")
-        if isinstance(payload.get("pid"), int) and entry.flavour == "process":
+        if isinstance(payload.get("pid"), int) and entry.flavour in _REMOTE:
             entry.pid = payload["pid"]
         if event == AgentEvent.START.value:
             entry.reached_running = True
@@ -775,7 +795,13 @@ class LifecycleManager:
         ended."""
         relayed = self.log_relay.close(timeout)
         guarded = self.command_guard.close(timeout)
-        return self.output.close(timeout) and relayed and guarded
+        # A local Ray cluster takes about 1.5 s to shut down: its own budget.
+        try:
+            rayed = self.ray.close(max(timeout, 5.0))
+        except Exception:
+            logger.exception("the Ray backend did not close cleanly")
+            rayed = False
+        return self.output.close(timeout) and relayed and guarded and rayed
 
     # ------------------------------------------------------------- queries
     def is_idle(self) -> bool:

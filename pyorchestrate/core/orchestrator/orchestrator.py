@@ -25,6 +25,7 @@ from typing import Any, Literal
 from ..agent.base import AgentConfig, BaseAgent, build_agent_config, check_agent_kwargs
 from ..agent.flags import ControlEvents, StateEvents
 from ..agent.plugins import AgentPlugin
+from ..agent.ray_backend import RayAgent, RayOptions, choose_backend
 from ..control.execute import Caller, check_command, execute
 from ..control.permissions import COMMANDS
 from ..control.process_stats import ProcessStats
@@ -168,6 +169,9 @@ class Orchestrator:
             ),
             name=name,
             output=config.output_settings(name),
+            ray_address=config.ray_address,
+            ray_namespace=config.ray_namespace,
+            ray_num_cpus=config.ray_num_cpus,
         )
         self.router = MessageRouter(
             self.lifecycle,
@@ -222,6 +226,8 @@ class Orchestrator:
         *,
         supervision: SupervisionConfig | Mapping[str, Any] | None = None,
         schedule: Schedule | Mapping[str, Any] | None = None,
+        backend: Literal["local", "ray"] | None = None,
+        ray_options: RayOptions | Mapping[str, Any] | None = None,
         **kwargs: Any,
     ) -> AgentEntry:
         """Register an agent to run; it starts with :meth:`start` (or :meth:`start_agent`).
@@ -237,6 +243,12 @@ class Orchestrator:
         commands and external jobs (:class:`~pyorchestrate.ExternalJob`, which needs
         one) can be scheduled. See :mod:`pyorchestrate.core.orchestrator.scheduler`.
 
+        ``backend="ray"`` (default: the config's ``backend``) runs the class, unchanged,
+        as a Ray actor, placed and sized by ``ray_options`` (a
+        :class:`~pyorchestrate.core.agent.ray_backend.RayOptions` or a mapping:
+        ``num_cpus``, ``num_gpus``, ``memory``, ``resources``, ``runtime_env``); see
+        :mod:`pyorchestrate.core.agent.ray_backend`.
+
         ``name`` defaults to the class name (only when ``None``); it must be a
         non-empty string of printable characters without whitespace at either end.
 
@@ -251,6 +263,14 @@ class Orchestrator:
                 an external job without one.
         """
         _check_agent_class(agent_class)
+        agent_class = choose_backend(
+            agent_class,
+            backend,
+            default=self.config.backend,
+            ray_options=ray_options,
+            kwargs=kwargs,
+            control_events=control_events,
+        )
         name = check_agent_name(agent_class.__name__ if name is None else name)
         settings = {
             k: kwargs.pop(k) for k in list(kwargs) if k in agent_class.config_keywords
@@ -405,6 +425,13 @@ class Orchestrator:
             order = self.dependency_graph.topological_sort(self.registry.names())
             self._ensure_running()  # a taken socket raises here, before any agent starts
             self._started = True
+        if any(issubclass(e.agent_class, RayAgent) for e in self.registry):
+            # A local cluster takes seconds to start: here, not in an agent's start
+            # deadline. A failure is each Ray agent's AGENT_ERROR (its watcher tries).
+            try:
+                self.lifecycle.ray.connect()
+            except Exception:
+                self.logger.exception("could not connect to Ray")
         # One start at a time under the lock, not all of them: between two launches
         # the router reads what the first agents already report (their START, READY,
         # or death), instead of waiting for the hundredth launch.
@@ -942,6 +969,9 @@ class Orchestrator:
                 termination_status=status.value if status else None,
                 dependencies=tuple(self.dependency_graph.get_dependencies(name)),
                 config=config.to_dict() if config is not None else None,
+                ray=entry.agent.ray_status()
+                if isinstance(entry.agent, RayAgent)
+                else None,
             )
 
     def _snapshot_of(self, entry: AgentEntry, now: float) -> AgentSnapshot:
@@ -969,6 +999,7 @@ class Orchestrator:
             last_error=entry.last_error,
             next_run=self.lifecycle.scheduler.next_run_iso(entry.name),
             last_result=self.lifecycle.scheduler.last_result(entry.name),
+            node=entry.agent.node if isinstance(entry.agent, RayAgent) else None,
         )
 
     def agent_summary(self, name: str) -> dict[str, Any]:
@@ -1032,7 +1063,7 @@ def _check_agent_class(agent_class: object) -> None:
             f"agent_class must be an agent class (a …ThreadAgent or …ProcessAgent), "
             f"not {agent_class!r}"
         )
-    if agent_class.flavour not in ("thread", "process"):
+    if agent_class.flavour not in ("thread", "process", "ray"):
         raise TypeError(
             f"{agent_class.__name__} is neither a thread nor a process agent: subclass "
             "e.g. LoopingThreadAgent or LoopingProcessAgent"

@@ -29,7 +29,14 @@ from .registry import AgentEntry, AgentRegistry
 from .states import ACTIVE_STATES, AgentState
 from .workers import WorkerPool
 
-__all__ = ["OPERATOR_REASONS", "StateWriter", "Stopper", "SubmitStop", "call_stop"]
+__all__ = [
+    "KILLABLE",
+    "OPERATOR_REASONS",
+    "StateWriter",
+    "Stopper",
+    "SubmitStop",
+    "call_stop",
+]
 
 logger = logging.getLogger("pyorchestrate.lifecycle")
 
@@ -57,6 +64,11 @@ class StateWriter(Protocol):
 
 SubmitStop = Callable[[str, Callable[[BaseAgent], None], BaseAgent], bool]
 """Queues ``fn(agent)`` on the callback worker for a key; ``False`` if it could not."""
+
+
+KILLABLE = ("process", "ray")
+"""Flavours that can be made to end: a process (SIGTERM, SIGKILL) and a Ray actor
+(its ``stop()`` again, ``ray.kill``); a thread can only be abandoned."""
 
 
 class Stopper:
@@ -117,7 +129,7 @@ class Stopper:
     def terminate(self, entry: AgentEntry) -> None:
         """SIGTERM a process agent's group now, SIGKILL it after ``kill_timeout``."""
         instance = entry.agent
-        if instance is None or instance.flavour != "process":
+        if instance is None or instance.flavour not in KILLABLE:
             return
         instance.terminate()  # type: ignore[attr-defined]
         entry.kill_at = self._clock() + self.kill_timeout_of(entry)
@@ -129,7 +141,7 @@ class Stopper:
             entry.stop_deadline = None
             if entry.state not in ACTIVE_STATES or entry.agent is None:
                 return
-            if entry.flavour == "process":
+            if entry.flavour in KILLABLE:
                 if entry.kill_at is None and getattr(
                     entry.agent, "stops_by_signal", False
                 ):
@@ -209,7 +221,7 @@ class Stopper:
         if agent is None:
             return
         self._submit(entry.name, call_stop, agent)
-        if entry.flavour == "process":
+        if entry.flavour in KILLABLE:
             entry.stop_deadline = None
             self.terminate(entry)
 
@@ -220,7 +232,7 @@ class Stopper:
         instance = entry.require_instance()
         entry.stop_reason = entry.stop_reason or "start_timeout"
         self._submit(entry.name, call_stop, instance)
-        if instance.flavour == "process":
+        if instance.flavour in KILLABLE:
             self.terminate(entry)
         if entry.state is not S.QUARANTINED:
             self._states.change_state(entry, S.QUARANTINED)
@@ -387,7 +399,7 @@ class Stopper:
             )
 
         def processes_gone() -> bool:
-            return not any(e.flavour == "process" for e in self.active_entries())
+            return not any(e.flavour in KILLABLE for e in self.active_entries())
 
         self._wait_until(processes_gone, self._clock() + 2 * grace + 1)
         survivors: list[str] = []
