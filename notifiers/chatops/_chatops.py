@@ -175,6 +175,7 @@ class ChatOps:
         self._timer: asyncio.Task[None] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recorded: dict[int, asyncio.Event] = {}
+        self._pruned = 0.0
         self._starter: asyncio.Task[None] | None = None
         self._polling = asyncio.Event()  # set once polling runs (tests, bench)
         self._stopping = False
@@ -436,8 +437,13 @@ class ChatOps:
                 await asyncio.wait_for(wake.wait(), wait + 0.01)
 
     async def _check(self) -> float | None:
-        """Fire the escalations due now; when the next one is due."""
+        """Fire the escalations due now; when the next one is due. Once an hour,
+        forget the alerts whose buttons expired (and whose timers are done)."""
         try:
+            now = self.table.db.clock()
+            if now - self._pruned > 3600:
+                self._pruned = now
+                self.table.prune(now - self.action_ttl - 3600)
             for escalation in self.table.due([self.channel]):
                 if await self._fire(escalation):
                     self.escalated += 1

@@ -70,3 +70,23 @@ def test_a_version_1_file_gains_the_chatops_tables(tmp_path: Path) -> None:
     conn = sqlite3.connect(path)
     assert conn.execute("PRAGMA user_version").fetchone()[0] == SCHEMA_VERSION == 2
     conn.close()
+
+
+def test_prune_forgets_old_alerts_but_not_a_pending_escalation(tmp_path: Path) -> None:
+    now = [1_000_000.0]
+    with NotifierState(tmp_path / "notify.sqlite3", clock=lambda: now[0]) as state:
+        table = state.chatops
+        old = table.add_alert(Notification("a", "b", agent="x"), "telegram", 42)
+        waiting = table.add_alert(Notification("c", "d", agent="y"), "telegram", 42)
+        table.escalate_later(
+            waiting,
+            Notification("c", "d"),
+            channel="telegram",
+            target="email",
+            timeout=9e9,
+        )
+        now[0] += 100
+        fresh = table.add_alert(Notification("e", "f", agent="z"), "telegram", 42)
+        assert table.prune(now[0] - 50) == 1
+        assert table.alert(old) is None
+        assert table.alert(waiting) is not None and table.alert(fresh) is not None
