@@ -159,3 +159,20 @@ def test_operator_restarts_and_mutes_by_command_and_history_shows_it(
         for r in orchestrator.history.last(100, event_name="operator_action")
     ]
     assert actions == [("restart", "web"), ("mute", "etl<1>"), ("unmute", "etl<1>")]
+
+
+def test_a_command_for_another_bot_in_a_group_is_left_alone(
+    fake_telegram: FakeTelegramServer, ops_on: tuple[Orchestrator, ChatOps]
+) -> None:
+    _orchestrator, ops = ops_on
+    fake_telegram.send_command("/ps@other_bot", chat_id=-1002, user_id=99)
+    fake_telegram.send_command("good morning", chat_id=-1002, user_id=99)
+    fake_telegram.send_command("/help", chat_id=-1002, user_id=99)
+    [help_text] = (m["text"] for m in fake_telegram.wait_for(1))
+    fake_telegram.send_command("/ps@Fake_Bot", chat_id=-1002, user_id=99)  # ours
+    table = fake_telegram.wait_for(2)[-1]["text"]
+    assert help_text.startswith("<b>commands</b> (read_only)")
+    assert "/restart" not in help_text  # a read-only group sees what it may use
+    assert table.startswith("<b>2 agent(s)</b>")
+    assert len(fake_telegram.messages) == 2
+    assert ops.ignored == 0
