@@ -62,8 +62,10 @@ class Template:
     ``generation``, ``pid``, ``exit_code``, ``signal``, ``reason``, ``status``,
     ``orchestrator``, ``attempt``, ``delay``, ``restarts``, ``timeout``, ``due`` (a
     missed run's due time), ``runtime`` (a late run's), ``action``, ``actor``,
-    ``source``, ``result`` (an operator's action) (missing ones render as ``-``); ``error_type``, ``end`` (``exit code 1``, ``signal SIGKILL``,
-    ``no exit code (a thread)`` or ``exit code unknown``), ``traceback`` (the
+    ``source``, ``result`` (an operator's action), ``node`` (a Ray agent's node)
+    (missing ones render as ``-``); ``error_type``, ``end`` (``exit code 1``,
+    ``signal SIGKILL``, ``on Ray node 10.0.0.7``, ``no exit code (a thread)`` or
+    ``exit code unknown``), ``traceback`` (the
     last frames, ``file:line in function`` and the source line, as a code block),
     ``output_tail`` (the last lines a process agent wrote, at most
     :data:`ALERT_TAIL_LINES` lines and :data:`ALERT_TAIL_CHARS` characters, as a code
@@ -256,6 +258,8 @@ def _end(kwargs: Mapping[str, Any]) -> str:
         return f"signal {signal}"
     if code is not None:
         return f"exit code {code}"
+    if kwargs.get("node"):  # a Ray agent: where it ran says more than a code
+        return f"on Ray node {kwargs['node']}"
     if kwargs.get("pid") in (None, os.getpid()):  # a thread agent: our own pid
         return "no exit code (a thread)"
     return "exit code unknown"
@@ -294,6 +298,7 @@ def _fields(kwargs: Mapping[str, Any]) -> _Defaulting:
         actor=kwargs.get("actor") or "someone",
         source=kwargs.get("source"),
         result=kwargs.get("result"),
+        node=kwargs.get("node"),
     )
     for key, value in list(fields.items()):
         if value is None:

@@ -295,10 +295,15 @@ def _ps_last_result(agent: dict[str, Any]) -> Styled:
 def ps_table(data: dict[str, Any]) -> Grid:
     """The ``ps`` table: name, state (BACKOFF with its next try), pid, uptime,
     restarts, last exit code or signal, last error (with why it is FATAL); with
-    scheduled agents, their NEXT RUN and LAST RESULT too."""
+    scheduled agents, their NEXT RUN and LAST RESULT too; with Ray agents, the NODE
+    each runs on (its pid is its worker's, on that node)."""
     agents = data.get("agents", [])
     scheduled = any(a.get("next_run") or a.get("last_result") for a in agents)
-    columns: tuple[str, ...] = ("NAME", "STATE", "PID", "UPTIME", "RESTARTS", "EXIT")
+    on_ray = any("node" in a for a in agents)
+    columns: tuple[str, ...] = ("NAME", "STATE", "PID")
+    if on_ray:
+        columns += ("NODE",)
+    columns += ("UPTIME", "RESTARTS", "EXIT")
     if scheduled:
         columns += ("NEXT RUN", "LAST RESULT")
     grid = Grid((*columns, "LAST ERROR"), title=ps_summary(data))
@@ -307,6 +312,10 @@ def ps_table(data: dict[str, Any]) -> Grid:
             str(agent.get("name")),
             _ps_state(agent),
             str(agent.get("pid") or "-") if agent.get("alive") else "-",
+        )
+        if on_ray:
+            row += (str(agent.get("node") or "-"),)
+        row += (
             format_uptime(agent.get("uptime")),
             str(agent.get("restarts", 0)),
             _ps_exit(agent),

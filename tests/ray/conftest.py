@@ -147,6 +147,12 @@ class Cluster:
         shutil.rmtree(self.temp_dir, ignore_errors=True)
 
 
+@pytest.fixture(autouse=True)
+def _needs_ray() -> None:
+    """Every test here needs ray: skip without it (fail on CI)."""
+    _require_ray()
+
+
 @pytest.fixture(scope="session")
 def ray_cluster() -> Iterator[Cluster]:
     """The session's Ray cluster on 127.0.0.1 (started on first use)."""

@@ -363,3 +363,90 @@ def test_an_owned_local_cluster_starts_and_stops_with_the_orchestrator(
     assert owned == "True"
     assert int(during) >= 3  # gcs, raylet, the worker...
     assert left == "[]"
+
+
+def test_a_node_death_is_node_lost_and_its_alert_says_so() -> None:
+    """Ray's own ActorDiedError, as its GCS words a node's death, and a worker's."""
+    from ray.core.generated.common_pb2 import ActorDiedErrorContext
+    from ray.exceptions import ActorDiedError
+
+    from notifiers.templates import render
+    from pyorchestrate.core.agent.ray_backend import describe_death
+
+    def died(message: str) -> ActorDiedError:
+        return ActorDiedError(
+            ActorDiedErrorContext(
+                error_message=message,
+                actor_id=b"\x01" * 16,
+                class_name="AgentHost",
+                node_ip_address="10.0.0.7",
+                pid=4242,
+            )
+        )
+
+    reason, text = describe_death(
+        died("The actor died because its node has died. Node Id: 3f2a")
+    )
+    assert reason == "node_lost"
+    assert text.startswith("its Ray node died")
+    worker = died("The actor is dead because its worker process has died.")
+    assert describe_death(worker)[0] == "process_lost"
+
+    note = render(
+        {
+            "event": E.AGENT_ERROR,
+            "agent_name": "edge",
+            "error_message": text,
+            "reason": reason,
+            "node": "10.0.0.7",
+            "pid": 4242,
+            "generation_id": 3,
+        }
+    )
+    assert "its Ray node died" in note.body
+    assert "reason: node_lost, on Ray node 10.0.0.7, start #3" in note.body
+
+
+def test_ps_and_status_show_where_ray_agents_run(
+    ray_address: str, short_tmp: Path
+) -> None:
+    from pyorchestrate.core.control.client import ControlClient
+    from tests.agents import ForeverThread
+    from tests.cli._support import invoke_cli
+
+    socket = short_tmp / "o.sock"
+    rec = EventRecorder()
+    with running(
+        ray_address,
+        recorder=rec,
+        enable_command_interface=True,
+        command_socket_path=str(socket),
+    ) as orch:
+        orch.register_agent(
+            LongCycle, "remote", backend="ray", ray_options={"num_cpus": 1}
+        )
+        orch.register_agent(ForeverThread, "local")
+        orch.start()
+        ready = rec.wait_for(E.AGENT_READY, "remote", timeout=30)
+        rec.wait_for(E.AGENT_READY, "local", timeout=10)
+        with ControlClient(socket) as client:
+            rows = {row["name"]: row for row in client.ps()["agents"]}
+            status = client.status("remote")
+        table = invoke_cli("ps", "--socket", str(socket)).stdout
+        shown = invoke_cli("status", "remote", "--socket", str(socket)).stdout
+    assert rows["remote"]["node"] == "127.0.0.1"
+    assert rows["remote"]["pid"] == ready["pid"]
+    assert "node" not in rows["local"]
+    assert status["flavour"] == "ray"
+    actor = status["ray"]
+    assert actor["actor_name"] == "remote:1"
+    assert actor["namespace"] == orch.lifecycle.ray.namespace
+    assert len(actor["actor_id"]) == 32
+    assert actor["node"] == "127.0.0.1" and len(actor["node_id"]) == 56
+    assert actor["pid"] == ready["pid"]
+    assert actor["resources"] == {"CPU": 1.0}
+    header = table.splitlines()[1].split()
+    assert header[:4] == ["NAME", "STATE", "PID", "NODE"]
+    line = next(x for x in table.splitlines() if x.split()[:1] == ["remote"])
+    assert line.split()[1:4] == ["READY", str(ready["pid"]), "127.0.0.1"]
+    assert actor["actor_id"] in shown

@@ -79,6 +79,7 @@ __all__ = [
     "RayOptions",
     "RayUnavailableError",
     "choose_backend",
+    "describe_death",
     "is_loopback",
     "ray_agent_class",
 ]
@@ -470,17 +471,13 @@ def _logged(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
 # ---------------------------------------------------------------------- the agent
 
 
-def _describe_death(exc: BaseException) -> tuple[str, str]:
+def describe_death(exc: BaseException) -> tuple[str, str]:
     """``(reason, message)`` of the AGENT_ERROR for an actor that died under us."""
     text = str(exc)
     lower = text.lower()
     if type(exc).__name__ == "ActorUnavailableError":
         return "node_lost", f"its Ray node cannot be reached: {text}"
-    if (
-        "node" in lower
-        and ("died" in lower or "dead" in lower)
-        and ("its node" in lower or "node has died" in lower or "node died" in lower)
-    ):
+    if "its node has died" in lower or "node died" in lower:
         return "node_lost", f"its Ray node died: {text}"
     if getattr(exc, "_actor_init_failed", False):
         return "start_failed", f"its actor could not start: {text}"
@@ -712,7 +709,7 @@ class RayAgent(BaseAgent):
                     "killed by ray.kill: it did not stop in time", reason="killed"
                 )
             else:
-                reason, text = _describe_death(error)
+                reason, text = describe_death(error)
                 self._report_error(text, reason=reason)
         else:  # GetTimeoutError, or the connection to Ray failed
             self._report_error(
