@@ -17,6 +17,7 @@ import dataclasses
 import datetime as _dt
 import html
 import logging
+import threading
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
@@ -177,7 +178,7 @@ class ChatOps:
         self._recorded: dict[int, asyncio.Event] = {}
         self._pruned = 0.0
         self._starter: asyncio.Task[None] | None = None
-        self._polling = asyncio.Event()  # set once polling runs (tests, bench)
+        self._polling = threading.Event()  # set while polling runs; read anywhere
         self._stopping = False
 
     # ------------------------------------------------------------ wiring
@@ -560,7 +561,9 @@ class ChatOps:
             return  # another bot's command
         name = name.lower()
         if name not in COMMANDS:
-            await self._reply(chat, "unknown command; /help lists them")
+            chat_type = getattr(update.effective_chat, "type", None)
+            if addressee or chat_type == "private":  # in a group, maybe another bot's
+                await self._reply(chat, "unknown command; /help lists them")
             return
         needed = COMMANDS[name][0]
         if not Access.allows(permission, needed):

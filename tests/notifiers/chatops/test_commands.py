@@ -167,6 +167,7 @@ def test_a_command_for_another_bot_in_a_group_is_left_alone(
     _orchestrator, ops = ops_on
     fake_telegram.send_command("/ps@other_bot", chat_id=-1002, user_id=99)
     fake_telegram.send_command("good morning", chat_id=-1002, user_id=99)
+    fake_telegram.send_command("/frobnicate", chat_id=-1002, user_id=99)  # not ours
     fake_telegram.send_command("/help", chat_id=-1002, user_id=99)
     [help_text] = (m["text"] for m in fake_telegram.wait_for(1))
     fake_telegram.send_command("/ps@Fake_Bot", chat_id=-1002, user_id=99)  # ours
