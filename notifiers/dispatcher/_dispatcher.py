@@ -398,12 +398,14 @@ class Dispatcher:
             task.cancel()
         if probes:
             await asyncio.wait(probes, timeout=1)
-        await self._outbox.aclose()
+        # The channels first: one may still use the state file as it closes
+        # (Telegram's chat-ops finishes the actions under way).
         for worker in workers:
             try:
                 await asyncio.wait_for(worker.notifier.aclose(), 5)
             except Exception as exc:
                 logger.error("channel %r failed to close: %s", worker.name, redact(exc))
+        await self._outbox.aclose()
         if abandoned:
             per_channel = Counter(r.channel for r in abandoned)
             kept = self._outbox.durable

@@ -256,3 +256,26 @@ def test_a_refused_restart_says_why_and_the_button_works_again(
     assert "⚠ " in edit["text"] and "not allowed" in edit["text"]
     assert "↻ Restart" in buttons(fake_telegram.message(message_id))
     assert orchestrator.run_command("status", "etl")["restarts"] == 0
+
+
+def test_detach_waits_for_a_restart_under_way(
+    tmp_path: Path,
+    fake_telegram: FakeTelegramServer,
+    make_orchestrator: Callable[..., Orchestrator],
+) -> None:
+    orchestrator, alerts, _ops, message_id = _failed_alert(
+        tmp_path, fake_telegram, make_orchestrator
+    )
+    wait_until(
+        lambda: (
+            orchestrator.run_command("status", "etl")["lifecycle_state"]
+            in ("FAILED", "TERMINATED")
+        ),
+        what="etl failed",
+    )
+    restart = buttons(fake_telegram.message(message_id))["↻ Restart"]
+    fake_telegram.press_button(restart, message_id=message_id)
+    fake_telegram.wait_for_requests(1, method="answerCallbackQuery")
+    alerts.detach()  # while the restart runs: it ends first, then polling stops
+    [edit] = fake_telegram.edits
+    assert "↻ restarted by @alice" in edit["text"]
