@@ -558,7 +558,14 @@ class TelegramNotifier(Notifier):
         chatops = self.chatops
         limit = self.max_length if chatops is None else chatops.reserve(self.max_length)
         text = format_text(notification, self.text_format, limit)
-        buttons = chatops.prepare(notification, self.chat_id) if chatops else None
+        buttons = None
+        if chatops is not None:
+            try:
+                buttons = chatops.prepare(notification, self.chat_id)
+            except Exception as exc:  # the alert matters more than its buttons
+                logger.error(
+                    "channel %r: alert sent without buttons: %s", self.name, redact(exc)
+                )
         try:
             message = await bot.send_message(
                 self.chat_id,

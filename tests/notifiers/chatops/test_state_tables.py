@@ -90,3 +90,28 @@ def test_prune_forgets_old_alerts_but_not_a_pending_escalation(tmp_path: Path) -
         assert table.prune(now[0] - 50) == 1
         assert table.alert(old) is None
         assert table.alert(waiting) is not None and table.alert(fresh) is not None
+
+
+def test_an_alert_goes_out_without_buttons_when_the_state_file_fails(
+    tmp_path: Path,
+) -> None:
+    from notifiers import Dispatcher, TelegramNotifier
+    from notifiers.chatops import Access, ChatOps, Permission
+    from notifiers.testing import FakeTelegramServer
+
+    with FakeTelegramServer() as server:
+        ops = ChatOps(Access(users={42: Permission.OPERATOR}))
+        channel = TelegramNotifier("123:abc", 42, base_url=server.base_url, chatops=ops)
+        dispatcher = Dispatcher(
+            [channel], rate_limits=False, name="notifiers-test-nobtn"
+        )
+        try:
+            ops.table.db.close()  # the chat-ops tables cannot be written any more
+            dispatcher.submit(
+                Notification("etl failed", "boom", Severity.ERROR, agent="etl")
+            )
+            [message] = server.wait_for(1)
+        finally:
+            dispatcher.close(timeout=5)
+    assert message["text"].startswith("<b>etl failed</b>")
+    assert "reply_markup" not in message
