@@ -57,6 +57,7 @@ __all__ = ["ChatOps", "SupportsCommands", "SupportsMute"]
 logger = logging.getLogger("notifiers.chatops")
 
 _SETTLED = frozenset({"READY", "FAILED", "FATAL", "BACKOFF", "TERMINATED"})
+_FINAL = frozenset({"TERMINATED", "FAILED", "FATAL"})
 _ROOM = 400
 """Characters an alert's text leaves free for the lines saying what was done."""
 _LABELS = {
@@ -686,35 +687,23 @@ class ChatOps:
         return await self._guarded(self._act(command, name, update=update, chat=chat))
 
     async def _act(self, command: str, name: str, *, update: Any, chat: int) -> str:
-        """Run a lifecycle command; for start/restart wait (bounded) for READY."""
-        before = None
-        if command in ("restart", "start"):
-            before = await self._run("status", name, update=update, chat=chat)
-        data = await self._run(command, name, update=update, chat=chat)
-        said = str(data.get("message") or "ok")
+        """Run a lifecycle command, then wait (bounded by ``ready_timeout``) for its
+        outcome: READY after a start or restart, a final state after a stop."""
+        before = await self._run("status", name, update=update, chat=chat)
+        await self._run(command, name, update=update, chat=chat)
         actor = html.escape(self._actor(update), quote=False)
-        verb = {"restart": "↻ restarted", "start": "▶ started", "stop": "■ stopped"}[
-            command
-        ]
-        line = f"{verb} by {actor} at {hhmm(self.table.db.clock())}"
-        if before is not None:
-            state = await asyncio.to_thread(self._wait_settled, name, before)
-            line += (
-                ", READY again"
-                if state == "READY" and command == "restart"
-                else (
-                    ", READY"
-                    if state == "READY"
-                    else f", {html.escape(state)} after it"
-                )
-            )
-        else:
-            line += f" ({html.escape(said, quote=False)})"
-        return line
+        verb = {"restart": "↻ restarted", "start": "▶ started", "stop": "■ stopped"}
+        line = f"{verb[command]} by {actor} at {hhmm(self.table.db.clock())}"
+        wanted = "READY" if command != "stop" else "TERMINATED"
+        state = await asyncio.to_thread(self._wait_settled, name, before, command)
+        if state == wanted:
+            return line + (", READY again" if command == "restart" else f", {state}")
+        return f"{line}, {html.escape(state, quote=False)}"
 
-    def _wait_settled(self, name: str, before: Mapping[str, Any]) -> str:
-        """On a worker thread: the agent's state once its new start settled (READY,
-        FAILED, …), or its state when ``ready_timeout`` ran out."""
+    def _wait_settled(self, name: str, before: Mapping[str, Any], command: str) -> str:
+        """On a worker thread: the agent's state once the command's outcome shows (a
+        new start READY, FAILED, …; after a stop, a final state), or what it is when
+        ``ready_timeout`` ran out."""
         orchestrator = self.orchestrator
         assert orchestrator is not None
         restarts = before.get("restarts")
@@ -723,6 +712,8 @@ class ChatOps:
         def state() -> tuple[bool, str]:
             data = orchestrator.run_command("status", name)
             current = str(data.get("lifecycle_state"))
+            if command == "stop":
+                return current in _FINAL, current
             moved = data.get("restarts") != restarts or data.get("pid") != pid
             return moved and current in _SETTLED, current
 
@@ -735,11 +726,10 @@ class ChatOps:
             ),
         )
         settled, current = retrying(state)
-        return (
-            current
-            if settled
-            else f"not READY after {format_duration(self.ready_timeout)} ({current})"
-        )
+        if settled:
+            return current
+        goal = "stopped" if command == "stop" else "READY"
+        return f"not {goal} after {format_duration(self.ready_timeout)} ({current})"
 
     async def _cmd_restart(self, update: Any, chat: int, args: list[str]) -> str:
         return await self._lifecycle("restart", update, chat, args)

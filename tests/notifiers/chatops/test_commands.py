@@ -177,3 +177,27 @@ def test_a_command_for_another_bot_in_a_group_is_left_alone(
     assert table.startswith("<b>2 agent(s)</b>")
     assert len(fake_telegram.messages) == 2
     assert ops.ignored == 0
+
+
+def test_operator_stops_and_starts_an_agent(
+    fake_telegram: FakeTelegramServer, ops_on: tuple[Orchestrator, ChatOps]
+) -> None:
+    orchestrator, _ops = ops_on
+    fake_telegram.send_command("/stop web", chat_id=CHAT)
+    stopped = fake_telegram.wait_for(1, timeout=30)[-1]["text"]
+    state = orchestrator.run_command("status", "web")["lifecycle_state"]
+    fake_telegram.send_command("/start web", chat_id=CHAT)
+    started = fake_telegram.wait_for(2, timeout=30)[-1]["text"]
+    fake_telegram.send_command("/stop", chat_id=CHAT)  # no NAME
+    usage = fake_telegram.wait_for(3)[-1]["text"]
+
+    assert stopped.startswith("■ stopped by @alice at ")
+    assert stopped.endswith(", TERMINATED") and state == "TERMINATED"
+    assert started.startswith("▶ started by @alice at ") and started.endswith(", READY")
+    assert orchestrator.run_command("status", "web")["lifecycle_state"] == "READY"
+    assert usage == "usage: /stop NAME"
+    actions = [
+        r.data["action"]
+        for r in orchestrator.history.last(50, event_name="operator_action")
+    ]
+    assert actions == ["stop", "start"]
