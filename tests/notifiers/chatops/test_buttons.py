@@ -279,3 +279,28 @@ def test_detach_waits_for_a_restart_under_way(
     alerts.detach()  # while the restart runs: it ends first, then polling stops
     [edit] = fake_telegram.edits
     assert "↻ restarted by @alice" in edit["text"]
+
+
+def test_without_a_state_file_mute_goes_to_the_alert_rules(
+    tmp_path: Path,
+    fake_telegram: FakeTelegramServer,
+    make_orchestrator: Callable[..., Orchestrator],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    orchestrator = make_orchestrator("etl-prod", agent_start_timeout=30.0)
+    orchestrator.register_agent(FailsOnce, "etl", marker=str(tmp_path / "failed"))
+    ops = chatops()
+    alerts = attach(orchestrator, "errors_only", telegram(fake_telegram, ops))
+    orchestrator.start()
+    fake_telegram.wait_for(1, timeout=30)
+    message_id = fake_telegram.sent_ids[-1]
+    mute = buttons(fake_telegram.message(message_id))["🔕 Mute 1 h"]
+    fake_telegram.press_button(mute, message_id=message_id)
+    edit = fake_telegram.wait_for_edit()
+    assert alerts.pipeline is not None
+    [held] = alerts.pipeline.mutes()
+    alerts.detach()
+
+    assert "🔕 etl muted for 1 h" in edit["text"]
+    assert held.agent == "etl" and held.reason == "muted from Telegram by @alice"
+    assert "secret of this process" in caplog.text  # said once, at WARNING
