@@ -24,3 +24,22 @@ class IdleThread(_Idle, BaseThreadAgent):
 
 class IdleProcess(_Idle, BaseProcessAgent):
     """Idles in a process of its own."""
+
+
+class _Chatty:
+    """Sends ``count`` DATA messages (kwarg, default 10,000) as fast as it can."""
+
+    count: int = 10_000
+
+    def execute(self) -> None:
+        for i in range(self.count):  # type: ignore[attr-defined]
+            self.send_message({"i": i})  # type: ignore[attr-defined]
+        self.wait(_LIFETIME)  # type: ignore[attr-defined]
+
+
+class ChattyThread(_Chatty, BaseThreadAgent):
+    """Sends its messages from a thread (run on Ray: from its actor)."""
+
+
+class ChattyProcess(_Chatty, BaseProcessAgent):
+    """Sends its messages from a process of its own."""

@@ -26,6 +26,7 @@ BENCHMARKS = (
     "bench_schedule.py",
     "bench_web.py",
     "bench_chatops.py",
+    "bench_ray.py",
 )
 
 

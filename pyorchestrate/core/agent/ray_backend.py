@@ -230,6 +230,7 @@ class AgentHost:
         self._outbox: collections.deque[ServiceMessage] = collections.deque()
         self._agent: BaseAgent | None = None
         self._stop_asked = False
+        self._done = False
 
     def put(self, message: ServiceMessage) -> bool:
         """The agent sent ``message`` (any of its threads)."""
@@ -265,7 +266,12 @@ class AgentHost:
             stop = self._stop_asked
         if stop:
             agent.stop_event.set()
-        agent.run()
+        try:
+            agent.run()
+        finally:
+            with self._arrived:
+                self._done = True  # a drain waits no more: nothing else will come
+                self._arrived.notify_all()
 
     def stop(self) -> None:
         """Ask the agent to stop: its ``on_stop`` runs here, then its stop event."""
@@ -285,7 +291,7 @@ class AgentHost:
         """What the agent sent since the last call (up to :data:`BATCH` messages),
         waiting up to ``wait`` seconds for a first one."""
         with self._arrived:
-            if not self._outbox and wait > 0:
+            if not self._outbox and wait > 0 and not self._done:
                 self._arrived.wait(wait)
             count = min(len(self._outbox), BATCH)
             return [self._outbox.popleft() for _ in range(count)]
@@ -560,6 +566,7 @@ class RayAgent(BaseAgent):
         if self._backend is None:
             raise RuntimeError(f"agent {self.name!r}: no Ray backend to run on")
         self.start_time = time.time()
+        self._log_levels = logging_levels()  # the actor logs at our thresholds
         self._watcher = threading.Thread(
             target=self._watch, name=f"pyorchestrate-ray-{self.name}", daemon=True
         )
@@ -599,7 +606,7 @@ class RayAgent(BaseAgent):
                 self.config,
                 self.remote_kwargs,
                 self.generation_id,
-                logging_levels(),
+                self._log_levels,
             )
             self._handle = handle
             stops = self._stop_calls
@@ -716,9 +723,10 @@ class RayAgent(BaseAgent):
                 f"its run() could not be read: {type(error).__name__}: {error}",
                 reason="process_lost",
             )
-        # A finished actor keeps its worker process: end it.
-        with contextlib.suppress(Exception):
-            ray.kill(handle, no_restart=True)
+        if alive:
+            # A finished actor keeps its worker process: end it.
+            with contextlib.suppress(Exception):
+                ray.kill(handle, no_restart=True)
 
     def _forward_batch_now(self, ray: Any, handle: Any) -> bool:
         """One more batch from a finished actor; whether it had messages."""
