@@ -107,3 +107,22 @@ def test_polling_stops_with_the_dispatcher(
     dispatcher.close(timeout=5)
     assert not ops.polling
     assert not [t for t in threading.enumerate() if t.name == "notifiers-test-poll"]
+
+
+def test_polling_starts_once_the_bot_api_is_back(
+    fake_telegram: FakeTelegramServer,
+    make_dispatcher: Callable[..., Dispatcher],
+) -> None:
+    fake_telegram.go_down(502)  # down before the dispatcher starts
+    ops = chatops()
+    make_dispatcher([telegram(fake_telegram, ops)])
+    wait_until(
+        lambda: any(r["method"] == "getMe" for r in fake_telegram.requests),
+        what="a first try",
+    )
+    assert not ops.polling
+    fake_telegram.come_back()
+    wait_polling(fake_telegram, ops)
+    fake_telegram.send_command("/help", chat_id=CHAT)
+    assert "/ps" in fake_telegram.wait_for(1)[-1]["text"]
+    assert ops.polling_error is None
