@@ -23,7 +23,8 @@ def _status_command(
     state_path: StatePathOpt = None,
     as_json: JsonOpt = False,
 ) -> None:
-    """Per channel: sent, failed, retried, suppressed, queued, outbox, last success/error.
+    """Per channel: sent, failed, retried, suppressed, queued, outbox, last success/error;
+    then the mutes and the alerts waiting for an ack before they are escalated.
 
     The counters are those the dispatchers saved (every second or so while they run);
     the note under the table says when, and whether the process still runs.
@@ -39,6 +40,17 @@ def _status_command(
         names = sorted(set(saved) | set(counts))
         evicted_by = {name: state.evicted(name) for name in names}
         mutes = state.mutes()
+        waiting = state.chatops.waiting()
+    escalations = [
+        {
+            "alert": e.alert,
+            "title": redact(title),
+            "channel": e.channel,
+            "to": e.target,
+            "due": e.due,
+        }
+        for e, title in waiting
+    ]
     channels: list[dict[str, Any]] = []
     for name in names:
         stats = dict(saved.get(name, {}))
@@ -67,6 +79,7 @@ def _status_command(
                 "outbox": totals,
                 "evicted": evicted,
                 "mutes": [mute_data(m, now) for m in mutes],
+                "escalations": escalations,
             }
         )
         return
@@ -84,6 +97,15 @@ def _status_command(
     if mutes:
         console.print(
             f"mutes: {len(mutes)} active (pyorchestrate notify mutes)", style="yellow"
+        )
+    if waiting:
+        soonest, title = waiting[0]
+        when = soonest.due - now
+        due = f"in {age(when)}" if when > 0 else "now"
+        console.print(
+            f"escalations: {len(waiting)} waiting for an ack on Telegram; next "
+            f"{due}: {escape(redact(title))} to {escape(soonest.target)}",
+            style="yellow",
         )
     console.print(f"state file: {escape(str(path))}", style="dim")
 

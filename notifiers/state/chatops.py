@@ -263,6 +263,17 @@ class ChatOpsTable:
         )
         return [Escalation(*row) for row in rows]
 
+    def waiting(self) -> list[tuple[Escalation, str]]:
+        """Every escalation waiting for an ack, soonest first, with its alert's
+        title."""
+        rows = self.db.read(
+            "SELECT e.alert, e.channel, e.target, e.due, e.timeout, e.state, "
+            "e.payload, COALESCE(a.title, '') FROM escalations e LEFT JOIN "
+            "chat_alerts a ON a.id = e.alert WHERE e.state = 'pending' "
+            "ORDER BY e.due, e.alert"
+        )
+        return [(Escalation(*row[:7]), str(row[7])) for row in rows]
+
     def next_due(self, channels: list[str]) -> float | None:
         """When the next pending escalation from ``channels`` falls due."""
         if not channels:
