@@ -15,6 +15,7 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as _dt
+import glob
 import html
 import logging
 import threading
@@ -749,19 +750,24 @@ class ChatOps:
             return "usage: /mute NAME 1h (e.g. 30m, 2h, 1d)"
         return await self._mute(args[0], seconds, update=update, chat=chat)
 
-    async def _mute(self, agent: str, seconds: float, *, update: Any, chat: int) -> str:
+    async def _mute(
+        self, agent: str, seconds: float, *, update: Any, chat: int, exact: bool = False
+    ) -> str:
+        """Mute ``agent`` (a glob, as ``notify mute`` takes; ``exact``: the name
+        itself, its ``*?[`` escaped, as the button on an alert means it)."""
         actor = self._actor(update)
         reason = f"muted from Telegram by {actor}"
+        pattern = glob.escape(agent) if exact else agent
         state = None if self._own_state else self._state
         if state is not None:
             await asyncio.to_thread(
-                state.mute, "agent", agent, duration=seconds, reason=reason
+                state.mute, "agent", pattern, duration=seconds, reason=reason
             )
         else:
             try:
                 if self._rules is None:
                     raise RuntimeError("no alert rules")
-                self._rules.mute(agent, seconds=seconds, reason=reason)
+                self._rules.mute(pattern, seconds=seconds, reason=reason)
             except RuntimeError:
                 return "⚠ nowhere to keep a mute (no state file, no alert rules)"
         until = hhmm(self.table.db.clock() + seconds)
@@ -931,7 +937,13 @@ class ChatOps:
             return
         if signed.action == "mute":
             line = await self._guarded(
-                self._mute(alert.agent or "", self.mute_for, update=update, chat=chat)
+                self._mute(
+                    alert.agent or "",
+                    self.mute_for,
+                    update=update,
+                    chat=chat,
+                    exact=True,
+                )
             )
         else:
             line = await self._guarded(

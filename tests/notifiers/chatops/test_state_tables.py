@@ -115,3 +115,13 @@ def test_an_alert_goes_out_without_buttons_when_the_state_file_fails(
             dispatcher.close(timeout=5)
     assert message["text"].startswith("<b>etl failed</b>")
     assert "reply_markup" not in message
+
+
+def test_the_mute_button_mutes_the_agent_named_not_a_glob() -> None:
+    import glob
+
+    from notifiers.state import Mute
+
+    mute = Mute.of("agent", glob.escape("etl[1]*"))  # what the button stores
+    assert mute.matches("etl[1]*")
+    assert not mute.matches("etl1") and not mute.matches("etl[1]-other")
