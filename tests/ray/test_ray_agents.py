@@ -450,3 +450,25 @@ def test_ps_and_status_show_where_ray_agents_run(
     line = next(x for x in table.splitlines() if x.split()[:1] == ["remote"])
     assert line.split()[1:4] == ["READY", str(ready["pid"]), "127.0.0.1"]
     assert actor["actor_id"] in shown
+
+
+def test_an_actor_no_node_can_host_times_out_and_is_killed(ray_address: str) -> None:
+    """Resources no node has: the actor never starts; the start deadline stops it
+    (its stop() waits in vain), ray.kill ends it, and no second error is reported."""
+    rec = EventRecorder()
+    with running(ray_address, recorder=rec, agent_start_timeout=1.0) as orch:
+        orch.register_agent(
+            Counter,
+            "nowhere",
+            backend="ray",
+            ray_options={"resources": {"no_such_node": 1}},
+            supervision={"kill_timeout": 0.5},
+        )
+        orch.start()
+        rec.wait_for(E.AGENT_TERMINATED, "nowhere", timeout=20)
+        entry = orch.get_agent("nowhere")
+        assert entry.state.value == "FAILED"
+        assert orch.lifecycle.ray.named_actors() == []
+    errors = rec.of(E.AGENT_ERROR, "nowhere")
+    assert [e["reason"] for e in errors] == ["start_timeout"]
+    assert not rec.of(E.AGENT_STARTED, "nowhere")

@@ -569,6 +569,18 @@ class LifecycleManager:
             self.pump()  # dependents wait for READY
         elif event in (AgentEvent.ERROR.value, "ERROR"):
             text = payload.get("message") or payload.get("error") or "Unknown error"
+            if payload.get("reason") == "killed" and entry.failure is not None:
+                # A Ray agent's kill after a failure already reported (start or
+                # ready timeout, the watchdog): ours, not a second error (as for a
+                # process agent's SIGKILL in on_exit).
+                logger.info(
+                    "agent %r: %s, after %s",
+                    entry.name,
+                    text,
+                    entry.failure,
+                    extra={"agent": entry.name},
+                )
+                return
             # A command's agent reports its program's exit code with the error.
             code = payload.get("exit_code")
             self.record_error(
