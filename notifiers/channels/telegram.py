@@ -41,7 +41,7 @@ import json
 import logging
 import re
 import ssl
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Literal, Protocol
 
@@ -122,7 +122,11 @@ class ChatActions(Protocol):
 
     def bind(self, orchestrator: object, rules: Any = None) -> None: ...
 
-    def launch(self, bot: telegram.Bot) -> None: ...
+    def launch(
+        self,
+        bot: telegram.Bot,
+        classify: Callable[[BaseException], BaseException] | None = None,
+    ) -> None: ...
 
     async def stop(self) -> None: ...
 
@@ -543,7 +547,7 @@ class TelegramNotifier(Notifier):
         self._bot = telegram.Bot(self._token, **kwargs)
         self._loop = asyncio.get_running_loop()
         if self.chatops is not None:
-            self.chatops.launch(self._bot)
+            self.chatops.launch(self._bot, self.classify)
 
     async def send(self, notification: Notification) -> None:
         """Send ``notification`` once as HTML, cut to 4096 characters."""

@@ -19,7 +19,7 @@ import glob
 import html
 import logging
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
 from tenacity import (
@@ -35,6 +35,7 @@ from tenacity import (
 from .._durations import format_duration, parse_duration
 from ..base import Notification, Severity
 from ..redact import redact
+from ..retry import RetryPolicy
 from ._access import BUTTONS, COMMANDS, Access, Permission
 from ._format import (
     MAX_TEXT,
@@ -179,6 +180,10 @@ class ChatOps:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recorded: dict[int, asyncio.Event] = {}
         self._pruned = 0.0
+        self._classify: Callable[[BaseException], BaseException] | None = None
+        self._retrying = RetryPolicy(max_attempts=3, budget=30.0).retrying(
+            name="telegram chat-ops"
+        )
         self._starter: asyncio.Task[None] | None = None
         self._polling = threading.Event()  # set while polling runs; read anywhere
         self._stopping = False
@@ -241,10 +246,18 @@ class ChatOps:
         return self._polling.is_set()
 
     # ------------------------------------------------------------ lifecycle
-    def launch(self, bot: telegram.Bot) -> None:
+    def launch(
+        self,
+        bot: telegram.Bot,
+        classify: Callable[[BaseException], BaseException] | None = None,
+    ) -> None:
         """Start polling and the escalation timer on the running loop (returns at
-        once: a Bot API that is down delays nothing)."""
+        once: a Bot API that is down delays nothing). ``classify`` maps
+        python-telegram-bot's errors to the notifier's (the channel's own), so a
+        reply or an edit is retried as an alert would be (flood control
+        honoured, a bad request not retried)."""
         self._bot = bot
+        self._classify = classify
         self._loop = asyncio.get_running_loop()
         self._stopping = False
         self._wake = asyncio.Event()
@@ -542,10 +555,26 @@ class ChatOps:
             return "unknown"
         return f"@{user.username}" if user.username else str(user.id)
 
+    async def _call(self, request: Callable[[], Awaitable[object]]) -> None:
+        """One Bot API request (a reply, an edit), retried under a short policy."""
+        classify = self._classify
+
+        async def attempt() -> None:
+            try:
+                await request()
+            except Exception as exc:
+                if classify is None:
+                    raise
+                raise classify(exc) from None
+
+        await self._retrying(attempt)
+
     async def _reply(self, chat: int, text: str) -> None:
         bot = self._bot
         assert bot is not None
-        await bot.send_message(chat, text[:MAX_TEXT], parse_mode="HTML")
+        await self._call(
+            lambda: bot.send_message(chat, text[:MAX_TEXT], parse_mode="HTML")
+        )
 
     async def _on_message(self, update: Any) -> None:
         message = update.message
@@ -847,14 +876,18 @@ class ChatOps:
             alert.id, used=alert.used, acked=alert.acked_at is not None
         )
         try:
-            await bot.edit_message_text(
-                text,
-                chat_id=int(alert.chat)
-                if alert.chat.lstrip("-").isdigit()
-                else alert.chat,
-                message_id=alert.message_id,
-                parse_mode="HTML",
-                reply_markup=markup,
+            chat_id = (
+                int(alert.chat) if alert.chat.lstrip("-").isdigit() else alert.chat
+            )
+            message_id = alert.message_id
+            await self._call(
+                lambda: bot.edit_message_text(
+                    text,
+                    chat_id=chat_id,
+                    message_id=message_id,
+                    parse_mode="HTML",
+                    reply_markup=markup,
+                )
             )
         except Exception as exc:
             logger.warning(

@@ -126,3 +126,26 @@ def test_polling_starts_once_the_bot_api_is_back(
     fake_telegram.send_command("/help", chat_id=CHAT)
     assert "/ps" in fake_telegram.wait_for(1)[-1]["text"]
     assert ops.polling_error is None
+
+
+def test_a_reply_honours_flood_control_and_a_bad_request_is_not_retried(
+    fake_telegram: FakeTelegramServer,
+    make_dispatcher: Callable[..., Dispatcher],
+) -> None:
+    ops = chatops()
+    make_dispatcher([telegram(fake_telegram, ops)])
+    wait_polling(fake_telegram, ops)
+    fake_telegram.script(["429:1"])  # the reply's first try: flood control
+    fake_telegram.send_command("/help", chat_id=CHAT)
+    [reply] = fake_telegram.wait_for(1, timeout=20)
+    fake_telegram.script(["400"])  # then a reply Telegram refuses
+    fake_telegram.send_command("/help", chat_id=CHAT)
+    sends = fake_telegram.wait_for_requests(3, method="sendMessage")
+    fake_telegram.send_command("/help", chat_id=CHAT)  # and the next one goes out
+    fake_telegram.wait_for(2)
+    statuses = [
+        r["status"] for r in fake_telegram.requests if r["method"] == "sendMessage"
+    ]
+    assert "/ps" in reply["text"]
+    assert [s["status"] for s in sends] == [429, 200, 400]
+    assert statuses == [429, 200, 400, 200]  # the 400 was not tried again
