@@ -15,12 +15,14 @@ import asyncio
 import contextlib
 import dataclasses
 import datetime as _dt
+import functools
 import glob
 import html
 import logging
 import threading
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
+from concurrent.futures import ThreadPoolExecutor
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar, runtime_checkable
 
 from tenacity import (
     AsyncRetrying,
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 __all__ = ["ChatOps", "SupportsCommands", "SupportsMute"]
 
 logger = logging.getLogger("notifiers.chatops")
+
+_T = TypeVar("_T")
 
 _SETTLED = frozenset({"READY", "FAILED", "FATAL", "BACKOFF", "TERMINATED"})
 _FINAL = frozenset({"TERMINATED", "FAILED", "FATAL"})
@@ -180,6 +184,7 @@ class ChatOps:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._recorded: dict[int, asyncio.Event] = {}
         self._pruned = 0.0
+        self._executor: ThreadPoolExecutor | None = None
         self._classify: Callable[[BaseException], BaseException] | None = None
         self._retrying = RetryPolicy(max_attempts=3, budget=30.0).retrying(
             name="telegram chat-ops"
@@ -364,10 +369,30 @@ class ChatOps:
         if app is not None and app._initialized:
             with contextlib.suppress(Exception):
                 await app.shutdown()
+        executor, self._executor = self._executor, None
+        if executor is not None:
+            # Idle by now (the actions ended above): its threads end and are joined
+            # at once. One still stuck in a command is left to finish on its own.
+            busy = any(not t.done() for t in self._tasks)
+            executor.shutdown(wait=not busy, cancel_futures=True)
         if self._own_state and self._state is not None:
             self._state.close()
             self._state = None
             self._own_state = False
+
+    async def _in_thread(self, fn: Callable[..., _T], *args: Any, **kwargs: Any) -> _T:
+        """``fn(*args, **kwargs)`` on one of chat-ops' own worker threads (never the
+        loop's: a command that blocks, a restart waiting for READY, must not hold
+        up anything else the dispatcher runs)."""
+        executor = self._executor
+        if executor is None:
+            executor = self._executor = ThreadPoolExecutor(
+                max_workers=4, thread_name_prefix="notifiers-chatops"
+            )
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            executor, functools.partial(fn, *args, **kwargs)
+        )
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -623,7 +648,7 @@ class ChatOps:
         if orchestrator is None:
             raise _Unavailable()
         actor = self._actor(update)
-        return await asyncio.to_thread(
+        return await self._in_thread(
             orchestrator.run_command,
             command,
             *args,
@@ -645,7 +670,7 @@ class ChatOps:
         orchestrator = self.orchestrator
         if orchestrator is None:
             return
-        await asyncio.to_thread(
+        await self._in_thread(
             orchestrator.record_action,
             action,
             agent=agent,
@@ -725,7 +750,7 @@ class ChatOps:
         verb = {"restart": "↻ restarted", "start": "▶ started", "stop": "■ stopped"}
         line = f"{verb[command]} by {actor} at {hhmm(self.table.db.clock())}"
         wanted = "READY" if command != "stop" else "TERMINATED"
-        state = await asyncio.to_thread(self._wait_settled, name, before, command)
+        state = await self._in_thread(self._wait_settled, name, before, command)
         if state == wanted:
             return line + (", READY again" if command == "restart" else f", {state}")
         return f"{line}, {html.escape(state, quote=False)}"
@@ -789,7 +814,7 @@ class ChatOps:
         pattern = glob.escape(agent) if exact else agent
         state = None if self._own_state else self._state
         if state is not None:
-            await asyncio.to_thread(
+            await self._in_thread(
                 state.mute, "agent", pattern, duration=seconds, reason=reason
             )
         else:
@@ -812,7 +837,7 @@ class ChatOps:
         agent = args[0]
         state = None if self._own_state else self._state
         if state is not None:
-            ended = await asyncio.to_thread(state.unmute, "agent", agent)
+            ended = await self._in_thread(state.unmute, "agent", agent)
         else:
             try:
                 ended = self._rules is not None and self._rules.unmute(agent=agent) > 0
