@@ -142,7 +142,8 @@ def fleet_reference() -> str:
         "the orchestrator's name (logs, events, the default socket path)",
     )
     schedule_keys = set(AgentTable.model_fields) - {
-        "command", "class_", "config", "depends_on", "supervision", "env", "cwd"
+        "command", "class_", "config", "depends_on", "supervision", "env", "cwd",
+        "backend", "ray_options",
     }  # fmt: skip
     agent_rows = [
         row

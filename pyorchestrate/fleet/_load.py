@@ -26,6 +26,7 @@ from pydantic import ValidationError
 from ..core.agent.base import AgentConfig, BaseAgent, build_agent_config
 from ..core.agent.command import CommandAgent, CommandConfig, mask_env
 from ..core.agent.oneshot import OneShotAgent
+from ..core.agent.ray_backend import RayOptions
 from ..core.config import render_validation_error
 from ..core.errors import ConfigError, RegistrationError
 from ..core.names import check_agent_name
@@ -418,6 +419,19 @@ class _Loader:
         except (TypeError, ValueError) as exc:
             self.error(f"{path}.config", str(exc))
             return None
+        if table.command is not None and table.backend == "ray":
+            self.error(
+                f"{path}.backend",
+                "a command runs from the orchestrator's machine, not on Ray",
+            )
+            return None
+        if table.ray_options:
+            try:
+                RayOptions.from_data(table.ray_options)
+            except ConfigError as exc:
+                for loc, reason in exc.errors:
+                    self.error(_at(f"{path}.ray_options", loc), reason)
+                return None
         if schedule is None and table.has_schedule:
             return None
         try:

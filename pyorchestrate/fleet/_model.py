@@ -71,6 +71,17 @@ class AgentTable(BaseModel):
     cwd: StrictStr | None = Field(
         default=None, description="a command's working directory"
     )
+    backend: Literal["local", "ray"] | None = Field(
+        default=None,
+        description="where a Python agent runs: `local` (a thread or a process, as "
+        "its class says) or `ray` (a Ray actor); default: the `[orchestrator]` "
+        "`backend`",
+    )
+    ray_options: dict[StrictStr, Any] = Field(
+        default_factory=dict,
+        description="a Ray agent's actor: `num_cpus`, `num_gpus`, `memory`, "
+        "`resources`, `runtime_env` (see docs/ray.md)",
+    )
     schedule: StrictStr | None = Field(
         default=None, description="a cron expression, e.g. `0 3 * * *`"
     )

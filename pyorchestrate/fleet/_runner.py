@@ -311,6 +311,8 @@ class FleetRunner:
             definition.name,
             custom_config=definition.config,
             schedule=schedule,
+            backend=definition.table.backend,
+            ray_options=definition.table.ray_options or None,
         )
         if definition.depends_on:
             self.orchestrator.add_dependency(definition.name, definition.depends_on)

@@ -472,3 +472,59 @@ def test_an_actor_no_node_can_host_times_out_and_is_killed(ray_address: str) -> 
     errors = rec.of(E.AGENT_ERROR, "nowhere")
     assert [e["reason"] for e in errors] == ["start_timeout"]
     assert not rec.of(E.AGENT_STARTED, "nowhere")
+
+
+def test_a_fleet_file_runs_agents_on_ray(ray_address: str, tmp_path: Path) -> None:
+    from pyorchestrate.fleet import FleetError, FleetRunner, load_fleet
+
+    path = tmp_path / "fleet.toml"
+    path.write_text(
+        textwrap.dedent(
+            f"""
+            [orchestrator]
+            name = "rayfleet"
+            backend = "ray"
+            ray_address = "{ray_address}"
+            enable_command_interface = false
+            logs_dir = "off"
+
+            [agents.remote]
+            class = "tests.ray.agents:Once"
+            ray_options = {{ num_cpus = 1 }}
+
+            [agents.here]
+            class = "tests.agents:SlowThread"
+            backend = "local"
+            depends_on = ["remote"]
+            """
+        )
+    )
+    runner = FleetRunner(load_fleet(path))
+    rec = EventRecorder().attach(runner.orchestrator)
+    assert runner.run() == 0
+    assert rec.of(E.AGENT_READY, "remote")[0]["node"] == "127.0.0.1"
+    assert runner.orchestrator.get_agent("remote").flavour == "ray"
+    assert runner.orchestrator.get_agent("here").flavour == "thread"
+
+    path.write_text(
+        textwrap.dedent(
+            """
+            [agents.remote]
+            class = "tests.ray.agents:Once"
+            backend = "ray"
+            ray_options = { num_cpus = -1, lifetime = "detached" }
+
+            [agents.cmd]
+            command = "true"
+            backend = "ray"
+            """
+        )
+    )
+    with pytest.raises(FleetError) as caught:
+        load_fleet(path)
+    where = sorted(p for p, _ in caught.value.errors)
+    assert where == [
+        "agents.cmd.backend",
+        "agents.remote.ray_options.lifetime",
+        "agents.remote.ray_options.num_cpus",
+    ]

@@ -613,8 +613,14 @@ class RayAgent(BaseAgent):
         if stops:
             handle.stop.remote()
         run_ref = handle.run.remote()
+        info_ref = handle.info.remote()
+        # Where it runs, before its first words: READY carries the node. The actor
+        # answers info() beside run() once it exists (or fails with it).
+        while not ray.wait([info_ref, run_ref], num_returns=1, timeout=WAIT_SLICE)[0]:
+            pass
+        ray.wait([info_ref], timeout=CALL_TIMEOUT)
+        self._take_info(ray, info_ref)
         pending: dict[Any, str] = {
-            handle.info.remote(): "info",
             handle.drain.remote(DRAIN_WAIT): "drain",
             run_ref: "run",
         }
@@ -624,9 +630,7 @@ class RayAgent(BaseAgent):
                 continue
             ref = ready[0]
             kind = pending.pop(ref)
-            if kind == "info":
-                self._take_info(ray, ref)
-            elif kind == "drain":
+            if kind == "drain":
                 if not self._forward_batch(ray, ref):
                     continue  # the actor is gone: run_ref says how
                 pending[handle.drain.remote(DRAIN_WAIT)] = "drain"
