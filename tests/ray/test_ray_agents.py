@@ -528,3 +528,19 @@ def test_a_fleet_file_runs_agents_on_ray(ray_address: str, tmp_path: Path) -> No
         "agents.remote.ray_options.lifetime",
         "agents.remote.ray_options.num_cpus",
     ]
+
+
+def test_an_address_where_no_cluster_answers_fails_the_agent_fast() -> None:
+    """ray.init would retry for minutes: the start says so at once, and each Ray
+    agent fails with the reason, not a hang."""
+    from .conftest import free_port
+
+    rec = EventRecorder()
+    with running(f"127.0.0.1:{free_port()}", recorder=rec) as orch:
+        orch.register_agent(Once, "lost", backend="ray")
+        orch.start()
+        error = rec.wait_for(E.AGENT_ERROR, "lost", timeout=30)
+        rec.wait_for(E.AGENT_TERMINATED, "lost", timeout=10)
+        assert not orch.lifecycle.ray.connected
+    assert error["reason"] == "start_failed"
+    assert "no Ray cluster answers there" in error["error_message"]

@@ -47,6 +47,7 @@ import contextlib
 import importlib.util
 import logging
 import os
+import socket
 import threading
 import time
 import weakref
@@ -88,6 +89,9 @@ logger = logging.getLogger("pyorchestrate.ray")
 
 CALL_TIMEOUT = 10.0
 """Seconds any single blocking Ray call may take (a ``ray.get`` of a small result)."""
+
+CONNECT_TIMEOUT = 5.0
+"""Seconds to wait for a ``host:port`` cluster's GCS to accept a connection."""
 
 WAIT_SLICE = 1.0
 """Seconds one ``ray.wait`` of the watcher blocks before it looks again."""
@@ -392,6 +396,7 @@ class RayBackend:
                         time.monotonic() - started,
                     )
                 else:
+                    _check_reachable(self.address)
                     ray.init(
                         address=self.address,
                         namespace=self.namespace,
@@ -464,6 +469,21 @@ def is_loopback(address: str | None) -> bool:
         address = address[len("ray://") :]
     host = address.rsplit(":", 1)[0].strip("[]") if ":" in address else address
     return host in ("127.0.0.1", "localhost", "::1")
+
+
+def _check_reachable(address: str) -> None:
+    """Fail fast when nothing listens at a ``host:port`` address: ``ray.init`` would
+    retry for minutes. ``"auto"`` and ``ray://`` addresses are left to Ray."""
+    if address in ("auto", "local") or "://" in address or ":" not in address:
+        return
+    host, _, port = address.rpartition(":")
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), CONNECT_TIMEOUT):
+            pass
+    except (OSError, ValueError) as exc:
+        raise ConnectionError(
+            f"ray_address {address!r}: no Ray cluster answers there ({exc})"
+        ) from None
 
 
 def _logged(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
