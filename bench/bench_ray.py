@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     quick = args.quick
     agents = args.agents or (2 if quick else 20)
-    kills = args.rounds or (2 if quick else 20)
+    kills = args.rounds or (1 if quick else 20)
     starts = args.rounds or (1 if quick else 3)
     messages = 1_000 if quick else 20_000
 
@@ -184,7 +184,7 @@ def main(argv: list[str] | None = None) -> int:
 
         ray_kill, bare_kill, proc_kill = _stats.interleave(
             kills,
-            1,
+            0 if quick else 1,
             lambda: kill_agent("victim", "process_lost"),
             kill_bare,
             lambda: kill_agent("pvictim", "killed"),
