@@ -4,6 +4,7 @@ state file written by a real dispatcher (fake channels, no network)."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import uuid
@@ -212,7 +213,9 @@ def test_the_settings_secrets_are_masked_in_what_the_state_file_holds(
     app = build_app(socket_path=fleet.socket, notify_config=str(settings))
     with TestClient(app, base_url=LOCAL) as client:
         page = client.get("/alerts").text
-        assert "POST *** refused" in page
+        # Masked: how much of it depends on the secrets this process registered
+        # before (the mask is process-wide), so look for the mask, not its span.
+        assert re.search(r"POST [^<]*\*\*\*[^<]* refused", page), page
         for text in (page, client.get("/api/alerts").text, client.get("/metrics").text):
             assert secret not in text
 
