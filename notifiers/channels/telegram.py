@@ -623,7 +623,7 @@ class TelegramNotifier(Notifier):
 
     async def aclose(self) -> None:
         """Shut the Bot down (closes its connections); idempotent."""
-        if self.chatops is not None and self._bot is not None:
+        if self.chatops is not None:  # also when start never ran: it frees its state
             await self.chatops.stop()
         bot, self._bot, self._loop = self._bot, None, None
         requests, self._requests = self._requests, ()

@@ -149,3 +149,20 @@ def test_a_reply_honours_flood_control_and_a_bad_request_is_not_retried(
     assert "/ps" in reply["text"]
     assert [s["status"] for s in sends] == [429, 200, 400]
     assert statuses == [429, 200, 400, 200]  # the 400 was not tried again
+
+
+def test_chatops_frees_its_state_even_when_the_channel_never_started(
+    fake_telegram: FakeTelegramServer,
+    make_dispatcher: Callable[..., Dispatcher],
+) -> None:
+    ops = chatops()
+    channel = telegram(fake_telegram, ops)
+
+    async def cannot_start() -> None:
+        raise RuntimeError("no bot today")
+
+    channel.start = cannot_start  # type: ignore[method-assign]
+    dispatcher = make_dispatcher([channel])
+    assert ops._state is not None  # an in-memory state: no state file given
+    dispatcher.close(timeout=5)
+    assert ops._state is None  # closed (Python 3.13 would warn of a leak)
