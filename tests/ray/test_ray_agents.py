@@ -544,3 +544,26 @@ def test_an_address_where_no_cluster_answers_fails_the_agent_fast() -> None:
         assert not orch.lifecycle.ray.connected
     assert error["reason"] == "start_failed"
     assert "no Ray cluster answers there" in error["error_message"]
+
+
+def test_two_orchestrators_share_the_process_connection(ray_address: str) -> None:
+    """One Ray connection per process: the first orchestrator makes it, and it stays
+    while the second still runs Ray agents; the last one to shut down ends it."""
+    import ray
+
+    first_rec, second_rec = EventRecorder(), EventRecorder()
+    with running(ray_address, recorder=second_rec) as second:
+        with running(ray_address, recorder=first_rec) as first:
+            first.register_agent(Once, "one", backend="ray")
+            first.start()  # connects: the connection is the first's
+            first_rec.wait_for(E.AGENT_TERMINATED, "one", timeout=30)
+            second.register_agent(LongCycle, "two", backend="ray")
+            second.start()
+            second_rec.wait_for(E.AGENT_READY, "two", timeout=30)
+            assert first.lifecycle.ray.owned and not second.lifecycle.ray.owned
+        assert ray.is_initialized()  # the first is gone; the second goes on
+        second.stop_agent("two")
+        done = second_rec.wait_for(E.AGENT_TERMINATED, "two", timeout=20)
+    assert done["termination_status"] == "success"
+    assert not second_rec.of(E.AGENT_ERROR)
+    assert not ray.is_initialized()

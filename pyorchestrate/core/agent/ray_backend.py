@@ -367,7 +367,7 @@ class RayBackend:
             for key, value in LOCAL_ENV.items():
                 os.environ.setdefault(key, value)
         ray = _ray()
-        with self._lock:
+        with self._lock, _process_lock:
             if self._closed:
                 raise RuntimeError("the Ray backend is closed")
             if self._connected:
@@ -408,6 +408,8 @@ class RayBackend:
                         time.monotonic() - started,
                     )
                 self._owned = True
+                _process["ours"] = True
+            _process["users"] += 1
             self._actor_class = ray.remote(AgentHost)
             self._connected = True
 
@@ -452,11 +454,28 @@ class RayBackend:
         except Exception:
             logger.exception("could not list the Ray actors left behind")
             clean = False
-        if self._owned:
-            started = time.monotonic()
-            ray.shutdown()
-            logger.info("Ray connection closed in %.1f s", time.monotonic() - started)
+        with _process_lock:
+            _process["users"] -= 1
+            last = _process["users"] == 0 and _process["ours"]
+            if last:
+                # The last of our backends in this process: the connection (and a
+                # local cluster one of them started) goes. Not before: one
+                # connection serves every orchestrator of a process.
+                _process["ours"] = False
+                started = time.monotonic()
+                ray.shutdown()
+                logger.info(
+                    "Ray connection closed in %.1f s", time.monotonic() - started
+                )
+            elif self._owned:
+                logger.info("Ray connection left open for this process's others")
         return clean
+
+
+_process_lock = threading.Lock()
+_process = {"users": 0, "ours": False}
+"""This process's one Ray connection: how many backends use it, and whether one of
+them made it (then the last to close ends it)."""
 
 
 def is_loopback(address: str | None) -> bool:
