@@ -567,3 +567,22 @@ def test_two_orchestrators_share_the_process_connection(ray_address: str) -> Non
     assert done["termination_status"] == "success"
     assert not second_rec.of(E.AGENT_ERROR)
     assert not ray.is_initialized()
+
+
+def test_heartbeats_feed_the_watchdog_and_a_hung_actor_is_killed(
+    ray_address: str,
+) -> None:
+    rec = EventRecorder()
+    watchdog = {"heartbeat_timeout": 1.0, "kill_timeout": 0.3, "stop_timeout": 0.3}
+    with running(ray_address, recorder=rec) as orch:
+        orch.register_agent(Counter, "beating", supervision=watchdog, backend="ray")
+        orch.register_agent(Stubborn, "hung", supervision=watchdog, backend="ray")
+        orch.start()
+        rec.wait_for(E.AGENT_TERMINATED, "hung", timeout=30)
+        assert orch.get_agent("beating").state.value == "READY"
+        beats = len(rec.of(E.AGENT_HEARTBEAT, "beating"))
+        assert beats >= 1  # its loop beats (every third of the timeout), in batches
+        assert orch.lifecycle.ray.named_actors() == ["beating:1"]
+    errors = rec.of(E.AGENT_ERROR, "hung")
+    assert [e["reason"] for e in errors] == ["watchdog"]
+    assert not rec.of(E.AGENT_ERROR, "beating")
