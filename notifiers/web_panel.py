@@ -13,16 +13,18 @@ same :meth:`~notifiers.state.NotifierState.mute` as ``pyorchestrate notify mute`
 ``pyorchestrate notify mutes`` lists them and a running dispatcher honours them
 within about a second.
 
+``notify_delivery_seconds`` (a histogram per channel) is saved with the counters
+too: the dispatcher counts each delivery's time in fixed buckets
+(:data:`DELIVERY_BUCKETS`), so a dashboard in another process shows it as well. A
+row saved by an older version (no delivery times) reads as 0.
+
 Given the running :class:`~notifiers.Dispatcher` itself (the dashboard in the same
 process, e.g. ``orchestrator.serve_web(alerts=NotifierPanel(dispatcher=d))``), the
-counters are live and ``notify_delivery_seconds`` is measured from each delivery.
-The state file does not keep delivery times, so a dashboard in another process has
-no ``notify_delivery_seconds``.
+counters and the histogram are read from it, live, rather than as last saved.
 """
 
 from __future__ import annotations
 
-import math
 import os
 import re
 import socket
@@ -32,29 +34,14 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
+from ._histogram import DELIVERY_BUCKETS, read_histogram
 from .redact import SECRETS, redact
 
 if TYPE_CHECKING:
-    from .base import DeliveryResult
     from .dispatcher import Dispatcher
     from .state import MuteKind, NotifierState
 
 __all__ = ["DELIVERY_BUCKETS", "NotifierPanel", "alerts_panel"]
-
-DELIVERY_BUCKETS: tuple[float, ...] = (
-    0.05,
-    0.1,
-    0.25,
-    0.5,
-    1.0,
-    2.5,
-    5.0,
-    10.0,
-    30.0,
-    60.0,
-    math.inf,
-)
-"""``notify_delivery_seconds``' upper bounds (a delivery includes its retries)."""
 
 _KINDS = ("agent", "event", "channel")
 _COUNTERS = ("sent", "failed", "retried", "dropped", "suppressed", "queued")
@@ -73,8 +60,8 @@ class NotifierPanel:
             dispatcher's, if it has one.
         channels: channel names whose metrics exist from the first scrape even
             before anything was saved for them (the configured channels).
-        dispatcher: a running dispatcher of this process: live counters, and
-            delivery times for ``notify_delivery_seconds``.
+        dispatcher: a running dispatcher of this process: live counters and
+            delivery times (rather than those last saved).
         outbox_rows: outbox rows the page lists at most (the oldest: the next to go).
         clock: epoch seconds (mute expiry, "left").
     """
@@ -99,12 +86,9 @@ class NotifierPanel:
         self._lock = threading.Lock()
         self._state: NotifierState | None = None
         self._channels: dict[str, None] = dict.fromkeys(channels)
-        self._durations: dict[str, list[float]] = {}  # per channel: bucket counts, sum
         if dispatcher is not None:
             for name in dispatcher.channels:
                 self._channels.setdefault(name)
-                self._durations[name] = [0.0] * (len(DELIVERY_BUCKETS) + 1)
-            dispatcher.add_hook(self._observe)
 
     def __repr__(self) -> str:
         return f"<NotifierPanel {str(self.path)!r}>"
@@ -195,8 +179,11 @@ class NotifierPanel:
         live = self._live_stats()
         names = self._known(saved, counts, live)
 
+        def stats_of(name: str) -> Mapping[str, Any]:
+            return live.get(name) or saved.get(name) or {}
+
         def value(name: str, key: str) -> float:
-            stats = live.get(name) or saved.get(name) or {}
+            stats = stats_of(name)
             number = stats.get(key)
             return float(number) if isinstance(number, int | float) else 0.0
 
@@ -259,45 +246,9 @@ class NotifierPanel:
                     }
                 ],
             },
+            _histogram({name: stats_of(name) for name in names}),
         ]
-        if self.dispatcher is not None:
-            families.append(self._histogram())
         return families
-
-    def _histogram(self) -> dict[str, Any]:
-        with self._lock:
-            durations = {name: list(v) for name, v in self._durations.items()}
-        samples = []
-        for name in sorted(durations):
-            counts = durations[name]
-            samples.append(
-                {
-                    "labels": [name],
-                    "buckets": [
-                        [bound, counts[i]] for i, bound in enumerate(DELIVERY_BUCKETS)
-                    ],
-                    "sum": counts[-1],
-                }
-            )
-        return {
-            "name": "notify_delivery_seconds",
-            "type": "histogram",
-            "help": "Seconds from a delivery's first attempt to its end (retries "
-            "included), per channel.",
-            "labels": ["channel"],
-            "samples": samples,
-        }
-
-    def _observe(self, result: DeliveryResult) -> None:
-        """A dispatcher's result hook (on its loop thread): O(buckets)."""
-        with self._lock:
-            counts = self._durations.setdefault(
-                result.channel, [0.0] * (len(DELIVERY_BUCKETS) + 1)
-            )
-            for i, bound in enumerate(DELIVERY_BUCKETS):
-                if result.duration <= bound:
-                    counts[i] += 1  # cumulative: every bucket at or above it
-            counts[-1] += result.duration
 
     def _live_stats(self) -> dict[str, dict[str, Any]]:
         if self.dispatcher is None:
@@ -358,6 +309,34 @@ class NotifierPanel:
         if state is None:
             return False
         return state.unmute(kind, value)
+
+
+def _histogram(stats: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+    """``notify_delivery_seconds`` from each channel's stats (0 where none)."""
+    samples = []
+    for name, values in stats.items():
+        buckets, count, total = read_histogram(values)
+        samples.append(
+            {
+                "labels": [name],
+                "buckets": [
+                    *(
+                        [b, float(n)]
+                        for b, n in zip(DELIVERY_BUCKETS, buckets, strict=True)
+                    ),
+                    [float("inf"), float(count)],
+                ],
+                "sum": total,
+            }
+        )
+    return {
+        "name": "notify_delivery_seconds",
+        "type": "histogram",
+        "help": "Seconds from a delivery's first attempt to its end (retries "
+        "included, delivered or not), per channel.",
+        "labels": ["channel"],
+        "samples": samples,
+    }
 
 
 def alerts_panel(

@@ -45,8 +45,9 @@ With a :class:`~notifiers.state.NotifierState` (``state=``), nothing accepted is
 * mutes (agent, event or channel, with expiry) are read from the file, re-read within
   ``state_refresh`` seconds of a change by another process; a muted alert is counted
   as ``suppressed`` and not sent (no result);
-* the channel counters are saved to the file at most every ``state_refresh``
-  seconds, and at ``close()``.
+* the channel counters, with each channel's delivery-time histogram
+  (``ChannelStats.delivery_*``), are saved to the file at most every
+  ``state_refresh`` seconds, and at ``close()``.
 
 Rows belong to the dispatcher that wrote them until it closes (or its process dies:
 a running dispatcher takes a dead one's rows over within ~30 s, a new one at once),

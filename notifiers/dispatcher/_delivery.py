@@ -104,6 +104,7 @@ class DeliveryStep:
             status = DeliveryStatus.FAILED
             error = TransientDeliveryError(redact(f"{type(exc).__name__}: {exc}"))
         duration = time.monotonic() - started
+        stats.observe_delivery(duration)
         if status is DeliveryStatus.DELIVERED:
             stats.sent += 1
             stats.last_success = time.time()

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from .._histogram import empty_buckets, observe
 from ..base import Notification
 
 __all__ = ["WAKE", "ChannelStats", "Item", "Wake"]
@@ -19,6 +20,13 @@ class ChannelStats:
     ``held``: the same without a state file, alerts kept in memory behind a failure
     until the channel is back; ``replayed``: alerts delivered from the outbox rather
     than straight from the queue; ``queued``: waiting now (in the queue or held).
+
+    ``delivery_buckets``, ``delivery_count`` and ``delivery_sum``: the delivery
+    times, a histogram over :data:`~notifiers._histogram.DELIVERY_BUCKETS`
+    (cumulative counts per bound) with its count and sum in seconds. A delivery is
+    one send under the retry policy, from its first attempt to its end, delivered
+    or not (``sent + failed`` of them); saved with the counters, so a dashboard in
+    another process shows ``notify_delivery_seconds``.
     """
 
     sent: int = 0
@@ -33,6 +41,15 @@ class ChannelStats:
     outboxed: int = 0
     replayed: int = 0
     held: int = 0
+    delivery_buckets: list[int] = field(default_factory=empty_buckets)
+    delivery_count: int = 0
+    delivery_sum: float = 0.0
+
+    def observe_delivery(self, seconds: float) -> None:
+        """Count one delivery that took ``seconds``."""
+        observe(self.delivery_buckets, seconds)
+        self.delivery_count += 1
+        self.delivery_sum += seconds
 
 
 class Wake:

@@ -119,6 +119,7 @@ class ChannelWorker:
 
     def snapshot(self) -> ChannelStats:
         stats = dataclasses.replace(self.stats)
+        stats.delivery_buckets = list(stats.delivery_buckets)  # not the live list
         stats.queued = self.queue.qsize() + len(self.held)
         return stats
 

@@ -27,7 +27,8 @@ class StatsTable:
         heartbeat: str | None = None,
     ) -> None:
         """Store each channel's counters (``last_success``, ``last_error`` as
-        columns, everything as JSON), and beat ``heartbeat``'s heart, in one commit."""
+        columns, everything as JSON: the delivery-time histogram too, see
+        :mod:`notifiers._histogram`), and beat ``heartbeat``'s heart, in one commit."""
         now = self.db.clock()
         rows = []
         for channel, values in stats.items():

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import sqlite3
 import subprocess
 import sys
 import uuid
@@ -19,7 +20,7 @@ from starlette.testclient import TestClient
 from notifiers import Dispatcher, Notification, RetryPolicy, TransientDeliveryError
 from notifiers.state import NotifierState
 from notifiers.testing import FlakyNotifier, RecordingNotifier
-from notifiers.web_panel import NotifierPanel
+from notifiers.web_panel import DELIVERY_BUCKETS, NotifierPanel
 from pyorchestrate.web import build_app
 
 from .conftest import LOCAL, XSS, Fleet
@@ -182,6 +183,16 @@ def test_a_configured_channel_has_its_series_before_anything_happened(
         found = _samples(client)
         assert found[("notify_failed_total", (("channel", "webhook"),))] == 0
         assert found[("notify_sent_total", (("channel", "webhook"),))] == 0
+        assert found[("notify_delivery_seconds_count", (("channel", "webhook"),))] == 0
+        assert (
+            found[
+                (
+                    "notify_delivery_seconds_bucket",
+                    (("channel", "webhook"), ("le", "+Inf")),
+                )
+            ]
+            == 0
+        )
         page = client.get("/alerts")
         assert page.status_code == 200
         assert "no state file at" in page.text
@@ -249,6 +260,99 @@ def test_delivery_times_come_from_a_dispatcher_of_this_process(
         ]
         == 4
     )
+
+
+def _histogram(
+    found: dict[tuple[str, tuple[tuple[str, str], ...]], float], channel: str
+) -> tuple[list[tuple[float, float]], float, float]:
+    """``notify_delivery_seconds`` of ``channel``: its buckets (by bound, +Inf
+    last), count and sum, as scraped."""
+    buckets = sorted(
+        (float(dict(labels)["le"]), value)
+        for (name, labels), value in found.items()
+        if name == "notify_delivery_seconds_bucket"
+        and dict(labels)["channel"] == channel
+    )
+    key = (("channel", channel),)
+    return (
+        buckets,
+        found[("notify_delivery_seconds_count", key)],
+        found[("notify_delivery_seconds_sum", key)],
+    )
+
+
+def test_delivery_times_reach_a_dashboard_in_another_process(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """A dispatcher delivers and closes; a dashboard over its state file alone has
+    each channel's ``notify_delivery_seconds`` (a failed delivery counts too)."""
+    path = tmp_path / "notify.sqlite3"
+    pager = RecordingNotifier(name="pager")
+    slow = RecordingNotifier(name="slow", delay=0.35)
+    chat = FlakyNotifier([TransientDeliveryError("down")] * 100, name="chat")
+    dispatcher = _dispatcher(path, pager, slow, chat, outbox_retry=3600.0)
+    try:
+        for note in _notes(5):
+            dispatcher.submit(note)
+        pager.wait_for(5)
+        slow.wait_for(5)
+        assert dispatcher.flush(30)
+    finally:
+        dispatcher.close()
+    app = build_app(socket_path=fleet.socket, notify_state=str(path))
+    with TestClient(app, base_url=LOCAL) as client:
+        found = _samples(client)
+    for channel, count in (("pager", 5), ("slow", 5), ("chat", 1)):
+        buckets, total, seconds = _histogram(found, channel)
+        assert total == count, channel
+        assert [b for b, _ in buckets] == [*DELIVERY_BUCKETS, float("inf")]
+        assert buckets[-1][1] == total  # +Inf is the count
+        counts = [n for _, n in buckets]
+        assert counts == sorted(counts), (channel, counts)  # cumulative
+        assert seconds >= 0
+    # Each of slow's deliveries took at least 0.35 s: none at or under 0.25 s.
+    buckets, _, seconds = _histogram(found, "slow")
+    assert dict(buckets)[0.25] == 0
+    assert seconds >= 5 * 0.3
+
+
+def test_a_state_file_of_an_older_version_shows_delivery_times_at_0(
+    fleet: Fleet, tmp_path: Path
+) -> None:
+    """A version-1 file whose stats row was saved without delivery times opens, and
+    its channel's histogram is there at 0; a dispatcher that runs on it adds them."""
+    path = tmp_path / "old.sqlite3"
+    with NotifierState(path) as state:
+        state.save_stats({"pager": {"sent": 7, "failed": 0}})
+    conn = sqlite3.connect(path)
+    for table in ("secrets", "chat_alerts", "escalations"):
+        conn.execute(f"DROP TABLE {table}")
+    conn.execute("PRAGMA user_version = 1")
+    conn.commit()
+    conn.close()
+    app = build_app(socket_path=fleet.socket, notify_state=str(path))
+    with TestClient(app, base_url=LOCAL) as client:
+        found = _samples(client)
+    assert found[("notify_sent_total", (("channel", "pager"),))] == 7
+    buckets, count, seconds = _histogram(found, "pager")
+    assert (count, seconds) == (0, 0)
+    assert [n for _, n in buckets] == [0] * (len(DELIVERY_BUCKETS) + 1)
+
+    pager = RecordingNotifier(name="pager")
+    dispatcher = _dispatcher(path, pager)
+    try:
+        for note in _notes(2):
+            dispatcher.submit(note)
+        pager.wait_for(2)
+        assert dispatcher.flush(10)
+    finally:
+        dispatcher.close()
+    with TestClient(
+        build_app(socket_path=fleet.socket, notify_state=str(path)), base_url=LOCAL
+    ) as client:
+        found = _samples(client)
+    buckets, count, _ = _histogram(found, "pager")
+    assert count == 2 == buckets[-1][1]
 
 
 def test_a_mute_from_the_page_shows_in_notify_mutes(
