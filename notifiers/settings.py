@@ -38,12 +38,14 @@ import contextvars
 import importlib
 import json
 import os
+import re
 import sqlite3
 import tomllib
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Self
+from urllib.parse import urlsplit
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import (
     BaseSettings,
     NoDecode,
@@ -72,6 +74,7 @@ from .channels.telegram import TelegramSettings
 from .channels.webhook import WebhookSettings
 from .errors import NotifierConfigError
 from .pipeline import PipelineConfig
+from .redact import SECRETS
 from .retry import RetryPolicy
 from .state import default_state_path
 
@@ -321,6 +324,19 @@ class NotifierSettings(BaseSettings):
         """The channel sections that are set, in build order."""
         return [key for key in _CHANNELS if getattr(self, key) is not None]
 
+    def register_secrets(self) -> None:
+        """Mask this configuration's secrets (tokens, passwords, URLs, and the parts
+        of a URL that hold one: what follows the scheme and the path) in everything
+        notifiers shows or logs, without building the channels. For readers of a
+        state file (``notify status``, the dashboard): the stored texts were masked
+        by the process that wrote them; this is a second net."""
+        for name in self.configured():
+            for _field, value in getattr(self, name):
+                values = value if isinstance(value, list | tuple) else [value]
+                for item in values:
+                    if isinstance(item, SecretStr):
+                        _register_secret(item.get_secret_value())
+
     def section(self, key: str) -> ChannelSection | None:
         """The channel section ``key`` (``None``: not set).
 
@@ -433,3 +449,18 @@ def _missing_extra(key: str, section: ChannelSection, exc: ImportError) -> Excep
     how = f"pip install 'pyorchestrate[{channel.extra}]'" if channel.extra else ""
     reason = f"needs {package}" + (f": {how}" if how else "")
     return NotifierConfigError(f"cannot build the {key} channel", [(key, reason)])
+
+
+def _register_secret(secret: str) -> None:
+    SECRETS.add(secret)
+    if "://" not in secret:
+        return
+    rest = secret.split("://", 1)[1]
+    if re.search(r"[/?#@]", rest):  # a bare host:port is no secret
+        SECRETS.add(rest)
+    try:
+        path = urlsplit(secret).path.rstrip("/")
+    except ValueError:
+        return
+    if len(path) > 1:  # with its "/": "/hook" must not mask "webhook"
+        SECRETS.add(path)

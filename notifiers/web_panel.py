@@ -26,16 +26,15 @@ counters and the histogram are read from it, live, rather than as last saved.
 from __future__ import annotations
 
 import os
-import re
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, cast
 
 from ._histogram import DELIVERY_BUCKETS, read_histogram
-from .redact import SECRETS, redact
+from .redact import redact
 
 if TYPE_CHECKING:
     from .dispatcher import Dispatcher
@@ -355,7 +354,7 @@ def alerts_panel(
         from .settings import load_settings
 
         settings = load_settings(config_path)  # NotifierConfigError is a ValueError
-        _register_secrets(settings)
+        settings.register_secrets()
         channels = settings.configured()
         if state_path is None:
             if settings.state_path is None:
@@ -411,34 +410,3 @@ def _process_running(host: object, pid: object) -> bool | None:
     except OSError:
         return None
     return True
-
-
-def _register_secrets(settings: Any) -> None:
-    """Mask the configured secrets (tokens, passwords, URLs and their paths) in what
-    the page shows, as ``pyorchestrate notify status`` does: the stored texts were
-    masked by the process that wrote them; this is a second net."""
-    from urllib.parse import urlsplit
-
-    from pydantic import SecretStr
-
-    for name in settings.configured():
-        for _field, value in getattr(settings, name):
-            values: Sequence[Any] = (
-                value if isinstance(value, list | tuple) else [value]
-            )
-            for item in values:
-                if not isinstance(item, SecretStr):
-                    continue
-                secret = item.get_secret_value()
-                SECRETS.add(secret)
-                if "://" not in secret:
-                    continue
-                rest = secret.split("://", 1)[1]
-                if re.search(r"[/?#@]", rest):  # a bare host:port is no secret
-                    SECRETS.add(rest)
-                try:
-                    path = urlsplit(secret).path.rstrip("/")
-                except ValueError:
-                    continue
-                if len(path) > 1:  # with its "/": "/hook" must not mask "webhook"
-                    SECRETS.add(path)

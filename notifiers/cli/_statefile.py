@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ def state_file(state_path: Path | None, config: Path | None) -> Path:
     if the state is off or the settings are wrong."""
     if state_path is None:
         settings = load_settings_or_exit(config)
-        _register_secrets(settings)
+        settings.register_secrets()
         if settings.state_path is None:
             raise fail(
                 "the state file is off in the settings (state_path = none): nothing "
@@ -38,36 +37,6 @@ def state_file(state_path: Path | None, config: Path | None) -> Path:
             f"{str(state_path)!r}); name a file with --state-path"
         )
     return state_path.expanduser()
-
-
-def _register_secrets(settings: Any) -> None:
-    """Mask the configured secrets too (tokens, passwords, URLs and their paths),
-    without building the channels: the stored texts were masked by the process
-    that wrote them; this is a second net."""
-    from urllib.parse import urlsplit
-
-    from pydantic import SecretStr
-
-    from ..redact import SECRETS
-
-    for name in settings.configured():
-        for _field, value in getattr(settings, name):
-            values = value if isinstance(value, list | tuple) else [value]
-            for secret in (
-                v.get_secret_value() for v in values if isinstance(v, SecretStr)
-            ):
-                SECRETS.add(secret)
-                if "://" not in secret:
-                    continue
-                rest = secret.split("://", 1)[1]
-                if re.search(r"[/?#@]", rest):  # a bare host:port is no secret
-                    SECRETS.add(rest)
-                try:
-                    path = urlsplit(secret).path.rstrip("/")
-                except ValueError:
-                    continue
-                if len(path) > 1:  # with its "/": "/hook" must not mask "webhook"
-                    SECRETS.add(path)
 
 
 @contextmanager
