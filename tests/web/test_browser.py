@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import os
 import signal
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -65,6 +66,35 @@ def _wait(driver: object, condition: object, message: str) -> object:
     from selenium.webdriver.support.ui import WebDriverWait
 
     return WebDriverWait(driver, WAIT, poll_frequency=0.05).until(condition, message)
+
+
+def _steady(driver: Any, action: Callable[[Any], object], message: str) -> object:
+    """``action(driver)`` again until no element it used went stale under it: a live
+    page (the Alerts page follows its state file) may render a table again between
+    finding an element and using it."""
+    from selenium.common.exceptions import StaleElementReferenceException
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    def attempt(d: Any) -> object:
+        result = action(d)
+        return True if result is None else result
+
+    return WebDriverWait(
+        driver,
+        WAIT,
+        poll_frequency=0.05,
+        ignored_exceptions=(StaleElementReferenceException,),
+    ).until(attempt, message)
+
+
+def _click(driver: Any, selector: str) -> None:
+    from selenium.webdriver.common.by import By
+
+    _steady(
+        driver,
+        lambda d: d.find_element(By.CSS_SELECTOR, selector).click(),
+        f"could not click {selector}",
+    )
 
 
 def _row_state(driver: object, name: str) -> str | None:
@@ -344,12 +374,19 @@ def test_a_mute_from_the_alerts_page(
     )
     with NotifierState(path) as state:
         assert [(m.kind, m.value) for m in state.mutes()] == [("agent", "worker")]
-    reason = driver.find_element(  # type: ignore[attr-defined]
-        By.CSS_SELECTOR, '#mutes tr[data-value="worker"] td:nth-child(5)'
-    ).text
+    reason = _steady(
+        driver,
+        lambda d: (
+            d.find_element(
+                By.CSS_SELECTOR, '#mutes tr[data-value="worker"] td:nth-child(5)'
+            ).text
+        ),
+        "no reason shown",
+    )
+    assert isinstance(reason, str)
     assert reason.startswith("deploy <b>now</b> (by token@127.0.0.1")  # as text
 
-    driver.find_element(By.CSS_SELECTOR, "#mutes button.unmute").click()  # type: ignore[attr-defined]
+    _click(driver, "#mutes button.unmute")
     _wait(
         driver,
         lambda d: (
@@ -363,7 +400,7 @@ def test_a_mute_from_the_alerts_page(
     # The agent page mutes its agent's alerts for an hour (the token is kept in
     # the tab: no prompt this time).
     driver.get(server.url + "/agents/worker")  # type: ignore[attr-defined]
-    driver.find_element(By.CSS_SELECTOR, '[data-alert-action="mute"]').click()  # type: ignore[attr-defined]
+    _click(driver, '[data-alert-action="mute"]')
     _wait(
         driver,
         lambda d: d.find_elements(By.CSS_SELECTOR, '[data-alert-action="unmute"]'),
