@@ -11,16 +11,19 @@ records an action done outside the orchestrator (a mute, an acknowledgement).
 
 from __future__ import annotations
 
+import logging
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..errors import CommandForbidden, ControlError, UnknownCommand
+from ..errors import CommandFailed, CommandForbidden, ControlError, UnknownCommand
 from .commands import COMMAND_TABLE, Audit, Command
 from .target import ControlTarget
 
 __all__ = ["Caller", "check_command", "execute"]
+
+logger = logging.getLogger("pyorchestrate.control")
 
 MAX_META_KEYS = 8
 MAX_TEXT = 200
@@ -112,38 +115,39 @@ def execute(
     record it when it is an action. Blocks while the command runs.
 
     Raises:
-        ControlError: the command's error (recorded first, for an action).
+        ControlError: the command's error (recorded first, for an action); an
+            unexpected exception becomes a ``CommandFailed`` naming it (500), logged
+            with its traceback.
     """
     if command.handler is None:
         raise UnknownCommand(f"{command.name!r} streams: use the socket")
-    if command.audit is Audit.OUTSIDE:
-        outside = command.handler(target, args)
-        _record(target, caller, **outside)
-        return {"message": f"recorded {outside['action']!r}"}
-    if command.audit is Audit.NONE:
-        return command.handler(target, args)
-    agent = args[0] if command.max_args and args else None
+    agent = args[0] if command.audit is Audit.ACTION and args else None
     try:
         data = command.handler(target, args)
     except ControlError as error:
+        failure: ControlError = error
+    except Exception as exc:
+        logger.exception("command %r failed", command.name)
+        failure = CommandFailed(f"{type(exc).__name__}: {exc}")
+        failure.__cause__ = exc
+    else:
+        if command.audit is Audit.OUTSIDE:
+            _record(target, caller, **data)
+            return {"message": f"recorded {data['action']!r}"}
+        if command.audit is Audit.ACTION:
+            result = str(data.get("message") or "ok")
+            _record(target, caller, action=command.name, agent=agent, result=result)
+        return data
+    if command.audit is Audit.ACTION:
         _record(
             target,
             caller,
             action=command.name,
             agent=agent,
             ok=False,
-            result=str(error),
+            result=str(failure),
         )
-        raise
-    _record(
-        target,
-        caller,
-        action=command.name,
-        agent=agent,
-        ok=True,
-        result=str(data.get("message") or "ok"),
-    )
-    return data
+    raise failure
 
 
 def _record(

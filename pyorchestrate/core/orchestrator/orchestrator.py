@@ -41,7 +41,7 @@ from ..control.target import (
     OrchestratorSnapshot,
     PoolCounts,
 )
-from ..errors import CommandFailed, ControlError, LifecycleError
+from ..errors import CommandFailed, LifecycleError
 from ..schedule import Schedule
 from ..supervision_config import SupervisionConfig
 from ..utilities.event import EventCallback, EventRecord, OrchestratorEvent, Severity
@@ -546,14 +546,7 @@ class Orchestrator:
             permitted = permitted & frozenset(allowed)
         name = command.strip().lower() if isinstance(command, str) else ""
         found = check_command(name, list(args), permitted)
-        caller = Caller.of(source, actor, meta)
-        try:
-            return execute(self, found, list(args), caller)
-        except ControlError:
-            raise
-        except Exception as exc:  # as the socket replies: a 500 naming it
-            self.logger.exception("command %r failed", name)
-            raise CommandFailed(f"{type(exc).__name__}: {exc}") from exc
+        return execute(self, found, list(args), Caller.of(source, actor, meta))
 
     def record_action(
         self,

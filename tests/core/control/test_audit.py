@@ -179,6 +179,14 @@ def test_run_command_turns_an_unexpected_error_into_command_failed(
     monkeypatch.setattr(orchestrator, "stop_agent", broken)
     with pytest.raises(CommandFailed, match="OSError: disk on fire"):
         orchestrator.run_command("stop", "worker")
+    with ControlClient(served.path, sender="cli") as client:  # the socket: the same
+        payload = client.request("stop", "worker")
+    assert payload["code"] == 500 and payload["error"] == "OSError: disk on fire"
+    failed = [a["data"] for a in _actions(served)]  # a crashed action is recorded too
+    assert [(d["action"], d["ok"], d["result"]) for d in failed] == [
+        ("stop", "False", "OSError: disk on fire"),
+        ("stop", "False", "OSError: disk on fire"),
+    ]
 
 
 def test_run_command_refuses_the_streaming_commands() -> None:
